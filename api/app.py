@@ -1,0 +1,43 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlmodel import Session
+
+from api.context import AppContext, build_context
+from api.errors import install_error_handlers
+from api.routes import agreements, cases, directory, workflows
+from engine.directory import ensure_admin
+from engine.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, *, ctx: AppContext | None = None) -> FastAPI:
+    """Build the service: REST API under /api/v1, OpenAPI at /docs."""
+    settings = settings or (ctx.settings if ctx else get_settings())
+    ctx = ctx or build_context(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.admin_token:
+            with Session(ctx.db.write_engine) as session:
+                ensure_admin(session, settings.admin_token, ctx.clock.now())
+                session.commit()
+        yield
+
+    app = FastAPI(title="Vuosikello", version="0.1.0", lifespan=lifespan,
+                  description="Workflow and case management for cooperation between Finnish public bodies.")
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    for module in (directory, workflows, cases, agreements):
+        app.include_router(module.router, prefix="/api/v1")
+
+    @app.get("/healthz", tags=["service"])
+    def healthz() -> dict[str, str]:
+        """Tell that the service runs."""
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,147 @@
+"""The `vuosikello` command: serve, database upgrades, organisation import, definition checks, audit, tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlmodel import Session
+
+from engine.clock import SystemClock
+from engine.db import make_database
+from engine.settings import Settings, get_settings
+
+app = typer.Typer(help="Vuosikello: workflows and reminders for cooperation between Finnish public bodies.",
+                  no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+org_app = typer.Typer(help="The organisation register.", no_args_is_help=True)
+wf_app = typer.Typer(help="Workflow definitions.", no_args_is_help=True)
+audit_app = typer.Typer(help="The event log.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(org_app, name="organisations")
+app.add_typer(wf_app, name="workflows")
+app.add_typer(audit_app, name="audit")
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply the database migrations."""
+    from engine.schema import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url, revision)
+    typer.echo(f"database at {revision}: {settings.database_url.split('@')[-1]}")
+
+
+@org_app.command("import")
+def organisations_import(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
+    """Import (or re-import) organisations from a CSV; existing links are kept."""
+    from engine.directory import import_organisations
+    from engine.errors import InvalidInput
+
+    db = make_database(_settings().database_url)
+    with Session(db.write_engine) as session:
+        try:
+            stats = import_organisations(session, file, SystemClock().now())
+        except InvalidInput as exc:
+            typer.echo(f"refused: {exc.detail}", err=True)
+            raise typer.Exit(2) from None
+        session.commit()
+    typer.echo(f"organisations: {stats}")
+
+
+@wf_app.command("check")
+def workflows_check(path: Annotated[Path | None, typer.Argument()] = None) -> None:
+    """Validate definitions (a file or folder; default: the shipped ones)."""
+    from engine.definition import load_definition
+    from engine.errors import DefinitionError
+    from workflows.registry import build_registry
+
+    try:
+        if path is None:
+            registry = build_registry()
+            for d in registry.definitions():
+                typer.echo(f"ok  {d.name} v{d.version} ({len(d.states)} states, {len(d.transitions)} transitions)")
+            return
+        files = sorted(path.rglob("*.yaml")) if path.is_dir() else [path]
+        for f in files:
+            d = load_definition(f)
+            typer.echo(f"ok  {f}: {d.name} v{d.version}")
+    except DefinitionError as exc:
+        for line in exc.extra.get("problems") or [exc.detail]:  # type: ignore[union-attr]
+            typer.echo(f"invalid  {line}", err=True)
+        raise typer.Exit(1) from None
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Verify the hash chain of every case's events; exit 1 on any problem."""
+    from engine.audit import verify_all
+
+    db = make_database(_settings().database_url)
+    with Session(db.engine) as session:
+        cases, events, problems = verify_all(session)
+    for p in problems:
+        typer.echo(f"TAMPERED  {p}", err=True)
+    typer.echo(f"checked {cases} cases, {events} events: {len(problems)} problems")
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command("admin-token")
+def admin_token(email: str = "admin@vuosikello.local", name: str = "Administrator") -> None:
+    """Create an administrator (if needed) and print a new API token for it."""
+    from engine.directory import ensure_admin, issue_token
+
+    db = make_database(_settings().database_url)
+    now = SystemClock().now()
+    with Session(db.write_engine) as session:
+        person = ensure_admin(session, None, now, email=email, name=name)
+        token = issue_token(session, person.id or 0, now, "cli")
+        session.commit()
+    typer.echo(token)
+
+
+@app.command("serve")
+def serve(demo: Annotated[bool, typer.Option(help="Load the register and a demo agreement")] = False,
+          host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the service (migrating the database first)."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.context import build_context
+    from engine.schema import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    ctx = build_context(settings)
+    if demo:
+        from api.demo import load_demo
+
+        info = load_demo(ctx, settings.admin_token)
+        settings.admin_token = info.admin_token
+        base = f"http://{host}:{port}"
+        typer.echo("\nVuosikello demo\n" + "=" * 15)
+        typer.echo(f"  service:            {base}/   (API docs {base}/docs)")
+        typer.echo(f"  agreement:          {base}/api/v1/agreements/{info.agreement_id}")
+        typer.echo(f"  captured mail:      {base}/mail")
+        typer.echo(f"  admin token:        {info.admin_token}")
+        typer.echo(f"  coordinator token:  {info.coordinator_token}")
+        typer.echo(f"  signatory token:    {info.signatory_token}  ({info.signatory_org})")
+        typer.echo(f"  try: curl -H 'Authorization: Bearer {info.admin_token}' {base}/api/v1/agreements/"
+                   f"{info.agreement_id}\n")
+    uvicorn.run(create_app(ctx=ctx), host=host, port=port, log_level="info")
+
+
+def main() -> None:
+    """Run the CLI."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

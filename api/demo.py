@@ -1,0 +1,103 @@
+"""Demo data: Pirkanmaa's framework agreement with its 25 real parties, part-way through circulation."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from api.context import AppContext
+from engine.actors import Actor
+from engine.calendar import HELSINKI, effective_deadline
+from engine.directory import DEFAULT_ORGANISATIONS, ensure_admin, import_organisations, issue_token
+from engine.models import Case, Organisation, Person
+from workflows.agreement import service
+from workflows.agreement.schemas import AgreementCreate, DecisionIn, PartyIn
+
+DEMO_TEXT = """# Pirkanmaan hyvinvointialueen, kuntien ja maakunnan liiton puitesopimus
+
+## 1 Sopimuksen osapuolet
+Pirkanmaan hyvinvointialue, Pirkanmaan 23 kuntaa ja Pirkanmaan liitto.
+
+## 2 Tarkoitus
+Sopimuksella sovitaan osapuolten yhteistyön rakenteista ja tavoista (611/2021 14 §).
+
+## 3 Voimaantulo
+Sopimus tulee voimaan, kun kaikki osapuolet ovat hyväksyneet sen ja vahvistaneet sen allekirjoituksillaan.
+Sopimus on voimassa toistaiseksi, ja se tarkistetaan kerran valtuustokaudessa.
+"""
+
+BODIES = {"municipality": "Kunnanhallitus", "wellbeing_county": "Aluehallitus", "regional_council": "Maakuntahallitus"}
+
+
+@dataclass
+class DemoInfo:
+    """What the demo prints for the person trying it."""
+
+    agreement_id: int
+    admin_token: str
+    coordinator_token: str
+    signatory_token: str
+    signatory_org: str
+
+
+def _person(session: Session, org: Organisation, name: str, roles: str, now: object, lang: str = "fi",
+            handle: str | None = None) -> Person:
+    email = f"{handle or roles}.{org.key.replace(':', '-')}@demo.vuosikello.fi"
+    found = session.execute(select(Person).where(Person.email == email)).scalars().first()
+    if found:
+        return found
+    person = Person(name=name, email=email, language=lang, organisation_id=org.id, roles=roles, created_at=now)
+    session.add(person)
+    session.flush()
+    return person
+
+
+def load_demo(ctx: AppContext, admin_token: str | None = None) -> DemoInfo:
+    """Load the register and a Pirkanmaa agreement in circulation (idempotent)."""
+    now = ctx.clock.now()
+    admin_token = admin_token or ("vk_demo_" + secrets.token_urlsafe(24))
+    with Session(ctx.db.write_engine, expire_on_commit=False) as session:
+        import_organisations(session, DEFAULT_ORGANISATIONS, now)
+        ensure_admin(session, admin_token, now)
+        orgs = session.execute(select(Organisation).where(
+            (Organisation.region_code == "06") & Organisation.kind.in_(("municipality", "regional_council"))  # type: ignore[attr-defined]
+            | (Organisation.key == "wellbeing_county:08")).order_by(Organisation.kind, Organisation.code)).scalars().all()
+        council = next(o for o in orgs if o.kind == "regional_council")
+        coordinator = _person(session, council, "Kaisa Koordinaattori", "coordinator", now)
+        signers = {o.key: _person(session, o, f"Johtaja, {o.name_fi}", "signatory", now,
+                                  "sv" if o.key == "municipality:020" else "fi") for o in orgs}
+        second = _person(session, council, "Maakuntahallituksen puheenjohtaja", "signatory", now, handle="chair")
+        coordinator_token = issue_token(session, coordinator.id or 0, now, "demo")
+        first_muni = next(o for o in orgs if o.kind == "municipality")
+        signatory_token = issue_token(session, signers[first_muni.key].id or 0, now, "demo")
+        session.commit()
+        existing = session.execute(select(Case.id).where(Case.workflow == "agreement")).scalar()
+    info = DemoInfo(existing or 0, admin_token, coordinator_token, signatory_token, first_muni.key)
+    if existing:
+        return info
+    coord = Actor(coordinator.id, coordinator.name, coordinator.role_set, council.id)
+    deadline = effective_deadline((now + timedelta(days=30)).astimezone(HELSINKI).date())
+    parties = [PartyIn(organisation=o.key, signatories=[signers[o.key].id or 0] + ([second.id or 0] if o is council
+                                                                                   else []),
+                       required_signatures=2 if o is council else 1) for o in orgs]
+    body = AgreementCreate(title="Pirkanmaan puitesopimus 2025–2029", document=DEMO_TEXT, deadline=deadline,
+                           parties=parties)
+    case = ctx.engine.run(lambda uow: service.create_agreement(uow, body, coord))
+    ctx.engine.run(lambda uow: service.circulate(uow, case.id, coord))
+    today = now.astimezone(HELSINKI).date()
+    for i, org in enumerate(o for o in orgs if o.kind == "municipality"):
+        if i >= 14:
+            break
+        person = signers[org.key]
+        actor = Actor(person.id, person.name, person.role_set, org.id)
+        decision = DecisionIn(outcome="approved", body=BODIES[org.kind], decided_on=today - timedelta(days=20 - i),
+                              section=f"§ {40 + i}", minutes_url=f"https://example.fi/{org.code}/poytakirja")
+        ctx.engine.run(lambda uow, a=actor, d=decision, k=org.key: service.decide(uow, case.id, k, d, a))
+        if i < 10:
+            ctx.engine.run(lambda uow, a=actor, k=org.key: service.sign(uow, case.id, k, a))
+    info.agreement_id = case.id
+    return info

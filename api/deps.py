@@ -1,0 +1,82 @@
+"""FastAPI dependencies: the shared context, sessions, and the authenticated actor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlmodel import Session
+
+from api.context import AppContext
+from engine.actors import Actor
+from engine.directory import person_for_token
+from engine.errors import NotPermitted, Unauthenticated
+from engine.models import Person
+
+
+def get_ctx(request: Request) -> AppContext:
+    """Return the service's shared context."""
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+CtxDep = Annotated[AppContext, Depends(get_ctx)]
+
+
+def get_session(ctx: CtxDep) -> Iterator[Session]:
+    """Open a read session for one request."""
+    with Session(ctx.db.engine, expire_on_commit=False) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def actor_for(person: Person) -> Actor:
+    """Build the engine's actor from a person."""
+    return Actor(person_id=person.id, name=person.name, roles=person.role_set,
+                 organisation_id=person.organisation_id)
+
+
+def current_actor(request: Request, session: SessionDep,
+                  authorization: Annotated[str | None, Header()] = None) -> Actor:
+    """Authenticate the caller from `Authorization: Bearer <token>` (or a web session)."""
+    person: Person | None = None
+    if authorization and authorization.lower().startswith("bearer "):
+        person = person_for_token(session, authorization[7:].strip())
+    elif getattr(request.state, "web_person_id", None):
+        person = session.get(Person, request.state.web_person_id)
+    if person is None or not person.active:
+        raise Unauthenticated("a valid `Authorization: Bearer <token>` header is required")
+    actor = actor_for(person)
+    request.state.actor = actor
+    return actor
+
+
+ActorDep = Annotated[Actor, Depends(current_actor)]
+
+
+def require_admin(actor: ActorDep) -> Actor:
+    """Let only administrators through."""
+    if not actor.is_admin:
+        raise NotPermitted("this needs the admin role")
+    return actor
+
+
+AdminDep = Annotated[Actor, Depends(require_admin)]
+
+
+def if_match(if_match: Annotated[str | None, Header(description="Expected case version")] = None) -> int | None:
+    """Read an optional expected version from If-Match (a number, quotes allowed)."""
+    if if_match is None:
+        return None
+    text = if_match.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        from engine.errors import InvalidInput
+
+        raise InvalidInput("If-Match", "must be the case version, a whole number")
+    return int(text)
+
+
+ExpectedVersion = Annotated[int | None, Depends(if_match)]

@@ -1,0 +1,77 @@
+"""One place that maps errors to HTTP: engine errors, validation errors, database trouble."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from engine.errors import EngineError, NotPermitted
+from engine.models import AccessDenial
+
+log = logging.getLogger("vuosikello.api")
+
+
+def _body(error: str, detail: str, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": error, "detail": detail}
+    body.update({k: v for k, v in extra.items() if k in ("field", "allowed") and v is not None})
+    return body
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")] or list(loc)
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _record_denial(request: Request, exc: NotPermitted) -> None:
+    ctx = getattr(request.app.state, "ctx", None)
+    if ctx is None:
+        return
+    actor = getattr(request.state, "actor", None)
+    try:
+        with Session(ctx.db.write_engine) as session:
+            session.add(AccessDenial(at=ctx.clock.now(), actor_id=getattr(actor, "person_id", None),
+                                     case_id=exc.extra.get("case_id"),  # type: ignore[arg-type]
+                                     action=f"{request.method} {request.url.path}"[:200], reason=exc.detail[:500]))
+            session.commit()
+    except OperationalError:  # the refusal itself must still be answered
+        log.warning("could not record access denial", exc_info=True)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn every error into `{"error", "detail"}` JSON."""
+
+    @app.exception_handler(EngineError)
+    async def _engine_error(request: Request, exc: EngineError) -> JSONResponse:
+        if isinstance(exc, NotPermitted):
+            _record_denial(request, exc)
+        return JSONResponse(_body(type(exc).__name__, exc.detail, **exc.extra), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        field = _loc(tuple(first.get("loc", ())))
+        detail = "; ".join(f"{_loc(tuple(e.get('loc', ())))}: {e.get('msg')}" for e in errors[:10])
+        return JSONResponse(_body("ValidationError", detail, field=field or None), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        names = {401: "Unauthenticated", 403: "NotPermitted", 404: "NotFound", 405: "MethodNotAllowed"}
+        return JSONResponse(_body(names.get(exc.status_code, "HTTPError"), str(exc.detail)),
+                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(OperationalError)
+    async def _db_busy(request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database error", exc_info=exc)
+        return JSONResponse(_body("DatabaseBusy", "the database is busy; retry shortly"), status_code=503,
+                            headers={"Retry-After": "1"})

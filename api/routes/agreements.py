@@ -1,0 +1,116 @@
+"""The framework-agreement API: create, read, circulate, revise, decide, sign, withdraw, terminate."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+from sqlmodel import Session
+
+from api.access import readable_case
+from api.deps import ActorDep, CtxDep, ExpectedVersion, SessionDep
+from api.schemas import ERROR_RESPONSES
+from engine.actors import Actor
+from engine.models import Person
+from workflows.agreement import service
+from workflows.agreement.read import decision_read, read_agreement
+from workflows.agreement.schemas import (
+    AgreementCreate,
+    AgreementRead,
+    DecisionIn,
+    DecisionResult,
+    DocumentIn,
+    SignatureRead,
+    SignatureResult,
+    TerminateIn,
+    WithdrawIn,
+)
+
+router = APIRouter(prefix="/agreements", tags=["agreements"], responses=ERROR_RESPONSES)
+
+
+def _read(session: Session, actor: Actor, agreement_id: int) -> AgreementRead:
+    readable_case(session, actor, agreement_id)
+    session.rollback()  # end the read snapshot taken before the write, and expire what it loaded
+    return read_agreement(session, agreement_id)
+
+
+@router.post("", response_model=AgreementRead, status_code=status.HTTP_201_CREATED)
+def create(body: AgreementCreate, ctx: CtxDep, session: SessionDep, actor: ActorDep,
+           response: Response) -> AgreementRead:
+    """Create an agreement in draft, with its parties and their signatories."""
+    case = ctx.engine.run(lambda uow: service.create_agreement(uow, body, actor))
+    response.headers["Location"] = f"/api/v1/agreements/{case.id}"
+    return _read(session, actor, case.id)
+
+
+@router.get("/{agreement_id}", response_model=AgreementRead)
+def get(agreement_id: int, session: SessionDep, actor: ActorDep) -> AgreementRead:
+    """Return the agreement, its current text and hash, and every party's state, decision and signatures."""
+    return _read(session, actor, agreement_id)
+
+
+@router.post("/{agreement_id}/circulate", response_model=AgreementRead)
+def circulate(agreement_id: int, ctx: CtxDep, session: SessionDep, actor: ActorDep,
+              expected_version: ExpectedVersion) -> AgreementRead:
+    """Send the draft to the parties."""
+    readable_case(session, actor, agreement_id)
+    ctx.engine.run(lambda uow: service.circulate(uow, agreement_id, actor, expected_version))
+    return _read(session, actor, agreement_id)
+
+
+@router.put("/{agreement_id}/document", response_model=AgreementRead)
+def revise(agreement_id: int, body: DocumentIn, ctx: CtxDep, session: SessionDep, actor: ActorDep,
+           expected_version: ExpectedVersion) -> AgreementRead:
+    """Store a new version of the text; every party is asked again."""
+    readable_case(session, actor, agreement_id)
+    ctx.engine.run(lambda uow: service.revise(uow, agreement_id, body, actor, expected_version))
+    return _read(session, actor, agreement_id)
+
+
+@router.post("/{agreement_id}/parties/{organisation_key}/decision", response_model=DecisionResult)
+def decide(agreement_id: int, organisation_key: str, body: DecisionIn, ctx: CtxDep, session: SessionDep,
+           actor: ActorDep, response: Response) -> DecisionResult:
+    """Record the party's decision (body, date, § of the minutes); repeating it changes nothing."""
+    readable_case(session, actor, agreement_id)
+    decision, created = ctx.engine.run(
+        lambda uow: service.decide(uow, agreement_id, organisation_key, body, actor))
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    agreement = _read(session, actor, agreement_id)
+    party = next(p for p in agreement.parties if p.organisation == organisation_key)
+    return DecisionResult(created=created, decision=decision_read(decision), party_state=party.state,
+                          agreement_state=agreement.state)
+
+
+@router.post("/{agreement_id}/parties/{organisation_key}/signatures", response_model=SignatureResult)
+def sign(agreement_id: int, organisation_key: str, ctx: CtxDep, session: SessionDep, actor: ActorDep,
+         response: Response) -> SignatureResult:
+    """Sign for your own organisation; signing twice is one signature."""
+    readable_case(session, actor, agreement_id)
+    signature, created = ctx.engine.run(lambda uow: service.sign(uow, agreement_id, organisation_key, actor))
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    agreement = _read(session, actor, agreement_id)
+    person = session.get(Person, signature.person_id)
+    party = next(p for p in agreement.parties if p.organisation == organisation_key)
+    return SignatureResult(
+        created=created, party_state=party.state, agreement_state=agreement.state,
+        signature=SignatureRead(id=signature.id or 0, person_id=signature.person_id,
+                                person_name=person.name if person else "",
+                                on_behalf_of_person_id=signature.on_behalf_of_person_id,
+                                document_sha256=signature.document_sha256, signed_at=signature.signed_at))
+
+
+@router.post("/{agreement_id}/withdraw", response_model=AgreementRead)
+def withdraw(agreement_id: int, ctx: CtxDep, session: SessionDep, actor: ActorDep,
+             body: WithdrawIn | None = None) -> AgreementRead:
+    """Withdraw an agreement that is not in force."""
+    readable_case(session, actor, agreement_id)
+    ctx.engine.run(lambda uow: service.withdraw(uow, agreement_id, body or WithdrawIn(), actor))
+    return _read(session, actor, agreement_id)
+
+
+@router.post("/{agreement_id}/terminate", response_model=AgreementRead)
+def terminate(agreement_id: int, body: TerminateIn, ctx: CtxDep, session: SessionDep,
+              actor: ActorDep) -> AgreementRead:
+    """Terminate an agreement in force, with a reason and an end date."""
+    readable_case(session, actor, agreement_id)
+    ctx.engine.run(lambda uow: service.terminate(uow, agreement_id, body, actor))
+    return _read(session, actor, agreement_id)

@@ -1,0 +1,187 @@
+"""Workflow definitions as validated data: states, transitions, roles, guards, payload fields and timers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from engine.errors import DefinitionError
+
+KNOWN_ROLES = ("admin", "coordinator", "party", "system", "requester")
+FieldType = Literal["string", "text", "date", "url", "integer", "boolean", "email", "list", "object"]
+
+
+class Localised(BaseModel):
+    """A text in the three interface languages."""
+
+    model_config = ConfigDict(extra="forbid")
+    fi: str
+    sv: str
+    en: str
+
+
+class PayloadField(BaseModel):
+    """One field a trigger's payload may or must carry."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: FieldType = "string"
+    required: bool = False
+    max_length: int | None = Field(default=None, gt=0)
+    choices: list[str] | None = None
+
+
+class TimerSpec(BaseModel):
+    """A deadline, reminder policy or escalation armed on entering a state (see engine.timers)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["deadline", "reminder", "escalation"]
+    name: str
+    # where the deadline comes from: `case.deadline` (the case's own date) or a duration from entering the state
+    at: Literal["case_deadline", "parent_deadline", "relative"] = "case_deadline"
+    after: str | None = None  # ISO 8601 duration for `relative`
+    business_days: bool = False
+    trigger: str | None = None  # fired when a deadline passes
+    offsets: list[str] = Field(default_factory=list)  # reminders: -P14D, -P7D, -P1D, +P1D
+    repeat_every: str | None = None  # after the deadline, e.g. P7D
+    repeat_max: int = Field(default=0, ge=0)
+    to: list[str] = Field(default_factory=list)  # roles: party, coordinator, regional_director, requester
+    template: str | None = None
+
+
+class StateSpec(BaseModel):
+    """One state: what it means, whether it ends the case, the timers it arms."""
+
+    model_config = ConfigDict(extra="forbid")
+    description: str
+    final: bool = False
+    timers: list[TimerSpec] = Field(default_factory=list)
+
+
+class TransitionSpec(BaseModel):
+    """One transition: trigger, sources, destination, who may fire it, guards and payload."""
+
+    model_config = ConfigDict(extra="forbid")
+    trigger: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    source: list[str]
+    dest: str | None = None  # None: an internal transition that stays in the state
+    roles: list[str] = Field(default_factory=lambda: ["system"])
+    conditions: list[str] = Field(default_factory=list)
+    event: str | None = None
+    payload: dict[str, PayloadField] = Field(default_factory=dict)
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _source_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, value: list[str]) -> list[str]:
+        for role in value:
+            if role not in KNOWN_ROLES:
+                raise ValueError(f"unknown role {role!r}; known roles: {', '.join(KNOWN_ROLES)}")
+        return value
+
+    @property
+    def event_name(self) -> str:
+        """Return the past-tense event name recorded for this transition."""
+        return self.event or "".join(p.capitalize() for p in self.trigger.split("_"))
+
+
+class WorkflowDefinition(BaseModel):
+    """A complete, validated workflow definition of one version."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    version: int = Field(ge=1)
+    title: Localised
+    description: str = ""
+    initial: str
+    parent: str | None = None
+    states: dict[str, StateSpec]
+    transitions: list[TransitionSpec]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WorkflowDefinition:
+        if self.initial not in self.states:
+            raise ValueError(f"initial state {self.initial!r} is not among the states")
+        for i, t in enumerate(self.transitions):
+            for s in t.source:
+                if s != "*" and s not in self.states:
+                    raise ValueError(f"transitions[{i}].source: unknown state {s!r}")
+                if s in self.states and self.states[s].final:
+                    raise ValueError(f"transitions[{i}].source: {s!r} is final and cannot be left")
+            if t.dest is not None and t.dest not in self.states:
+                raise ValueError(f"transitions[{i}].dest: unknown state {t.dest!r}")
+        for name, state in self.states.items():
+            for j, timer in enumerate(state.timers):
+                if timer.trigger and timer.trigger not in self.triggers_from(name):
+                    raise ValueError(
+                        f"states.{name}.timers[{j}].trigger: {timer.trigger!r} cannot fire in state {name!r}"
+                    )
+        return self
+
+    def triggers_from(self, state: str) -> list[str]:
+        """Return the triggers allowed in a state, in definition order, without repeats."""
+        seen: list[str] = []
+        for t in self.transitions:
+            if (state in t.source or "*" in t.source) and t.trigger not in seen:
+                seen.append(t.trigger)
+        return seen
+
+    def transitions_for(self, trigger: str) -> list[TransitionSpec]:
+        """Return every transition declared for a trigger."""
+        return [t for t in self.transitions if t.trigger == trigger]
+
+    @property
+    def final_states(self) -> list[str]:
+        """Return the names of final states."""
+        return [n for n, s in self.states.items() if s.final]
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(root)"
+
+
+def parse_definition(text: str, source: str = "<string>") -> WorkflowDefinition:
+    """Parse and validate YAML text; raise DefinitionError naming source, path and problem."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise DefinitionError(f"{source}:{where} not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(raw, dict):
+        raise DefinitionError(f"{source}: (root): a definition must be a mapping")
+    try:
+        return WorkflowDefinition.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{source}: {_path(err['loc'])}: {msg}")
+        raise DefinitionError("; ".join(problems), problems=problems) from exc
+
+
+def load_definition(path: Path) -> WorkflowDefinition:
+    """Load one definition file."""
+    return parse_definition(path.read_text(encoding="utf-8"), str(path))
+
+
+def to_mermaid(defn: WorkflowDefinition) -> str:
+    """Render a Mermaid stateDiagram-v2 of the definition."""
+    lines = ["stateDiagram-v2", f"    [*] --> {defn.initial}"]
+    for t in defn.transitions:
+        sources = list(defn.states) if "*" in t.source else t.source
+        for s in sources:
+            dest = t.dest or s
+            lines.append(f"    {s} --> {dest}: {t.trigger}")
+    for name in defn.final_states:
+        lines.append(f"    {name} --> [*]")
+    return "\n".join(lines) + "\n"

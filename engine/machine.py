@@ -1,0 +1,84 @@
+"""One transitions.Machine per definition version, shared by every case; a small handle carries a row's state."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from transitions import Machine, MachineError
+
+from engine.definition import WorkflowDefinition
+
+Guard = Callable[[Any], bool]
+
+
+class _Handle:
+    """Stands in for a case row while one trigger runs: `state` plus the context guards read."""
+
+    def __init__(self, guards: dict[str, Guard]) -> None:
+        self.state = ""
+        self.ctx: Any = None
+        self._guards = guards
+
+    def __getattr__(self, name: str) -> Any:
+        guards = self.__dict__.get("_guards", {})
+        if name in guards:
+            guard = guards[name]
+            return lambda event_data=None: guard(self.ctx)
+        raise AttributeError(name)
+
+
+class WorkflowMachine:
+    """The compiled machine of one definition version."""
+
+    def __init__(self, definition: WorkflowDefinition, guards: dict[str, Guard]) -> None:
+        missing = {c for t in definition.transitions for c in t.conditions} - set(guards)
+        if missing:
+            raise ValueError(f"workflow {definition.name!r}: no guard registered for {sorted(missing)}")
+        self.definition = definition
+        self.guards = guards
+        self.machine = Machine(
+            model=None,
+            states=list(definition.states),
+            transitions=[self._spec(t) for t in definition.transitions],
+            initial=definition.initial,
+            auto_transitions=False,
+            send_event=True,
+        )
+        self._local = threading.local()
+
+    @staticmethod
+    def _spec(t: Any) -> dict[str, Any]:
+        return {
+            "trigger": t.trigger,
+            "source": "*" if "*" in t.source else t.source,
+            "dest": t.dest,
+            "conditions": list(t.conditions),
+        }
+
+    def _handle(self) -> _Handle:
+        # One handle per thread stays attached; no case is ever attached, so add_model is paid once per thread.
+        handle: _Handle | None = getattr(self._local, "handle", None)
+        if handle is None:
+            handle = _Handle(self.guards)
+            self.machine.add_model(handle, initial=self.definition.initial)
+            self._local.handle = handle
+        return handle
+
+    def fire(self, state: str, trigger: str, ctx: Any) -> str | None:
+        """Run a trigger from a state; return the new state, or None when the guards refused."""
+        handle = self._handle()
+        handle.state = state
+        handle.ctx = ctx
+        try:
+            ok = handle.trigger(trigger)  # type: ignore[attr-defined]
+        except MachineError:
+            return None
+        finally:
+            handle.ctx = None
+        return handle.state if ok else None
+
+    def allowed_triggers(self, state: str) -> list[str]:
+        """Return the triggers the definition allows in a state."""
+        return self.definition.triggers_from(state)

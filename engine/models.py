@@ -1,0 +1,145 @@
+"""Engine tables: organisations, people, API tokens, cases, the hash-chained event log and access denials."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Store aware datetimes as naive UTC; hand back aware UTC on both databases."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+def utc_column(*, nullable: bool = False, index: bool = False) -> Any:
+    """Return a Column of UTCDateTime."""
+    return Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+ORG_KINDS = ("municipality", "region", "regional_council", "wellbeing_county", "association", "ministry", "other")
+LANGUAGES = ("fi", "sv", "en")
+ROLES = ("signatory", "coordinator", "admin")
+
+
+class Organisation(SQLModel, table=True):
+    """A public body that can be a party; named by `kind:code`."""
+
+    __tablename__ = "organisation"
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, index=True, max_length=80)
+    kind: str = Field(index=True, max_length=40)
+    code: str = Field(max_length=40)
+    name_fi: str = Field(max_length=200)
+    name_sv: str | None = Field(default=None, max_length=200)
+    region_code: str | None = Field(default=None, index=True, max_length=10)
+    wellbeing_county_code: str | None = Field(default=None, max_length=10)
+    active: bool = True
+    updated_at: datetime = Field(sa_column=utc_column())
+
+
+class Person(SQLModel, table=True):
+    """A user: signatory, coordinator or administrator of one organisation."""
+
+    __tablename__ = "person"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    email: str = Field(unique=True, index=True, max_length=320)
+    language: str = Field(default="fi", max_length=2)
+    organisation_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
+    roles: str = Field(default="", max_length=200)  # comma-separated subset of ROLES
+    title: str | None = Field(default=None, max_length=200)
+    active: bool = True
+    digest: bool = False
+    password_hash: str | None = Field(default=None, max_length=300)
+    created_at: datetime = Field(sa_column=utc_column())
+
+    @property
+    def role_set(self) -> frozenset[str]:
+        """Return the person's roles as a set."""
+        return frozenset(r for r in self.roles.split(",") if r)
+
+
+class ApiToken(SQLModel, table=True):
+    """A personal API token, stored only as its SHA-256."""
+
+    __tablename__ = "api_token"
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    token_hash: str = Field(unique=True, index=True, max_length=64)
+    label: str = Field(default="", max_length=200)
+    created_at: datetime = Field(sa_column=utc_column())
+    last_used_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    revoked_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+
+
+class Case(SQLModel, table=True):
+    """One running instance of a workflow; its state lives here, never in memory."""
+
+    __tablename__ = "case"
+    __table_args__ = (Index("ix_case_workflow_state", "workflow", "state"),)
+    id: int | None = Field(default=None, primary_key=True)
+    workflow: str = Field(max_length=80)
+    workflow_version: int
+    state: str = Field(max_length=80)
+    version: int = 1
+    parent_id: int | None = Field(default=None, foreign_key="case.id", index=True)
+    organisation_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
+    coordinator_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    title: str = Field(default="", max_length=500)
+    deadline: date | None = Field(default=None, index=True)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    event_count: int = 0
+    head_hash: str = Field(default="", max_length=64)
+    created_at: datetime = Field(sa_column=utc_column())
+    updated_at: datetime = Field(sa_column=utc_column())
+
+
+class Event(SQLModel, table=True):
+    """An append-only record of one transition, chained to the case's previous event by hash."""
+
+    __tablename__ = "event"
+    __table_args__ = (UniqueConstraint("case_id", "seq", name="uq_event_case_seq"),)
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    seq: int
+    at: datetime = Field(sa_column=utc_column())
+    actor_id: int | None = Field(default=None, foreign_key="person.id")
+    on_behalf_of_id: int | None = Field(default=None, foreign_key="organisation.id")
+    trigger: str = Field(max_length=80)
+    name: str = Field(max_length=80)
+    from_state: str | None = Field(default=None, max_length=80)
+    to_state: str = Field(max_length=80)
+    payload: str = Field(default="{}")  # canonical JSON, exactly what was hashed
+    document_hash: str | None = Field(default=None, max_length=64)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AccessDenial(SQLModel, table=True):
+    """A refused attempt, kept for the administrators (written outside the refused transaction)."""
+
+    __tablename__ = "access_denial"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=utc_column())
+    actor_id: int | None = Field(default=None, foreign_key="person.id")
+    case_id: int | None = Field(default=None)
+    action: str = Field(max_length=200)
+    reason: str = Field(max_length=500)

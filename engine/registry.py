@@ -1,0 +1,83 @@
+"""The set of loaded workflow definitions (every version), their machines, guards and hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.definition import WorkflowDefinition, load_definition
+from engine.errors import DefinitionError, NotFound
+from engine.machine import Guard, WorkflowMachine
+
+if TYPE_CHECKING:
+    from engine.service import TransitionRecord, UnitOfWork
+
+Listener = Callable[["UnitOfWork", "TransitionRecord"], None]
+
+
+@dataclass
+class Registry:
+    """Definitions by (name, version); listeners called after every transition inside its transaction."""
+
+    machines: dict[tuple[str, int], WorkflowMachine] = field(default_factory=dict)
+    listeners: list[Listener] = field(default_factory=list)
+    child_listeners: dict[str, Listener] = field(default_factory=dict)
+    sources: dict[tuple[str, int], Path] = field(default_factory=dict)
+
+    def register(self, definition: WorkflowDefinition, guards: dict[str, Guard] | None = None,
+                 source: Path | None = None) -> WorkflowMachine:
+        """Compile and add a definition version."""
+        key = (definition.name, definition.version)
+        if key in self.machines:
+            raise DefinitionError(f"{source or definition.name}: version {definition.version} is loaded twice")
+        try:
+            machine = WorkflowMachine(definition, guards or {})
+        except ValueError as exc:
+            raise DefinitionError(f"{source or definition.name}: {exc}") from exc
+        self.machines[key] = machine
+        if source is not None:
+            self.sources[key] = source
+        return machine
+
+    def load_dir(self, folder: Path, guards: dict[str, Guard] | None = None) -> list[WorkflowMachine]:
+        """Load every `*.yaml` definition in a folder."""
+        return [self.register(load_definition(p), guards, p) for p in sorted(folder.glob("*.yaml"))]
+
+    def machine(self, name: str, version: int | None = None) -> WorkflowMachine:
+        """Return the machine of a version, or of the newest version."""
+        if version is None:
+            version = self.latest_version(name)
+        try:
+            return self.machines[(name, version)]
+        except KeyError:
+            raise NotFound(f"no workflow {name!r} version {version}") from None
+
+    def latest_version(self, name: str) -> int:
+        """Return the newest version number of a workflow."""
+        versions = [v for (n, v) in self.machines if n == name]
+        if not versions:
+            raise NotFound(f"no workflow named {name!r}; known: {', '.join(self.names())}")
+        return max(versions)
+
+    def names(self) -> list[str]:
+        """Return the workflow names, sorted."""
+        return sorted({n for (n, _v) in self.machines})
+
+    def definitions(self) -> list[WorkflowDefinition]:
+        """Return the newest definition of every workflow."""
+        return [self.machine(n).definition for n in self.names()]
+
+    def on_transition(self, listener: Listener) -> None:
+        """Call a listener after every transition, inside the same transaction."""
+        self.listeners.append(listener)
+
+    def on_child_transition(self, parent_workflow: str, listener: Listener) -> None:
+        """Let a parent workflow react to its children's transitions in the same transaction."""
+        self.child_listeners[parent_workflow] = listener
+
+
+def guard_map(module: Any) -> dict[str, Guard]:
+    """Collect the guard functions a workflow module exports in `GUARDS`."""
+    return dict(getattr(module, "GUARDS", {}))

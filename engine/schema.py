@@ -1,0 +1,38 @@
+"""Create or upgrade the schema: Alembic migrations for real databases, create_all for throwaway test files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlmodel import SQLModel
+
+from engine.db import Database
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def all_models() -> None:
+    """Import every module that defines tables, so the metadata is complete."""
+    import engine.models  # noqa: F401
+    import workflows.models  # noqa: F401
+
+
+def alembic_config(url: str) -> Config:
+    """Return an Alembic config pointing at the shipped migrations."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Run the migrations up to a revision."""
+    command.upgrade(alembic_config(url), revision)
+
+
+def create_all(db: Database) -> None:
+    """Create every table directly from the models (tests; the migrations are checked against this)."""
+    all_models()
+    SQLModel.metadata.create_all(db.engine)

@@ -1,0 +1,335 @@
+"""Fire triggers: the unit of work that locks a case, checks it, writes state and event, and runs hooks.
+
+One `UnitOfWork` is one database transaction. Everything a transition causes (child and parent transitions,
+timers armed or cancelled, emails queued) is written through it and commits together; side effects registered
+with `after_commit` run only once the commit succeeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlmodel import Session
+
+from engine.actors import SYSTEM, Actor
+from engine.audit import GENESIS, canonical_json, event_hash
+from engine.clock import Clock
+from engine.db import Database
+from engine.errors import CaseNotFound, Conflict, GuardRejected, InvalidTransition, NotPermitted
+from engine.models import Case, Event
+from engine.payload import validate_payload
+from engine.registry import Registry
+
+if TYPE_CHECKING:
+    from engine.machine import WorkflowMachine
+
+CASE = Case.__table__  # type: ignore[attr-defined]
+EVENT = Event.__table__  # type: ignore[attr-defined]
+_CASE_COLS = [CASE.c[n] for n in (
+    "id", "workflow", "workflow_version", "state", "version", "parent_id", "organisation_id",
+    "coordinator_id", "title", "deadline", "data", "event_count", "head_hash",
+)]
+
+
+@dataclass
+class CaseRow:
+    """A locked case as the unit of work sees it; writes go through the unit of work."""
+
+    id: int
+    workflow: str
+    workflow_version: int
+    state: str
+    version: int
+    parent_id: int | None
+    organisation_id: int | None
+    coordinator_id: int | None
+    title: str
+    deadline: date | None
+    data: dict[str, Any]
+    event_count: int
+    head_hash: str
+
+
+@dataclass
+class TransitionRecord:
+    """What one fired trigger did; handed to listeners inside the transaction."""
+
+    case: CaseRow
+    trigger: str
+    event_name: str
+    from_state: str | None
+    to_state: str
+    actor: Actor
+    payload: dict[str, Any]
+    event_id: int
+    seq: int
+    at: datetime
+    document_hash: str | None
+
+    @property
+    def changed_state(self) -> bool:
+        """Tell whether the state actually changed (not an internal transition)."""
+        return self.from_state != self.to_state
+
+
+@dataclass
+class FireContext:
+    """What guards see while a trigger runs."""
+
+    uow: UnitOfWork
+    case: CaseRow
+    actor: Actor
+    payload: dict[str, Any]
+    trigger: str
+    rejection: str | None = None
+
+
+def actor_roles(uow: UnitOfWork, case: CaseRow, actor: Actor) -> set[str]:
+    """Return the roles an actor holds on one case."""
+    if actor.is_system:
+        return {"system"}
+    roles: set[str] = set()
+    if actor.is_admin:
+        roles.add("admin")
+    coordinators = {case.coordinator_id}
+    if case.parent_id is not None:
+        coordinators.add(uow.case(case.parent_id).coordinator_id)
+    if actor.person_id in coordinators and "coordinator" in actor.roles:
+        roles.add("coordinator")
+    if case.organisation_id is not None and actor.organisation_id == case.organisation_id \
+            and "signatory" in actor.roles:
+        roles.add("party")
+    return roles
+
+
+@dataclass
+class UnitOfWork:
+    """One write transaction of the engine."""
+
+    db: Database
+    registry: Registry
+    clock: Clock
+    session: Session
+    _rows: dict[int, CaseRow] = field(default_factory=dict)
+    _after: list[Callable[[], None]] = field(default_factory=list)
+    _now: datetime | None = None
+    depth: int = 0
+
+    @property
+    def now(self) -> datetime:
+        """Return the transaction's time (read once, so one transaction has one timestamp)."""
+        if self._now is None:
+            self._now = self.clock.now()
+        return self._now
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Run a side effect after (and only if) the transaction commits."""
+        self._after.append(fn)
+
+    # -- reading and locking -------------------------------------------------------------------------
+    def case(self, case_id: int) -> CaseRow:
+        """Return a case locked for this transaction (its parent is locked first, to keep one lock order)."""
+        row = self._rows.get(case_id)
+        if row is not None:
+            return row
+        stmt = select(*_CASE_COLS).where(
+            (CASE.c.id == case_id)
+            | (CASE.c.id == select(CASE.c.parent_id).where(CASE.c.id == case_id).scalar_subquery())
+        ).order_by(CASE.c.id)
+        if not self.db.is_sqlite:
+            stmt = stmt.with_for_update()
+        for r in self.session.execute(stmt):
+            if r.id not in self._rows:
+                self._rows[r.id] = CaseRow(**r._asdict())
+        row = self._rows.get(case_id)
+        if row is None:
+            raise CaseNotFound(f"no case with id {case_id}")
+        return row
+
+    def children(self, parent_id: int) -> list[CaseRow]:
+        """Return a case's children, locked, in id order."""
+        self.case(parent_id)
+        stmt = select(*_CASE_COLS).where(CASE.c.parent_id == parent_id).order_by(CASE.c.id)
+        if not self.db.is_sqlite:
+            stmt = stmt.with_for_update()
+        out = []
+        for r in self.session.execute(stmt):
+            row = self._rows.get(r.id)
+            if row is None:
+                row = self._rows[r.id] = CaseRow(**r._asdict())
+            out.append(row)
+        return out
+
+    def set_data(self, case: CaseRow, **changes: Any) -> None:
+        """Update keys of a case's data (written with the case's next version)."""
+        case.data = {**case.data, **changes}
+        self.session.execute(update(CASE).where(CASE.c.id == case.id).values(data=case.data, updated_at=self.now))
+
+    # -- creating and firing -------------------------------------------------------------------------
+    def create_case(self, workflow: str, *, actor: Actor, title: str = "", parent_id: int | None = None,
+                    organisation_id: int | None = None, coordinator_id: int | None = None,
+                    deadline: date | None = None, data: dict[str, Any] | None = None,
+                    payload: dict[str, Any] | None = None, document_hash: str | None = None) -> CaseRow:
+        """Insert a case in its definition's initial state, with its first event."""
+        machine = self.registry.machine(workflow)
+        defn = machine.definition
+        values = dict(workflow=workflow, workflow_version=defn.version, state=defn.initial, version=1,
+                      parent_id=parent_id, organisation_id=organisation_id, coordinator_id=coordinator_id,
+                      title=title, deadline=deadline, data=data or {}, event_count=0, head_hash=GENESIS,
+                      created_at=self.now, updated_at=self.now)
+        case_id = self.session.execute(insert(CASE).values(**values).returning(CASE.c.id)).scalar_one()
+        row = CaseRow(id=case_id, **{k: values[k] for k in (
+            "workflow", "workflow_version", "state", "version", "parent_id", "organisation_id", "coordinator_id",
+            "title", "deadline", "data", "event_count", "head_hash")})  # type: ignore[arg-type]
+        self._rows[case_id] = row
+        self._record(row, "create", "Created", None, defn.initial, actor, payload or {}, document_hash)
+        return row
+
+    def fire(self, case_id: int, trigger: str, *, actor: Actor = SYSTEM, payload: dict[str, Any] | None = None,
+             expected_version: int | None = None, document_hash: str | None = None,
+             strict_payload: bool = True) -> TransitionRecord:
+        """Fire a trigger on a case inside this transaction; raise an EngineError when it may not."""
+        case = self.case(case_id)
+        machine = self.registry.machine(case.workflow, case.workflow_version)
+        allowed = machine.allowed_triggers(case.state)
+        if trigger not in allowed:
+            raise InvalidTransition(
+                f"trigger {trigger!r} is not allowed in state {case.state!r}; "
+                f"allowed: {', '.join(allowed) or 'none (final state)'}",
+                allowed=allowed, state=case.state,
+            )
+        if expected_version is not None and expected_version != case.version:
+            raise Conflict(f"case {case_id} is at version {case.version}, not {expected_version}; reload and retry")
+        specs = [t for t in machine.definition.transitions_for(trigger)
+                 if case.state in t.source or "*" in t.source]
+        self._check_roles(case, actor, trigger, {r for t in specs for r in t.roles})
+        payload = validate_payload(specs[0].payload, payload or {}, strict=strict_payload)
+        ctx = FireContext(self, case, actor, payload, trigger)
+        dest = machine.fire(case.state, trigger, ctx)
+        if dest is None:
+            raise GuardRejected(ctx.rejection or f"{trigger!r} refused by its conditions in state {case.state!r}")
+        spec = next((t for t in specs if (t.dest or case.state) == dest), specs[0])
+        return self._transition(case, trigger, spec.event_name, dest, actor, payload, document_hash)
+
+    def _check_roles(self, case: CaseRow, actor: Actor, trigger: str, needed: set[str]) -> None:
+        held = actor_roles(self, case, actor)
+        if not held & needed:
+            raise NotPermitted(
+                f"{trigger!r} on case {case.id} needs one of the roles {', '.join(sorted(needed))}",
+                case_id=case.id, action=trigger,
+            )
+
+    def _transition(self, case: CaseRow, trigger: str, event_name: str, dest: str, actor: Actor,
+                    payload: dict[str, Any], document_hash: str | None) -> TransitionRecord:
+        source = case.state
+        seq, digest, event_values = self._seal(case, trigger, event_name, source, dest, actor, payload,
+                                               document_hash)
+        result = self.session.execute(
+            update(CASE).where(CASE.c.id == case.id, CASE.c.version == case.version)
+            .values(state=dest, version=case.version + 1, updated_at=self.now, event_count=seq, head_hash=digest)
+        )
+        if result.rowcount != 1:
+            raise Conflict(f"case {case.id} was changed by someone else; reload and retry")
+        case.state = dest
+        case.version += 1
+        record = self._append(case, event_values, seq, digest, trigger, event_name, source, dest, actor, payload,
+                              document_hash)
+        self._notify(record)
+        return record
+
+    def _record(self, case: CaseRow, trigger: str, name: str, source: str | None, dest: str, actor: Actor,
+                payload: dict[str, Any], document_hash: str | None) -> TransitionRecord:
+        """Append an event without a state change (creation, data-only records)."""
+        seq, digest, values = self._seal(case, trigger, name, source, dest, actor, payload, document_hash)
+        self.session.execute(update(CASE).where(CASE.c.id == case.id).values(event_count=seq, head_hash=digest))
+        return self._append(case, values, seq, digest, trigger, name, source, dest, actor, payload, document_hash)
+
+    def _seal(self, case: CaseRow, trigger: str, name: str, source: str | None, dest: str, actor: Actor,
+              payload: dict[str, Any], document_hash: str | None) -> tuple[int, str, dict[str, Any]]:
+        seq = case.event_count + 1
+        payload_json = canonical_json(payload)
+        on_behalf = case.organisation_id if (not actor.is_system and case.organisation_id
+                                              and actor.organisation_id == case.organisation_id) else None
+        digest = event_hash(case_id=case.id, seq=seq, at=self.now, actor_id=actor.person_id,
+                            on_behalf_of_id=on_behalf, trigger=trigger, name=name, from_state=source,
+                            to_state=dest, payload_json=payload_json, document_hash=document_hash,
+                            prev_hash=case.head_hash)
+        values = dict(case_id=case.id, seq=seq, at=self.now, actor_id=actor.person_id, on_behalf_of_id=on_behalf,
+                      trigger=trigger, name=name, from_state=source, to_state=dest, payload=payload_json,
+                      document_hash=document_hash, prev_hash=case.head_hash, hash=digest)
+        return seq, digest, values
+
+    def _append(self, case: CaseRow, values: dict[str, Any], seq: int, digest: str, trigger: str, name: str,
+                source: str | None, dest: str, actor: Actor, payload: dict[str, Any],
+                document_hash: str | None) -> TransitionRecord:
+        event_id = self.session.execute(insert(EVENT).values(**values).returning(EVENT.c.id)).scalar_one()
+        case.event_count = seq
+        case.head_hash = digest
+        return TransitionRecord(case, trigger, name, source, dest, actor, payload, event_id, seq, self.now,
+                                document_hash)
+
+    def _notify(self, record: TransitionRecord) -> None:
+        self.depth += 1
+        try:
+            if self.depth > 20:
+                raise RuntimeError("transition cascade deeper than 20: a definition loops")
+            for listener in self.registry.listeners:
+                listener(self, record)
+            parent_id = record.case.parent_id
+            if parent_id is not None:
+                parent = self.case(parent_id)
+                react = self.registry.child_listeners.get(parent.workflow)
+                if react is not None:
+                    react(self, record)
+        finally:
+            self.depth -= 1
+
+    def machine_of(self, case: CaseRow) -> WorkflowMachine:
+        """Return the machine of a case's definition version."""
+        return self.registry.machine(case.workflow, case.workflow_version)
+
+
+class Engine:
+    """The engine's entry point: a database, the definitions and a clock."""
+
+    def __init__(self, db: Database, registry: Registry, clock: Clock) -> None:
+        self.db = db
+        self.registry = registry
+        self.clock = clock
+
+    def run(self, work: Callable[[UnitOfWork], Any]) -> Any:
+        """Run `work` in one transaction; commit, then run the after-commit side effects."""
+        with Session(self.db.write_engine, expire_on_commit=False) as session:
+            uow = UnitOfWork(self.db, self.registry, self.clock, session)
+            try:
+                result = work(uow)
+                session.commit()
+            except IntegrityError as exc:
+                session.rollback()
+                raise Conflict(f"the change conflicts with stored data: {exc.orig}") from exc
+            except OperationalError as exc:
+                session.rollback()
+                if _is_retryable(exc):
+                    raise Conflict("the database was busy with a conflicting change; retry") from exc
+                raise
+            except BaseException:
+                session.rollback()
+                raise
+        for fn in uow._after:
+            fn()
+        return result
+
+    def fire(self, case_id: int, trigger: str, **kwargs: Any) -> TransitionRecord:
+        """Fire one trigger in its own transaction."""
+        record: TransitionRecord = self.run(lambda uow: uow.fire(case_id, trigger, **kwargs))
+        return record
+
+
+def _is_retryable(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower()
+    return any(s in text for s in ("deadlock", "could not serialize", "database is locked"))

@@ -1,0 +1,93 @@
+"""Shared fixtures: one suite, two databases (a SQLite file and the PostgreSQL server), a movable clock."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import Session, SQLModel
+
+from api.context import AppContext, build_context
+from engine.clock import ManualClock
+from engine.db import Database, make_database
+from engine.directory import DEFAULT_ORGANISATIONS, import_organisations
+from engine.schema import all_models
+from engine.settings import Settings
+
+# pytest_plugins = ["tests.support.smtp_fixtures"]
+
+PG_URL = os.environ.get("VUOSIKELLO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+START = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)  # Monday 2.3.2026 09:00 Helsinki
+
+
+def _pg_available() -> str | None:
+    try:
+        db = make_database(PG_URL)
+        with db.engine.connect() as conn:
+            conn.execute(text("select 1"))
+        db.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        return str(exc).splitlines()[0]
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[Database]:
+    """The PostgreSQL server, schema created once per test session."""
+    problem = _pg_available()
+    if problem:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required under CI but unreachable at {PG_URL}: {problem}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {problem}")
+    all_models()
+    db = make_database(PG_URL, pool_size=30)
+    SQLModel.metadata.drop_all(db.engine)
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    SQLModel.metadata.create_all(db.engine)
+    yield db
+    db.dispose()
+
+
+def _truncate(db: Database) -> None:
+    names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+    with db.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """A fresh, empty database of each kind."""
+    if request.param == "sqlite":
+        all_models()
+        path = tmp_path_factory.mktemp("db") / "vuosikello.db"
+        db = make_database(f"sqlite:///{path}")
+        SQLModel.metadata.create_all(db.engine)
+        yield db
+        db.dispose()
+    else:
+        db = request.getfixturevalue("pg_database")
+        _truncate(db)
+        yield db
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock that moves only when the test moves it."""
+    return ManualClock(START)
+
+
+@pytest.fixture
+def ctx(database: Database, clock: ManualClock) -> AppContext:
+    """The service's shared objects on a fresh database with the real organisation register."""
+    settings = Settings(environment="test", database_url=database.url, admin_token=None,
+                        base_url="http://testserver", scheduler_enabled=False)
+    context = build_context(settings, clock=clock, db=database)
+    with Session(database.engine) as session:
+        import_organisations(session, DEFAULT_ORGANISATIONS, clock.now())
+        session.commit()
+    return context

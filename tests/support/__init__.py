@@ -1,0 +1,1 @@
+"""Test support code: data builders, a recording SMTP server and its fixtures."""

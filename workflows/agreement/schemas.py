@@ -1,0 +1,151 @@
+"""Request and response shapes of the agreement API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+
+class PartyIn(BaseModel):
+    """One party of a new agreement."""
+
+    model_config = ConfigDict(extra="forbid")
+    organisation: str = Field(min_length=3, max_length=80, examples=["municipality:837"])
+    signatories: list[int] = Field(min_length=1, max_length=10)
+    required_signatures: int = Field(default=1, ge=1, le=10)
+
+
+class AgreementCreate(BaseModel):
+    """A new agreement in draft."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1, max_length=300)
+    document: str = Field(min_length=1, max_length=500_000, description="Markdown text")
+    deadline: date = Field(description="Approval deadline, a Helsinki local date")
+    coordinator_id: int | None = None
+    parties: list[PartyIn] = Field(min_length=1, max_length=400)
+    reminder_offsets: list[str] | None = Field(default=None, max_length=20,
+                                               description="ISO 8601 offsets, e.g. -P14D, -P7D, +P1D")
+
+
+class DocumentIn(BaseModel):
+    """A new version of the text."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=500_000)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class DecisionIn(BaseModel):
+    """A party's decision, cited as body + date + § of the minutes."""
+
+    model_config = ConfigDict(extra="forbid")
+    outcome: Literal["approved", "declined"]
+    body: str = Field(min_length=2, max_length=200, examples=["Kunnanhallitus"])
+    decided_on: date
+    section: str = Field(min_length=1, max_length=20, pattern=r"^(§\s*)?\d{1,5}[a-z]?$", examples=["§ 58"])
+    minutes_url: HttpUrl | None = None
+    note: str | None = Field(default=None, max_length=4000, description="Reservation or remark")
+
+
+class WithdrawIn(BaseModel):
+    """Why the agreement is withdrawn."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class TerminateIn(BaseModel):
+    """Why and when the agreement ends."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000)
+    end_date: date
+
+
+class DecisionRead(BaseModel):
+    """A recorded decision."""
+
+    id: int
+    outcome: str
+    body: str
+    decided_on: date
+    section: str
+    minutes_url: str | None
+    note: str | None
+    document_sha256: str
+    citation: str
+    recorded_at: datetime
+
+
+class SignatureRead(BaseModel):
+    """A recorded signature."""
+
+    id: int
+    person_id: int
+    person_name: str
+    on_behalf_of_person_id: int | None
+    document_sha256: str
+    signed_at: datetime
+
+
+class SignatoryRead(BaseModel):
+    """A person who signs for a party."""
+
+    person_id: int
+    name: str
+    has_signed: bool
+
+
+class PartyRead(BaseModel):
+    """A party with its state, decision and signatures on the current text."""
+
+    case_id: int
+    organisation: str
+    organisation_name: str
+    state: str
+    required_signatures: int
+    signatories: list[SignatoryRead]
+    decision: DecisionRead | None
+    signatures: list[SignatureRead]
+
+
+class AgreementRead(BaseModel):
+    """An agreement: state, current text version and hash, and every party."""
+
+    id: int
+    title: str
+    state: str
+    version: int
+    workflow_version: int
+    deadline: date | None
+    coordinator_id: int | None
+    document_version: int
+    document_sha256: str
+    document: str
+    in_force_sha256: str | None
+    in_force_at: datetime | None
+    parties_total: int
+    parties_approved: int
+    parties_signed: int
+    parties: list[PartyRead]
+
+
+class SignatureResult(BaseModel):
+    """Result of a signature request; `created` is false when it repeated an existing signature."""
+
+    created: bool
+    signature: SignatureRead
+    party_state: str
+    agreement_state: str
+
+
+class DecisionResult(BaseModel):
+    """Result of a decision request; `created` is false when it repeated the stored decision."""
+
+    created: bool
+    decision: DecisionRead
+    party_state: str
+    agreement_state: str

@@ -1,0 +1,343 @@
+"""Agreement operations: create, circulate, revise, decide, sign, withdraw, terminate; parent reactions."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlmodel import col
+
+from engine.actors import SYSTEM, Actor
+from engine.calendar import HELSINKI
+from engine.errors import Conflict, InvalidInput, NotFound, NotPermitted
+from engine.models import Organisation, Person
+from engine.service import CaseRow, FireContext, TransitionRecord, UnitOfWork
+from workflows.agreement.models import Decision, DocumentVersion, PartySignatory, Signature
+from workflows.agreement.schemas import AgreementCreate, DecisionIn, DocumentIn, TerminateIn, WithdrawIn
+
+AGREEMENT = "agreement"
+PARTY = "agreement_party"
+
+
+def sha256_text(text: str) -> str:
+    """Return the hex SHA-256 of a text's UTF-8 bytes."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def normalise_section(section: str) -> str:
+    """Write a minutes section as '§ 58'."""
+    return "§ " + section.replace("§", "").strip()
+
+
+# -- guards ------------------------------------------------------------------------------------------
+
+
+def _parent_circulating(ctx: FireContext) -> bool:
+    parent = ctx.uow.case(ctx.case.parent_id) if ctx.case.parent_id else None
+    if parent is None or parent.state != "circulating":
+        ctx.rejection = f"the agreement is not circulating (it is {parent.state if parent else 'missing'})"
+        return False
+    return True
+
+
+def _signatures_complete(ctx: FireContext) -> bool:
+    return count_signatures(ctx.uow, ctx.case) >= int(ctx.case.data.get("required_signatures", 1))
+
+
+def _all_parties_signed(ctx: FireContext) -> bool:
+    children = ctx.uow.children(ctx.case.id)
+    ok = bool(children) and all(c.state == "signed" for c in children)
+    if not ok:
+        ctx.rejection = "not every party has approved and signed the current text"
+    return ok
+
+
+AGREEMENT_GUARDS = {"all_parties_signed": _all_parties_signed}
+PARTY_GUARDS = {"parent_circulating": _parent_circulating, "signatures_complete": _signatures_complete}
+
+
+def count_signatures(uow: UnitOfWork, party: CaseRow) -> int:
+    """Count valid signatures of a party on the agreement's current version."""
+    version_id = uow.case(party.parent_id or 0).data["document_version_id"]
+    return int(uow.session.execute(
+        select(func.count()).select_from(Signature).where(
+            Signature.party_case_id == party.id, Signature.document_version_id == version_id,
+            col(Signature.voided_at).is_(None),
+        )
+    ).scalar_one())
+
+
+# -- the parent reacts to its parties ------------------------------------------------------------------
+
+
+def react_to_party(uow: UnitOfWork, record: TransitionRecord) -> None:
+    """Move the agreement when a party declines or when the last party has signed."""
+    parent = uow.case(record.case.parent_id or 0)
+    if parent.state != "circulating":
+        return
+    org_key = record.case.data.get("organisation_key", "")
+    if record.event_name == "PartyDeclined":
+        uow.fire(parent.id, "require_renegotiation", actor=SYSTEM,
+                 payload={"party": org_key, "reason": record.payload.get("note")},
+                 document_hash=parent.data["sha256"])
+    elif record.event_name == "PartySigned":
+        if all(c.state == "signed" for c in uow.children(parent.id)):
+            uow.fire(parent.id, "enter_into_force", actor=SYSTEM, payload={"sha256": parent.data["sha256"]},
+                     document_hash=parent.data["sha256"])
+            uow.set_data(parent, in_force_sha256=parent.data["sha256"], in_force_at=uow.now.isoformat())
+
+
+# -- creation ------------------------------------------------------------------------------------------
+
+
+def _resolve_parties(uow: UnitOfWork, data: AgreementCreate) -> list[tuple[Organisation, list[Person], int]]:
+    keys = [p.organisation for p in data.parties]
+    orgs = {o.key: o for o in uow.session.execute(
+        select(Organisation).where(col(Organisation.key).in_(keys))).scalars()}
+    person_ids = {pid for p in data.parties for pid in p.signatories}
+    people = {p.id: p for p in uow.session.execute(
+        select(Person).where(col(Person.id).in_(person_ids))).scalars()}
+    seen: set[str] = set()
+    out = []
+    for i, party in enumerate(data.parties):
+        where = f"parties[{i}]"
+        org = orgs.get(party.organisation)
+        if org is None:
+            raise InvalidInput(f"{where}.organisation", f"unknown organisation {party.organisation!r} "
+                               "(use kind:code, e.g. municipality:837)")
+        if not org.active:
+            raise InvalidInput(f"{where}.organisation", f"{party.organisation!r} is no longer active")
+        if org.key in seen:
+            raise InvalidInput(f"{where}.organisation", f"{party.organisation!r} is listed twice")
+        seen.add(org.key)
+        if len(set(party.signatories)) != len(party.signatories):
+            raise InvalidInput(f"{where}.signatories", "a signatory is listed twice")
+        signers = []
+        for j, pid in enumerate(party.signatories):
+            person = people.get(pid)
+            if person is None:
+                raise InvalidInput(f"{where}.signatories[{j}]", f"no person with id {pid}")
+            if person.organisation_id != org.id:
+                raise InvalidInput(f"{where}.signatories[{j}]",
+                                   f"person {pid} does not belong to {org.key}")
+            if "signatory" not in person.role_set or not person.active:
+                raise InvalidInput(f"{where}.signatories[{j}]", f"person {pid} is not an active signatory")
+            signers.append(person)
+        if party.required_signatures > len(signers):
+            raise InvalidInput(f"{where}.required_signatures",
+                               f"needs {party.required_signatures} signatures but lists {len(signers)} signatories")
+        out.append((org, signers, party.required_signatures))
+    return out
+
+
+def create_agreement(uow: UnitOfWork, data: AgreementCreate, actor: Actor) -> CaseRow:
+    """Create an agreement in draft with its first document version and one approval case per party."""
+    if not (actor.is_admin or "coordinator" in actor.roles):
+        raise NotPermitted("only coordinators and administrators create agreements")
+    today = uow.now.astimezone(HELSINKI).date()
+    if data.deadline < today:
+        raise InvalidInput("deadline", f"{data.deadline.isoformat()} is in the past")
+    coordinator_id = data.coordinator_id if data.coordinator_id is not None else actor.person_id
+    coordinator = uow.session.get(Person, coordinator_id) if coordinator_id else None
+    if coordinator is None or "coordinator" not in coordinator.role_set:
+        raise InvalidInput("coordinator_id", f"person {coordinator_id} is not a coordinator")
+    parties = _resolve_parties(uow, data)
+    offsets = _check_offsets(data.reminder_offsets)
+    digest = sha256_text(data.document)
+    parent = uow.create_case(AGREEMENT, actor=actor, title=data.title, coordinator_id=coordinator_id,
+                             deadline=data.deadline, data={"sha256": digest, "document_version": 1},
+                             payload={"title": data.title, "parties": len(parties), "sha256": digest},
+                             document_hash=digest)
+    doc = DocumentVersion(case_id=parent.id, number=1, text=data.document, sha256=digest,
+                          created_by=actor.person_id, created_at=uow.now)
+    uow.session.add(doc)
+    uow.session.flush()
+    uow.set_data(parent, document_version_id=doc.id, reminder_offsets=offsets)
+    for org, signers, required in parties:
+        child = uow.create_case(PARTY, actor=actor, title=f"{data.title}: {org.name_fi}", parent_id=parent.id,
+                                organisation_id=org.id, deadline=data.deadline,
+                                data={"organisation_key": org.key, "required_signatures": required},
+                                payload={"organisation": org.key, "required_signatures": required},
+                                document_hash=digest)
+        uow.session.add_all([PartySignatory(party_case_id=child.id, person_id=p.id) for p in signers])
+    uow.session.flush()
+    return parent
+
+
+def _check_offsets(offsets: list[str] | None) -> list[str] | None:
+    if offsets is None:
+        return None
+    from engine.calendar import parse_offset  # local: the calendar module validates ISO 8601
+
+    for i, text in enumerate(offsets):
+        try:
+            parse_offset(text)
+        except ValueError as exc:
+            raise InvalidInput(f"reminder_offsets[{i}]", str(exc)) from None
+    return offsets
+
+
+# -- operations on the agreement ------------------------------------------------------------------------
+
+
+def agreement_case(uow: UnitOfWork, agreement_id: int) -> CaseRow:
+    """Return a locked agreement case or raise NotFound."""
+    case = uow.case(agreement_id)
+    if case.workflow != AGREEMENT:
+        raise NotFound(f"case {agreement_id} is not an agreement")
+    return case
+
+
+def circulate(uow: UnitOfWork, agreement_id: int, actor: Actor, expected_version: int | None = None) -> None:
+    """Send a draft to the parties."""
+    case = agreement_case(uow, agreement_id)
+    uow.fire(case.id, "circulate", actor=actor, expected_version=expected_version,
+             document_hash=case.data["sha256"])
+
+
+def revise(uow: UnitOfWork, agreement_id: int, data: DocumentIn, actor: Actor,
+           expected_version: int | None = None) -> DocumentVersion:
+    """Store a new version of the text; void every decision and signature on the old one and ask again."""
+    case = agreement_case(uow, agreement_id)
+    digest = sha256_text(data.text)
+    if digest == case.data["sha256"]:
+        raise InvalidInput("text", "is identical to the current version")
+    number = int(case.data["document_version"]) + 1
+    doc = DocumentVersion(case_id=case.id, number=number, text=data.text, sha256=digest, note=data.note,
+                          created_by=actor.person_id, created_at=uow.now)
+    payload: dict[str, Any] = {"version": number, "sha256": digest}
+    if data.note:
+        payload["note"] = data.note
+    uow.fire(case.id, "revise", actor=actor, payload=payload, expected_version=expected_version,
+             document_hash=digest)
+    uow.session.add(doc)
+    uow.session.flush()
+    uow.set_data(case, sha256=digest, document_version=number, document_version_id=doc.id)
+    children = uow.children(case.id)
+    ids = [c.id for c in children]
+    for table in (Decision, Signature):
+        uow.session.execute(update(table).where(col(table.party_case_id).in_(ids),
+                                                col(table.voided_at).is_(None)).values(voided_at=uow.now))
+    for child in children:
+        if child.state != "invited":
+            uow.fire(child.id, "reinvite", actor=SYSTEM, payload={"sha256": digest}, document_hash=digest)
+    return doc
+
+
+def withdraw(uow: UnitOfWork, agreement_id: int, data: WithdrawIn, actor: Actor) -> None:
+    """Withdraw an agreement that is not in force; release its parties."""
+    case = agreement_case(uow, agreement_id)
+    payload = {"reason": data.reason} if data.reason else {}
+    uow.fire(case.id, "withdraw", actor=actor, payload=payload, document_hash=case.data["sha256"])
+    _release_parties(uow, case)
+
+
+def terminate(uow: UnitOfWork, agreement_id: int, data: TerminateIn, actor: Actor) -> None:
+    """End an agreement in force, with a reason and an end date."""
+    case = agreement_case(uow, agreement_id)
+    if data.end_date < uow.now.astimezone(HELSINKI).date():
+        raise InvalidInput("end_date", f"{data.end_date.isoformat()} is in the past")
+    uow.fire(case.id, "terminate", actor=actor,
+             payload={"reason": data.reason, "end_date": data.end_date.isoformat()},
+             document_hash=case.data["sha256"])
+    uow.set_data(case, end_date=data.end_date.isoformat())
+    _release_parties(uow, case)
+
+
+def _release_parties(uow: UnitOfWork, case: CaseRow) -> None:
+    for child in uow.children(case.id):
+        if child.state != "released":
+            uow.fire(child.id, "release", actor=SYSTEM, document_hash=case.data["sha256"])
+
+
+# -- operations of a party ----------------------------------------------------------------------------------
+
+
+def party_case(uow: UnitOfWork, agreement_id: int, organisation_key: str) -> CaseRow:
+    """Return the locked approval case of one party, or raise NotFound."""
+    agreement = agreement_case(uow, agreement_id)
+    for child in uow.children(agreement.id):
+        if child.data.get("organisation_key") == organisation_key:
+            return child
+    raise NotFound(f"{organisation_key!r} is not a party of agreement {agreement_id}")
+
+
+def _current_decision(uow: UnitOfWork, party: CaseRow) -> Decision | None:
+    return uow.session.execute(
+        select(Decision).where(Decision.party_case_id == party.id, col(Decision.voided_at).is_(None))
+        .order_by(col(Decision.id).desc()).limit(1)
+    ).scalars().first()
+
+
+def decide(uow: UnitOfWork, agreement_id: int, organisation_key: str, data: DecisionIn,
+           actor: Actor) -> tuple[Decision, bool]:
+    """Record a party's decision on the current text; a repeat of the stored decision changes nothing."""
+    party = party_case(uow, agreement_id, organisation_key)
+    parent = uow.case(agreement_id)
+    today = uow.now.astimezone(HELSINKI).date()
+    if data.decided_on > today:
+        raise InvalidInput("decided_on", f"{data.decided_on.isoformat()} is in the future")
+    section = normalise_section(data.section)
+    minutes = str(data.minutes_url) if data.minutes_url else None
+    existing = _current_decision(uow, party)
+    if existing is not None and (existing.outcome, existing.body, existing.decided_on, existing.section,
+                                 existing.minutes_url, existing.note) == (
+            data.outcome, data.body, data.decided_on, section, minutes, data.note):
+        return existing, False
+    decision = Decision(party_case_id=party.id, outcome=data.outcome, body=data.body, decided_on=data.decided_on,
+                        section=section, minutes_url=minutes, note=data.note,
+                        document_version_id=parent.data["document_version_id"],
+                        document_sha256=parent.data["sha256"], recorded_by=actor.person_id, recorded_at=uow.now)
+    trigger = "approve" if data.outcome == "approved" else "decline"
+    payload: dict[str, Any] = {"body": data.body, "decided_on": data.decided_on.isoformat(), "section": section}
+    if minutes:
+        payload["minutes_url"] = minutes
+    if data.note:
+        payload["note"] = data.note
+    uow.session.add(decision)
+    uow.session.flush()
+    payload["decision_id"] = decision.id
+    uow.fire(party.id, trigger, actor=actor, payload=payload, document_hash=parent.data["sha256"])
+    return decision, True
+
+
+def sign(uow: UnitOfWork, agreement_id: int, organisation_key: str, actor: Actor) -> tuple[Signature, bool]:
+    """Add the caller's signature for their organisation; a repeated signature changes nothing."""
+    party = party_case(uow, agreement_id, organisation_key)
+    parent = uow.case(agreement_id)
+    signer_id = actor.on_behalf_of_person_id or actor.person_id
+    if actor.organisation_id != party.organisation_id:
+        raise NotPermitted(f"you may sign only for your own organisation, not {organisation_key}",
+                           case_id=party.id, action="sign")
+    listed = uow.session.execute(select(PartySignatory.id).where(
+        PartySignatory.party_case_id == party.id, PartySignatory.person_id == signer_id)).first()
+    if listed is None:
+        raise NotPermitted(f"you are not a listed signatory of {organisation_key} on this agreement",
+                           case_id=party.id, action="sign")
+    version_id = parent.data["document_version_id"]
+    existing = uow.session.execute(select(Signature).where(
+        Signature.party_case_id == party.id, Signature.person_id == signer_id,
+        Signature.document_version_id == version_id, col(Signature.voided_at).is_(None))).scalars().first()
+    if existing is not None:
+        return existing, False
+    if party.state != "approved":
+        allowed = uow.machine_of(party).allowed_triggers(party.state)
+        raise Conflict(f"{organisation_key} cannot sign in state {party.state!r}: its body must approve the "
+                       f"current text first; allowed: {', '.join(allowed) or 'none'}", allowed=allowed)
+    signature = Signature(party_case_id=party.id, person_id=signer_id or 0,
+                          on_behalf_of_person_id=actor.person_id if actor.on_behalf_of_person_id else None,
+                          document_version_id=version_id, document_sha256=parent.data["sha256"],
+                          signed_at=uow.now)
+    uow.session.add(signature)
+    uow.session.flush()
+    uow.fire(party.id, "sign", actor=actor, payload={"signature_id": signature.id, "signatory": signer_id},
+             document_hash=parent.data["sha256"])
+    return signature, True
+
+
+def decision_citation(decision: Decision) -> str:
+    """Cite a decision as 'Kunnanhallitus 12.3.2026 § 58'."""
+    d: date = decision.decided_on
+    return f"{decision.body} {d.day}.{d.month}.{d.year} {decision.section}"

@@ -1,0 +1,1 @@
+"""Definition folder of the per-party approval child workflow; its logic lives in workflows.agreement."""
