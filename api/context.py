@@ -1,14 +1,21 @@
-"""Everything a running service shares: settings, database, definitions, engine and clock."""
+"""Everything a running service shares: settings, database, definitions, engine, clock, sweeps and scheduler."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from engine import timers
 from engine.clock import Clock, SystemClock
 from engine.db import Database, make_database
 from engine.registry import Registry
+from engine.scheduler import Scheduler
 from engine.service import Engine
 from engine.settings import Settings
+from engine.timers import TimerSweep
+from notifications import reminders
+from notifications.delivery import Delivery, smtp_config_from
+from notifications.digest import send_digests
+from notifications.outbox import MailConfig
 from workflows.registry import build_registry
 
 
@@ -21,11 +28,53 @@ class AppContext:
     registry: Registry
     engine: Engine
     clock: Clock
+    sweep: TimerSweep
+    delivery: Delivery
+    scheduler: Scheduler | None = field(default=None)
+
+    def run_timers(self, fence: object = None) -> int:
+        """Fire every due timer and compose due digests."""
+        n = self.sweep.run_due(fence=fence)  # type: ignore[arg-type]
+        return n + send_digests(self.engine)
+
+    def tick(self) -> int:
+        """Fire every due timer, then deliver due mail, at the clock's current time (tests call this)."""
+        n = self.run_timers()
+        return n + self.delivery.deliver_due_sync()
+
+    def scheduler_jobs(self) -> list:  # type: ignore[type-arg]
+        """Return the jobs the scheduler runs each second."""
+        def timers_job(fence: object) -> int:
+            return self.run_timers(fence)
+
+        def mail_job(_fence: object) -> int:
+            return self.delivery.deliver_due_sync()
+        return [timers_job, mail_job]
+
+    def start_scheduler(self) -> Scheduler:
+        """Start the background scheduler (raises SchedulerLocked on a SQLite file already served)."""
+        self.scheduler = Scheduler(self.engine, self.scheduler_jobs(), self.settings.scheduler_interval_seconds)
+        self.scheduler.start()
+        return self.scheduler
+
+
+def _wire(registry: Registry, settings: Settings) -> None:
+    registry.on_transition(timers.on_transition)
+    registry.on_transition(reminders.on_transition)
+    registry.services["mail"] = MailConfig(base_url=settings.base_url, sender=settings.mail_from,
+                                           domain=settings.mail_domain)
 
 
 def build_context(settings: Settings, *, clock: Clock | None = None, db: Database | None = None) -> AppContext:
     """Build the shared objects from settings."""
     db = db or make_database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     registry = build_registry()
+    _wire(registry, settings)
     clock = clock or SystemClock()
-    return AppContext(settings=settings, db=db, registry=registry, engine=Engine(db, registry, clock), clock=clock)
+    engine = Engine(db, registry, clock)
+    sweep = TimerSweep(engine, {"reminder": reminders.send_reminder, "escalation": reminders.send_reminder})
+    delivery = Delivery(engine, smtp_config_from(settings), sender=settings.mail_from, domain=settings.mail_domain)
+    return AppContext(settings=settings, db=db, registry=registry, engine=engine, clock=clock, sweep=sweep,
+                      delivery=delivery)
+
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,6 +52,14 @@ class TimerSpec(BaseModel):
     template: str | None = None
 
 
+class NotifySpec(BaseModel):
+    """An email sent when a transition happens: to whom (roles) and with which template."""
+
+    model_config = ConfigDict(extra="forbid")
+    to: list[str] = Field(min_length=1)
+    template: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+
+
 class StateSpec(BaseModel):
     """One state: what it means, whether it ends the case, the timers it arms."""
 
@@ -71,6 +80,7 @@ class TransitionSpec(BaseModel):
     conditions: list[str] = Field(default_factory=list)
     event: str | None = None
     payload: dict[str, PayloadField] = Field(default_factory=dict)
+    notify: list[NotifySpec] = Field(default_factory=list)
 
     @field_validator("source", mode="before")
     @classmethod
@@ -107,7 +117,7 @@ class WorkflowDefinition(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> WorkflowDefinition:
         if self.initial not in self.states:
-            raise ValueError(f"initial state {self.initial!r} is not among the states")
+            raise ValueError(f"initial: state {self.initial!r} is not among the states")
         for i, t in enumerate(self.transitions):
             for s in t.source:
                 if s != "*" and s not in self.states:
@@ -142,6 +152,9 @@ class WorkflowDefinition(BaseModel):
         return [n for n, s in self.states.items() if s.final]
 
 
+_NAMES_PATH = re.compile(r"^[a-z_][\w.\[\]]*: ")
+
+
 def _path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
@@ -165,7 +178,10 @@ def parse_definition(text: str, source: str = "<string>") -> WorkflowDefinition:
         problems = []
         for err in exc.errors():
             msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"{source}: {_path(err['loc'])}: {msg}")
+            # whole-definition checks name their own path ("transitions[0].dest: ..."); don't prefix "(root)"
+            where = _path(err["loc"])
+            problems.append(f"{source}: {msg}" if where == "(root)" and _NAMES_PATH.match(msg)
+                            else f"{source}: {where}: {msg}")
         raise DefinitionError("; ".join(problems), problems=problems) from exc
 
 

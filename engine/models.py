@@ -143,3 +143,73 @@ class AccessDenial(SQLModel, table=True):
     case_id: int | None = Field(default=None)
     action: str = Field(max_length=200)
     reason: str = Field(max_length=500)
+
+
+class Timer(SQLModel, table=True):
+    """A scheduled deadline, reminder or escalation; the row is the schedule."""
+
+    __tablename__ = "timer"
+    __table_args__ = (
+        Index("ix_timer_due", "status", "due_at"),
+        UniqueConstraint("dedupe_key", name="uq_timer_dedupe"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    state: str = Field(max_length=80)  # the state that armed it; leaving it cancels the timer
+    armed_seq: int  # the event that entered that state
+    kind: str = Field(max_length=20)  # deadline | reminder | escalation | cycle
+    name: str = Field(max_length=80)
+    due_at: datetime = Field(sa_column=utc_column())
+    deadline: date | None = None
+    offset: str | None = Field(default=None, max_length=40)
+    trigger: str | None = Field(default=None, max_length=80)
+    roles: str = Field(default="", max_length=200)
+    template: str | None = Field(default=None, max_length=120)
+    dedupe_key: str = Field(max_length=300)
+    status: str = Field(default="pending", max_length=20)  # pending | fired | cancelled | coalesced | skipped | failed
+    note: str | None = Field(default=None, max_length=1000)
+    fired_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    created_at: datetime = Field(sa_column=utc_column())
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One email, rendered and queued in the transaction that caused it; sent after the commit."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        UniqueConstraint("dedupe_key", name="uq_outbox_dedupe"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
+    person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    timer_id: int | None = Field(default=None, foreign_key="timer.id")
+    template: str = Field(max_length=120)
+    language: str = Field(default="fi", max_length=2)
+    to_address: str = Field(max_length=320)
+    cc: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    subject: str = Field(max_length=500)
+    text: str
+    html: str
+    ics: str | None = None
+    message_id: str = Field(max_length=200)
+    list_id: str | None = Field(default=None, max_length=200)
+    dedupe_key: str = Field(max_length=300)
+    status: str = Field(default="pending", max_length=20)  # pending|sending|sent|captured|failed|dead|held|digested
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=utc_column())
+    claimed_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    last_error: str | None = Field(default=None, max_length=2000)
+    refused: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(sa_column=utc_column())
+    sent_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+
+
+class SchedulerLease(SQLModel, table=True):
+    """Who runs the scheduler: one row per name, with a fencing epoch bumped at every takeover."""
+
+    __tablename__ = "scheduler_lease"
+    name: str = Field(primary_key=True, max_length=40)
+    holder: str = Field(max_length=200)
+    epoch: int = 0
+    heartbeat_at: datetime = Field(sa_column=utc_column())

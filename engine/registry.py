@@ -12,9 +12,10 @@ from engine.errors import DefinitionError, NotFound
 from engine.machine import Guard, WorkflowMachine
 
 if TYPE_CHECKING:
-    from engine.service import TransitionRecord, UnitOfWork
+    from engine.service import CaseRow, TransitionRecord, UnitOfWork
 
 Listener = Callable[["UnitOfWork", "TransitionRecord"], None]
+Resolver = Callable[["UnitOfWork", "CaseRow", str], list[int]]
 
 
 @dataclass
@@ -25,6 +26,8 @@ class Registry:
     listeners: list[Listener] = field(default_factory=list)
     child_listeners: dict[str, Listener] = field(default_factory=dict)
     sources: dict[tuple[str, int], Path] = field(default_factory=dict)
+    resolvers: dict[str, Resolver] = field(default_factory=dict)
+    services: dict[str, Any] = field(default_factory=dict)  # shared helpers, e.g. the mail configuration
 
     def register(self, definition: WorkflowDefinition, guards: dict[str, Guard] | None = None,
                  source: Path | None = None) -> WorkflowMachine:
@@ -76,6 +79,19 @@ class Registry:
     def on_child_transition(self, parent_workflow: str, listener: Listener) -> None:
         """Let a parent workflow react to its children's transitions in the same transaction."""
         self.child_listeners[parent_workflow] = listener
+
+    def on_recipients(self, workflow: str, resolver: Resolver) -> None:
+        """Tell who a role (party, coordinator, ...) means on a workflow's cases, as person ids."""
+        self.resolvers[workflow] = resolver
+
+    def recipients(self, uow: UnitOfWork, case: CaseRow, role: str) -> list[int]:
+        """Return the person ids a role means on a case (the coordinator role works everywhere)."""
+        resolver = self.resolvers.get(case.workflow)
+        if resolver is not None:
+            return resolver(uow, case, role)
+        if role == "coordinator" and case.coordinator_id is not None:
+            return [case.coordinator_id]
+        return []
 
 
 def guard_map(module: Any) -> dict[str, Guard]:

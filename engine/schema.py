@@ -15,6 +15,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 def all_models() -> None:
     """Import every module that defines tables, so the metadata is complete."""
+    import engine.links  # noqa: F401
     import engine.models  # noqa: F401
     import workflows.models  # noqa: F401
 

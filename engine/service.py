@@ -187,7 +187,8 @@ class UnitOfWork:
             "workflow", "workflow_version", "state", "version", "parent_id", "organisation_id", "coordinator_id",
             "title", "deadline", "data", "event_count", "head_hash")})  # type: ignore[arg-type]
         self._rows[case_id] = row
-        self._record(row, "create", "Created", None, defn.initial, actor, payload or {}, document_hash)
+        record = self._record(row, "create", "Created", None, defn.initial, actor, payload or {}, document_hash)
+        self._notify(record)
         return row
 
     def fire(self, case_id: int, trigger: str, *, actor: Actor = SYSTEM, payload: dict[str, Any] | None = None,

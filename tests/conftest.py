@@ -17,7 +17,7 @@ from engine.directory import DEFAULT_ORGANISATIONS, import_organisations
 from engine.schema import all_models
 from engine.settings import Settings
 
-# pytest_plugins = ["tests.support.smtp_fixtures"]
+pytest_plugins = ["tests.support.smtp_fixtures"]
 
 PG_URL = os.environ.get("VUOSIKELLO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -91,3 +91,23 @@ def ctx(database: Database, clock: ManualClock) -> AppContext:
         import_organisations(session, DEFAULT_ORGANISATIONS, clock.now())
         session.commit()
     return context
+
+
+def context_for(database: Database, clock: ManualClock, **settings: object) -> AppContext:
+    """Build a context on a database with the organisation register loaded."""
+    base: dict[str, object] = dict(environment="test", database_url=database.url, admin_token=None,
+                                   base_url="http://testserver", scheduler_enabled=False)
+    base.update(settings)
+    context = build_context(Settings(**base), clock=clock, db=database)  # type: ignore[arg-type]
+    with Session(database.engine) as session:
+        if session.execute(text("SELECT count(*) FROM organisation")).scalar() == 0:
+            import_organisations(session, DEFAULT_ORGANISATIONS, clock.now())
+            session.commit()
+    return context
+
+
+@pytest.fixture
+def smtp_ctx(database: Database, clock: ManualClock, smtp_server) -> AppContext:  # type: ignore[no-untyped-def]
+    """A context whose mail goes to the real aiosmtpd test server."""
+    return context_for(database, clock, smtp_host=smtp_server.hostname, smtp_port=smtp_server.port,
+                       smtp_timeout=5.0)

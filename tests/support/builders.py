@@ -85,13 +85,14 @@ class AgreementFixture:
 
 def create_agreement(ctx: AppContext, *, parties: int = 25, signatures: int = 1, circulate: bool = True,
                      deadline: date = date(2026, 6, 19), coordinator: User | None = None,
-                     reminder_offsets: list[str] | None = None) -> AgreementFixture:
+                     reminder_offsets: list[str] | None = None,
+                     languages: dict[str, str] | None = None) -> AgreementFixture:
     """Create a Pirkanmaa agreement with `parties` parties and `signatures` signatories each."""
     coordinator = coordinator or make_user(ctx, org_key="regional_council:06", roles="coordinator",
                                            name="Koordinaattori")
     keys = pirkanmaa_keys(ctx)[:parties]
-    signers = {k: [make_user(ctx, org_key=k, name=f"Allekirjoittaja {i} {k}") for i in range(signatures)]
-               for k in keys}
+    signers = {k: [make_user(ctx, org_key=k, name=f"Allekirjoittaja {i} {k}", language=(languages or {}).get(k, "fi"))
+                   for i in range(signatures)] for k in keys}
     body = AgreementCreate(title="Pirkanmaan puitesopimus", document=DOCUMENT, deadline=deadline,
                            reminder_offsets=reminder_offsets,
                            parties=[PartyIn(organisation=k, signatories=[u.id for u in signers[k]],

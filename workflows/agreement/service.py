@@ -341,3 +341,33 @@ def decision_citation(decision: Decision) -> str:
     """Cite a decision as 'Kunnanhallitus 12.3.2026 § 58'."""
     d: date = decision.decided_on
     return f"{decision.body} {d.day}.{d.month}.{d.year} {decision.section}"
+
+
+# -- who reminders and notices go to -------------------------------------------------------------------------
+
+
+def recipients(uow: UnitOfWork, case: CaseRow, role: str) -> list[int]:
+    """Return the person ids a role means on an agreement or party case."""
+    agreement = case if case.workflow == AGREEMENT else uow.case(case.parent_id or 0)
+    if role == "coordinator":
+        return [agreement.coordinator_id] if agreement.coordinator_id else []
+    if role in ("party", "all_signatories"):
+        parties = [case] if case.workflow == PARTY else uow.children(agreement.id)
+        out: list[int] = []
+        for party in parties:
+            if role == "party" and party.state in ("signed", "released"):
+                continue
+            listed = uow.session.execute(select(PartySignatory.person_id).where(
+                PartySignatory.party_case_id == party.id).order_by(col(PartySignatory.id))).scalars().all()
+            if role == "party" and party.state == "approved":  # only those who have not signed yet
+                signed = set(uow.session.execute(select(Signature.person_id).where(
+                    Signature.party_case_id == party.id, col(Signature.voided_at).is_(None))).scalars())
+                listed = [p for p in listed if p not in signed]
+            out += [p for p in listed if p not in out]
+        return out
+    if role == "regional_director":
+        council = [c for c in uow.children(agreement.id)
+                   if str(c.data.get("organisation_key", "")).startswith("regional_council:")]
+        return [p for c in council for p in uow.session.execute(select(PartySignatory.person_id).where(
+            PartySignatory.party_case_id == c.id)).scalars()]
+    return []

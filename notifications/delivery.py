@@ -1,0 +1,165 @@
+"""Deliver the outbox after commits: claim due rows, send over one SMTP connection, record the outcome.
+
+Temporary failures retry with exponential backoff and jitter for 24 hours; permanent ones are recorded on the
+message and on its case. Without SMTP settings mail is captured: marked `captured` and shown at /mail.
+A row is claimed (status `sending`) in its own short transaction before the SMTP exchange; a crash between the
+server's acceptance and the commit of `sent` is the only way to deliver twice, and the Message-ID stays the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlmodel import Session
+
+from engine.actors import SYSTEM
+from engine.models import OutboxMessage
+from engine.service import Engine
+from notifications.mime import MailSpec, build_message
+from notifications.smtp import (
+    RETRY_WINDOW,
+    DeliveryError,
+    PermanentDeliveryError,
+    SmtpConfig,
+    SmtpSender,
+    TemporaryDeliveryError,
+    backoff_delay,
+)
+
+log = logging.getLogger("vuosikello.delivery")
+OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+STALE_CLAIM = timedelta(minutes=5)
+
+
+def to_message(row: Any, sender: str, domain: str) -> Any:
+    """Build the EmailMessage of an outbox row."""
+    spec = MailSpec(sender=sender, to=[row.to_address], cc=list(row.cc or []), subject=row.subject, text=row.text,
+                    html=row.html, message_key=row.dedupe_key, list_id=row.list_id or f"vuosikello.{domain}",
+                    domain=domain, ics=row.ics.encode("utf-8") if row.ics else None, lang=row.language,
+                    date=row.created_at)
+    return build_message(spec)
+
+
+class Delivery:
+    """Sends due outbox rows; one instance per process, used by the scheduler's leader."""
+
+    def __init__(self, engine: Engine, smtp: SmtpConfig | None, *, sender: str, domain: str, batch: int = 100) -> None:
+        self.engine = engine
+        self.smtp = smtp
+        self.sender = sender
+        self.domain = domain
+        self.batch = batch
+
+    # -- claiming ------------------------------------------------------------------------------------------
+    def _claim(self, now: datetime) -> list[Any]:
+        def work(uow: Any) -> list[Any]:
+            # claims left by a crashed sender go back to the queue
+            uow.session.execute(update(OUTBOX).where(OUTBOX.c.status == "sending",
+                                                     OUTBOX.c.claimed_at < now - STALE_CLAIM)
+                                .values(status="pending"))
+            stmt = (select(OUTBOX).where(OUTBOX.c.status == "pending", OUTBOX.c.next_attempt_at <= now)
+                    .order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id).limit(self.batch))
+            if not uow.db.is_sqlite:
+                stmt = stmt.with_for_update(skip_locked=True)
+            rows = uow.session.execute(stmt).all()
+            if rows:
+                uow.session.execute(update(OUTBOX).where(OUTBOX.c.id.in_([r.id for r in rows]))
+                                    .values(status="sending", claimed_at=now))
+            return list(rows)
+        rows: list[Any] = self.engine.run(work)
+        return rows
+
+    # -- recording ------------------------------------------------------------------------------------------
+    def _mark(self, row_id: int, **values: Any) -> None:
+        with Session(self.engine.db.write_engine) as session:
+            session.execute(update(OUTBOX).where(OUTBOX.c.id == row_id).values(**values))
+            session.commit()
+
+    def _failed_permanently(self, row: Any, error: str, now: datetime, status: str) -> None:
+        def work(uow: Any) -> None:
+            uow.session.execute(update(OUTBOX).where(OUTBOX.c.id == row.id).values(
+                status=status, last_error=error[:2000], attempts=row.attempts + 1, claimed_at=None))
+            if row.case_id is not None:
+                case = uow.case(row.case_id)
+                uow._record(case, "delivery_failed", "DeliveryFailed", case.state, case.state, SYSTEM,
+                            {"outbox_id": row.id, "to": row.to_address, "error": error[:500]}, None)
+        self.engine.run(work)
+
+    def _outcome(self, row: Any, now: datetime, exc: DeliveryError | None, refused: dict[str, str]) -> None:
+        if exc is None:
+            self._mark(row.id, status="sent", sent_at=now, attempts=row.attempts + 1, refused=refused,
+                       last_error=None, claimed_at=None)
+            if refused:
+                self._failed_note(row, refused)
+            return
+        if isinstance(exc, PermanentDeliveryError):
+            self._failed_permanently(row, str(exc), now, "failed")
+            return
+        attempts = row.attempts + 1
+        if now - row.created_at >= RETRY_WINDOW:
+            self._failed_permanently(row, f"gave up after 24 hours: {exc}", now, "dead")
+            return
+        self._mark(row.id, status="pending", attempts=attempts, last_error=str(exc)[:2000], claimed_at=None,
+                   next_attempt_at=now + timedelta(seconds=backoff_delay(attempts)))
+
+    def _failed_note(self, row: Any, refused: dict[str, str]) -> None:
+        if row.case_id is None:
+            return
+
+        def work(uow: Any) -> None:
+            case = uow.case(row.case_id)
+            uow._record(case, "delivery_failed", "DeliveryFailed", case.state, case.state, SYSTEM,
+                        {"outbox_id": row.id, "refused": refused}, None)
+        self.engine.run(work)
+
+    # -- sending ---------------------------------------------------------------------------------------------
+    async def deliver_due(self, now: datetime | None = None) -> int:
+        """Send every due row; return how many were handled."""
+        handled = 0
+        sender = SmtpSender(self.smtp) if self.smtp else None
+        try:
+            while True:
+                at = now or self.engine.clock.now()
+                rows = await asyncio.to_thread(self._claim, at)
+                for row in rows:
+                    await self._send_one(sender, row, at)
+                handled += len(rows)
+                if len(rows) < self.batch:
+                    return handled
+        finally:
+            if sender is not None:
+                await sender.close()
+
+    async def _send_one(self, sender: SmtpSender | None, row: Any, now: datetime) -> None:
+        if sender is None:  # captured locally
+            await asyncio.to_thread(self._mark, row.id, status="captured", sent_at=now, attempts=row.attempts + 1,
+                                    claimed_at=None)
+            return
+        error: DeliveryError | None = None
+        refused: dict[str, str] = {}
+        try:
+            result = await sender.send(to_message(row, self.sender, self.domain))
+            refused = dict(result.refused)
+        except (TemporaryDeliveryError, PermanentDeliveryError) as exc:
+            error = exc
+        except Exception as exc:  # noqa: BLE001 - a malformed row must not stop the queue
+            log.exception("building or sending outbox %s failed", row.id)
+            error = PermanentDeliveryError(f"{type(exc).__name__}: {exc}")
+        await asyncio.to_thread(self._outcome, row, now, error, refused)
+
+    def deliver_due_sync(self, now: datetime | None = None) -> int:
+        """Run `deliver_due` to completion from synchronous code."""
+        return asyncio.run(self.deliver_due(now))
+
+
+def smtp_config_from(settings: Any) -> SmtpConfig | None:
+    """Return the SMTP configuration, or None when mail is captured locally."""
+    if not settings.smtp_host:
+        return None
+    return SmtpConfig(host=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username,
+                      password=settings.smtp_password, use_tls=settings.smtp_tls, start_tls=settings.smtp_starttls,
+                      timeout=settings.smtp_timeout)

@@ -1,0 +1,44 @@
+"""The daily digest: people who chose it get one email a day listing their held reminders."""
+
+from __future__ import annotations
+
+from datetime import time
+
+from sqlalchemy import select, update
+
+from engine.calendar import HELSINKI, local_time_utc
+from engine.models import OutboxMessage
+from engine.service import Engine, UnitOfWork
+from notifications.outbox import queue_email
+
+OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+DIGEST_AT = time(9, 0)
+
+
+def _compose(uow: UnitOfWork) -> int:
+    today = uow.now.astimezone(HELSINKI).date()
+    if uow.now < local_time_utc(today, DIGEST_AT):
+        return 0
+    rows = uow.session.execute(select(OUTBOX).where(OUTBOX.c.status == "held")
+                               .order_by(OUTBOX.c.person_id, OUTBOX.c.id)).all()
+    by_person: dict[int, list[object]] = {}
+    for row in rows:
+        by_person.setdefault(row.person_id, []).append(row)
+    sent = 0
+    for person_id, items in by_person.items():
+        key = f"digest:{person_id}:{today.isoformat()}"
+        outbox_id = queue_email(uow, template="digest", key=key, person_id=person_id,
+                                context={"items": [{"subject": r.subject, "text": r.text} for r in items],  # type: ignore[attr-defined]
+                                         "date": today})
+        if outbox_id is None:
+            continue  # today's digest already went; these wait for tomorrow's
+        uow.session.execute(update(OUTBOX).where(OUTBOX.c.id.in_([r.id for r in items]))  # type: ignore[attr-defined]
+                            .values(status="digested", sent_at=uow.now))
+        sent += 1
+    return sent
+
+
+def send_digests(engine: Engine) -> int:
+    """Queue today's digests that are due; return how many were queued."""
+    count: int = engine.run(_compose)
+    return count

@@ -1,0 +1,334 @@
+"""Builds outgoing notification e-mails (MIME structure, headers, iCalendar attachments)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import hashlib
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from email.generator import BytesGenerator
+from email.header import Header
+from email.headerregistry import BaseHeader, HeaderRegistry
+from email.message import EmailMessage, MIMEPart
+from email.policy import EmailPolicy
+from email.utils import format_datetime, formataddr, parseaddr
+from functools import lru_cache
+from typing import Any, Literal, TypeVar
+
+import icalendar
+
+__all__ = [
+    "MailSpec",
+    "build_message",
+    "deadline_ics",
+    "message_id",
+    "to_bytes",
+]
+
+
+class _CachingHeaderRegistry(HeaderRegistry):
+    """HeaderRegistry that builds each header class once instead of on every lookup."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._classes: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        cls = self._classes.get(key)
+        if cls is None:
+            cls = self._classes[key] = super().__getitem__(name)
+        return cls
+
+
+_HEADER_FACTORY = _CachingHeaderRegistry()
+_LINESEP_SPLITTER = re.compile(r"\n|\r")
+
+
+@lru_cache(maxsize=4096)
+def _parse_header(name: str, value: str) -> BaseHeader:
+    """Parse a raw header value once; header objects are immutable, so sharing them is safe."""
+    return _HEADER_FACTORY(name, value)
+
+
+class _FastSmtpPolicy(EmailPolicy):
+    """email.policy.SMTP whose header lookups reuse parsed values (the generator re-reads them often)."""
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        if hasattr(value, "name"):
+            return value
+        return _parse_header(name, "".join(_LINESEP_SPLITTER.split(value)))
+
+
+_P = TypeVar("_P", bound=MIMEPart)
+
+# Built once: build_message and to_bytes are on a hot path (thousands of messages per run).
+# refold_source="none": our raw header values are pre-folded, and the stdlib refolder would split a
+# display name into several encoded words, which Python's own parser then reads back with extra spaces.
+_POLICY = _FastSmtpPolicy(linesep="\r\n", header_factory=_HEADER_FACTORY, refold_source="none")
+_WIRE_POLICIES = {
+    (utf8, cte_type): _POLICY.clone(utf8=utf8, cte_type=cte_type)
+    for utf8 in (False, True)
+    for cte_type in ("7bit", "8bit")
+}
+_LANGUAGES = frozenset({"fi", "sv", "en"})
+_MESSAGE_ID_HEX_CHARS = 32  # 128 bits of the SHA-256 digest
+_PRODID = "-//Vuosikello//EN"
+_UNSAFE_HEADER_CHARS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+_UNSAFE_FILENAME_CHARS = re.compile(r'["\\]')
+_TEXT_TYPES = {
+    "plain": 'text/plain; charset="utf-8"',
+    "html": 'text/html; charset="utf-8"',
+}
+_CALENDAR_TYPE = "text/calendar; method=PUBLISH; charset=utf-8"
+_UTF8 = "utf-8"
+_ASCII = "us-ascii"
+_MAX_LINE = 78  # RFC 5322 recommended header line length
+
+
+@dataclass(frozen=True)
+class MailSpec:
+    """Everything needed to render one outgoing e-mail; pure data, no I/O."""
+
+    sender: str
+    to: list[str]
+    subject: str
+    text: str
+    html: str
+    message_key: str
+    list_id: str
+    domain: str
+    ics: bytes | None = None
+    ics_filename: str = "deadline.ics"
+    cc: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    lang: str = "fi"
+    date: datetime | None = None  # None -> now; naive values are taken as UTC
+
+
+def message_id(key: str, domain: str) -> str:
+    """Return a deterministic RFC 5322 Message-ID for a logical message key."""
+    return f"<{_digest(key)[:_MESSAGE_ID_HEX_CHARS]}@{domain}>"
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """Aware UTC datetime; naive values (as stored by the database) are taken to be UTC already."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _digest(key: str) -> str:
+    """Hex SHA-256 of a message key."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def build_message(spec: MailSpec) -> EmailMessage:
+    """Render a MailSpec into multipart/alternative (multipart/mixed when an .ics is attached)."""
+    _validate(spec)
+    digest = _digest(spec.message_key)
+    msg = EmailMessage(policy=_POLICY)
+    _set_headers(msg, spec, digest)
+    bodies = (_text_part(spec.text, "plain"), _text_part(spec.html, "html"))
+    if spec.ics is None:
+        _make_multipart(msg, "alternative", digest, bodies)
+    else:
+        alternative = _make_multipart(MIMEPart(policy=_POLICY), "alternative", digest, bodies)
+        _make_multipart(msg, "mixed", digest, (alternative, _calendar_part(spec.ics, spec.ics_filename)))
+    return msg
+
+
+def _validate(spec: MailSpec) -> None:
+    """Reject specs that would produce an undeliverable or header-injected message."""
+    if not spec.to:
+        raise ValueError("MailSpec.to must name at least one recipient")
+    if spec.lang not in _LANGUAGES:
+        raise ValueError(f"unsupported language {spec.lang!r}; expected one of {sorted(_LANGUAGES)}")
+    if not (spec.domain.isascii() and spec.list_id.isascii()):
+        raise ValueError("domain and list_id must be ASCII (use the IDNA form)")
+    values = [spec.sender, spec.subject, spec.list_id, spec.domain, spec.ics_filename]
+    values += spec.to + spec.cc + list(spec.headers) + list(spec.headers.values())
+    for value in values:
+        if _UNSAFE_HEADER_CHARS.search(value):
+            raise ValueError(f"control character in header value {value!r}")
+    if _UNSAFE_FILENAME_CHARS.search(spec.ics_filename):
+        raise ValueError(f"unsafe attachment file name {spec.ics_filename!r}")
+
+
+def _put(part: MIMEPart, name: str, value: str) -> None:
+    """Set a header: short ASCII values verbatim (fast path), others via the header registry."""
+    if value.isascii() and len(name) + 2 + len(value) <= _MAX_LINE:
+        part.set_raw(name, value)
+    else:
+        part[name] = value
+
+
+def _put_text(part: MIMEPart, name: str, value: str) -> None:
+    """Set an unstructured header, pre-folded; non-ASCII text becomes RFC 2047 encoded words."""
+    plain = value.isascii() and "=?" not in value  # "=?" would be read back as an encoded word
+    if plain and len(name) + 2 + len(value) <= _MAX_LINE:
+        part.set_raw(name, value)
+    else:
+        charset = _ASCII if plain else _UTF8
+        part.set_raw(name, Header(value, charset, header_name=name).encode(splitchars=" "))
+
+
+def _put_addresses(part: MIMEPart, name: str, addresses: list[str]) -> None:
+    """Set an address-list header, pre-folded, with RFC 2047-encoded non-ASCII display names."""
+    encoded = [_encode_address(address) for address in addresses]
+    if all(item is not None for item in encoded):
+        part.set_raw(name, _fold_list(name, [item for item in encoded if item is not None]))
+    else:
+        part[name] = ", ".join(addresses)  # unusual input: let the full RFC 5322 parser handle it
+
+
+def _fold_list(name: str, items: list[str]) -> str:
+    """Join with ", ", starting a continuation line whenever the current one would pass 78 chars.
+
+    An item is never split, so one with a very long display name may exceed 78 (RFC 5322 allows 998).
+    """
+    lines = [items[0]]
+    width = len(name) + 2 + len(items[0])
+    for item in items[1:]:
+        if width + 2 + len(item) < _MAX_LINE:
+            lines[-1] += f", {item}"
+            width += 2 + len(item)
+        else:
+            lines[-1] += ","
+            lines.append(f" {item}")
+            width = 1 + len(item)
+    return "\n".join(lines)
+
+
+def _encode_address(address: str) -> str | None:
+    """'Name <addr>' as ASCII, or None when the compact path cannot represent it faithfully."""
+    if address.isascii():
+        return address
+    display_name, addr_spec = parseaddr(address)
+    if not addr_spec or not addr_spec.isascii():
+        return None
+    return formataddr((display_name, addr_spec), charset=_UTF8)
+
+
+def _set_headers(msg: EmailMessage, spec: MailSpec, digest: str) -> None:
+    """Assign the fixed header set, then the caller's extra headers (which replace same-named ones)."""
+    _put_addresses(msg, "From", [spec.sender])
+    _put_addresses(msg, "To", spec.to)
+    if spec.cc:
+        _put_addresses(msg, "Cc", spec.cc)
+    _put_text(msg, "Subject", spec.subject)
+    _put(msg, "Message-ID", f"<{digest[:_MESSAGE_ID_HEX_CHARS]}@{spec.domain}>")
+    _put(msg, "Date", format_datetime(_as_utc(spec.date or datetime.now(UTC))))
+    _put(msg, "List-Id", f"<{spec.list_id}>")
+    _put(msg, "Content-Language", spec.lang)
+    _put(msg, "Auto-Submitted", "auto-generated")
+    _put(msg, "X-Auto-Response-Suppress", "All")
+    _put(msg, "MIME-Version", "1.0")
+    for name, value in spec.headers.items():
+        del msg[name]
+        _put(msg, name, value)
+
+
+def _make_multipart(part: _P, subtype: str, digest: str, children: tuple[MIMEPart, ...]) -> _P:
+    """Turn `part` into a multipart container with a boundary that cannot occur in QP/base64 bodies."""
+    # "=_" never appears at a line start in quoted-printable or base64 output, so no collision check.
+    _put(part, "Content-Type", f'multipart/{subtype}; boundary="=_{subtype[0]}{digest[:24]}"')
+    for child in children:
+        part.attach(child)
+    return part
+
+
+def _text_part(body: str, subtype: str) -> MIMEPart:
+    """A UTF-8, quoted-printable text part (7-bit clean: no reliance on 8BITMIME)."""
+    part = MIMEPart(policy=_POLICY)
+    part.set_raw("Content-Type", _TEXT_TYPES[subtype])
+    part.set_raw("Content-Transfer-Encoding", "quoted-printable")
+    part.set_payload(binascii.b2a_qp(body.encode("utf-8"), istext=True).decode("ascii"))
+    return part
+
+
+def _calendar_part(ics: bytes, filename: str) -> MIMEPart:
+    """The iCalendar attachment, base64 encoded (keeps CRLF line ends byte-exact)."""
+    part = MIMEPart(policy=_POLICY)
+    part.set_raw("Content-Type", _CALENDAR_TYPE)
+    part.set_raw("Content-Transfer-Encoding", "base64")
+    if filename.isascii():
+        part.set_raw("Content-Disposition", f'attachment; filename="{filename}"')
+    else:
+        part.add_header("Content-Disposition", "attachment", filename=filename)
+    part.set_payload(base64.encodebytes(ics).decode("ascii"))
+    return part
+
+
+def to_bytes(message: EmailMessage, *, utf8: bool = False, cte_type: Literal["7bit", "8bit"] = "8bit") -> bytes:
+    """Serialise a message for SMTP DATA: CRLF line ends, Bcc/Resent-Bcc stripped."""
+    if "Bcc" in message or "Resent-Bcc" in message:
+        message = copy.copy(message)  # Message.__delitem__ rebinds the header list: the original keeps it
+        del message["Bcc"]
+        del message["Resent-Bcc"]
+    buffer = io.BytesIO()
+    BytesGenerator(buffer, mangle_from_=False, policy=_WIRE_POLICIES[(utf8, cte_type)]).flatten(message)
+    return buffer.getvalue()
+
+
+def deadline_ics(
+    uid: str,
+    summary: str,
+    description: str,
+    deadline_date: date,
+    url: str | None = None,
+    alarm_days_before: int | None = None,
+    *,
+    dtstamp: datetime | None = None,
+    sequence: int = 0,
+) -> bytes:
+    """Return a METHOD:PUBLISH VCALENDAR holding one all-day VEVENT for a deadline."""
+    if isinstance(deadline_date, datetime):
+        raise TypeError("deadline_date must be a date, not a datetime (the event is all-day)")
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", _PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("method", "PUBLISH")
+    event = _deadline_event(uid, summary, description, deadline_date, url, dtstamp, sequence)
+    if alarm_days_before is not None:
+        event.add_component(_display_alarm(summary, alarm_days_before))
+    calendar.add_component(event)
+    ical: bytes = calendar.to_ical()
+    return ical
+
+
+def _deadline_event(
+    uid: str,
+    summary: str,
+    description: str,
+    deadline_date: date,
+    url: str | None,
+    dtstamp: datetime | None,
+    sequence: int,
+) -> icalendar.Event:
+    """Build the all-day VEVENT (DTEND is the exclusive next day, per RFC 5545)."""
+    event = icalendar.Event()
+    event.add("uid", uid)
+    event.add("dtstamp", _as_utc(dtstamp or datetime.now(UTC)))
+    event.add("dtstart", deadline_date)
+    event.add("dtend", deadline_date + timedelta(days=1))
+    event.add("summary", summary)
+    event.add("description", description)
+    event.add("sequence", sequence)
+    event.add("transp", "TRANSPARENT")
+    if url is not None:
+        event.add("url", url)
+    return event
+
+
+def _display_alarm(summary: str, days_before: int) -> icalendar.Alarm:
+    """Build a DISPLAY VALARM firing `days_before` days before the event starts."""
+    if days_before < 0:
+        raise ValueError("alarm_days_before must be >= 0")
+    alarm = icalendar.Alarm()
+    alarm.add("action", "DISPLAY")
+    alarm.add("description", summary)
+    alarm.add("trigger", timedelta(days=-days_before))
+    return alarm
