@@ -5,18 +5,24 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from pathlib import Path
+
 from fastapi import FastAPI
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlmodel import Session
 
 from api.context import AppContext, build_context
 from api.errors import install_error_handlers
-from api.routes import agreements, cases, directory, workflows
+from api.routes import agreements, cases, directory, schedule, workflows
+from api.web.config import WebConfig
+from api.web.mount import mount_web
 from engine.directory import ensure_admin
 from engine.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None, *, ctx: AppContext | None = None) -> FastAPI:
-    """Build the service: REST API under /api/v1, OpenAPI at /docs."""
+def create_app(settings: Settings | None = None, *, ctx: AppContext | None = None,
+               web: WebConfig | None = None) -> FastAPI:
+    """Build the service: REST API under /api/v1, OpenAPI at /docs, the web pages at /."""
     settings = settings or (ctx.settings if ctx else get_settings())
     ctx = ctx or build_context(settings)
 
@@ -26,14 +32,25 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
             with Session(ctx.db.write_engine) as session:
                 ensure_admin(session, settings.admin_token, ctx.clock.now())
                 session.commit()
-        yield
+        if settings.scheduler_enabled and ctx.scheduler is None:
+            ctx.start_scheduler()  # SQLite: refuses (SchedulerLocked) when another process serves the file
+        try:
+            yield
+        finally:
+            if ctx.scheduler is not None:
+                ctx.scheduler.shutdown()
+                ctx.scheduler = None
 
     app = FastAPI(title="Vuosikello", version="0.1.0", lifespan=lifespan,
                   description="Workflow and case management for cooperation between Finnish public bodies.")
     app.state.ctx = ctx
     install_error_handlers(app)
-    for module in (directory, workflows, cases, agreements):
+    for module in (directory, workflows, cases, agreements, schedule):
         app.include_router(module.router, prefix="/api/v1")
+    app.include_router(schedule.pages)
+    mount_web(app, ctx, web)
+    app.state.mail_templates = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
+                                           autoescape=select_autoescape(default=True))
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, str]:

@@ -1,0 +1,205 @@
+"""What will happen and what was sent: upcoming timers, the outbox, a case's timeline, and captured mail."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel
+from sqlalchemy import func, or_, select, update
+from sqlmodel import Session, col
+
+from api.access import readable_case, visible_cases
+from api.deps import ActorDep, AdminDep, CtxDep, SessionDep
+from api.schemas import ERROR_RESPONSES, Page
+from engine.errors import Conflict, NotFound, NotPermitted
+from engine.models import Case, Event, OutboxMessage, Timer
+
+router = APIRouter(tags=["schedule"], responses=ERROR_RESPONSES)
+pages = APIRouter(include_in_schema=False)
+TimerStatus = Literal["pending", "fired", "cancelled", "coalesced", "skipped", "failed"]
+OutboxStatus = Literal["pending", "sending", "sent", "captured", "failed", "dead", "held", "digested"]
+
+
+class TimerRead(BaseModel):
+    """A scheduled deadline, reminder or escalation."""
+
+    id: int
+    case_id: int
+    kind: str
+    name: str
+    state: str
+    due_at: datetime
+    deadline: str | None
+    offset: str | None
+    trigger: str | None
+    to: list[str]
+    template: str | None
+    status: str
+    note: str | None
+    fired_at: datetime | None
+
+
+class OutboxRead(BaseModel):
+    """A queued or sent email (without its body)."""
+
+    id: int
+    case_id: int | None
+    person_id: int | None
+    template: str
+    language: str
+    to: str
+    cc: list[str]
+    subject: str
+    message_id: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    refused: dict[str, str]
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class TimelineEntry(BaseModel):
+    """One line of a case's timeline: something that happened or is scheduled."""
+
+    at: datetime
+    kind: Literal["event", "timer", "email"]
+    what: str
+    status: str
+    detail: dict[str, Any]
+
+
+def timer_read(t: Timer) -> TimerRead:
+    """Shape a timer for the API."""
+    return TimerRead(id=t.id or 0, case_id=t.case_id, kind=t.kind, name=t.name, state=t.state, due_at=t.due_at,
+                     deadline=t.deadline.isoformat() if t.deadline else None, offset=t.offset, trigger=t.trigger,
+                     to=[r for r in t.roles.split(",") if r], template=t.template, status=t.status, note=t.note,
+                     fired_at=t.fired_at)
+
+
+def outbox_read(m: OutboxMessage) -> OutboxRead:
+    """Shape an outbox row for the API."""
+    return OutboxRead(id=m.id or 0, case_id=m.case_id, person_id=m.person_id, template=m.template,
+                      language=m.language, to=m.to_address, cc=m.cc, subject=m.subject, message_id=m.message_id,
+                      status=m.status, attempts=m.attempts, next_attempt_at=m.next_attempt_at,
+                      last_error=m.last_error, refused=m.refused, created_at=m.created_at, sent_at=m.sent_at)
+
+
+@router.get("/timers", response_model=Page[TimerRead])
+def list_timers(session: SessionDep, actor: ActorDep, case_id: int | None = None,
+                status: TimerStatus | None = "pending", kind: Annotated[str | None, Query(max_length=20)] = None,
+                limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                offset: Annotated[int, Query(ge=0)] = 0) -> Page[TimerRead]:
+    """List timers of the cases you may see, soonest first."""
+    stmt = select(Timer).join(Case, col(Case.id) == col(Timer.case_id)).where(visible_cases(actor))
+    if case_id is not None:
+        stmt = stmt.where(Timer.case_id == case_id)
+    if status is not None:
+        stmt = stmt.where(Timer.status == status)
+    if kind:
+        stmt = stmt.where(Timer.kind == kind)
+    total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+    rows = session.execute(stmt.order_by(col(Timer.due_at), col(Timer.id)).limit(limit).offset(offset)).scalars()
+    return Page[TimerRead](items=[timer_read(t) for t in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/outbox", response_model=Page[OutboxRead])
+def list_outbox(session: SessionDep, actor: ActorDep, case_id: int | None = None, person_id: int | None = None,
+                status: OutboxStatus | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                offset: Annotated[int, Query(ge=0)] = 0) -> Page[OutboxRead]:
+    """List emails: administrators see all, others only mail addressed to themselves."""
+    stmt = select(OutboxMessage)
+    if not actor.is_admin:
+        stmt = stmt.where(OutboxMessage.person_id == actor.person_id)
+    if case_id is not None:
+        stmt = stmt.where(OutboxMessage.case_id == case_id)
+    if person_id is not None:
+        stmt = stmt.where(OutboxMessage.person_id == person_id)
+    if status is not None:
+        stmt = stmt.where(OutboxMessage.status == status)
+    total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+    rows = session.execute(stmt.order_by(col(OutboxMessage.id).desc()).limit(limit).offset(offset)).scalars()
+    return Page[OutboxRead](items=[outbox_read(m) for m in rows], total=total, limit=limit, offset=offset)
+
+
+def _message(session: Session, message_id: int) -> OutboxMessage:
+    row = session.get(OutboxMessage, message_id)
+    if row is None:
+        raise NotFound(f"no outbox message with id {message_id}")
+    return row
+
+
+@router.get("/outbox/{message_id}", response_model=OutboxRead)
+def get_outbox(message_id: int, session: SessionDep, actor: ActorDep) -> OutboxRead:
+    """Return one email's delivery state and why it failed, if it did."""
+    row = _message(session, message_id)
+    if not actor.is_admin and row.person_id != actor.person_id:
+        raise NotFound(f"no outbox message with id {message_id}")
+    return outbox_read(row)
+
+
+@router.post("/outbox/{message_id}/retry", response_model=OutboxRead)
+def retry_outbox(message_id: int, ctx: CtxDep, _admin: AdminDep) -> OutboxRead:
+    """Queue a failed or dead email again (admin)."""
+    with Session(ctx.db.write_engine, expire_on_commit=False) as session:
+        row = _message(session, message_id)
+        if row.status not in ("failed", "dead"):
+            raise Conflict(f"message {message_id} is {row.status}; only failed or dead messages can be retried")
+        session.execute(update(OutboxMessage).where(col(OutboxMessage.id) == message_id).values(
+            status="pending", next_attempt_at=ctx.clock.now(), created_at=ctx.clock.now(), claimed_at=None))
+        session.commit()
+        session.refresh(row)
+        return outbox_read(row)
+
+
+@router.get("/cases/{case_id}/timeline", response_model=list[TimelineEntry])
+def timeline(case_id: int, session: SessionDep, actor: ActorDep) -> list[TimelineEntry]:
+    """Return what has happened to a case and what is still to come (deadlines, reminders), by date."""
+    readable_case(session, actor, case_id)
+    ids = [case_id, *session.execute(select(Case.id).where(Case.parent_id == case_id)).scalars()]
+    entries: list[TimelineEntry] = []
+    for e in session.execute(select(Event).where(col(Event.case_id).in_(ids))).scalars():
+        entries.append(TimelineEntry(at=e.at, kind="event", what=e.name, status="done",
+                                     detail={"case_id": e.case_id, "from": e.from_state, "to": e.to_state,
+                                             "payload": json.loads(e.payload)}))
+    for t in session.execute(select(Timer).where(col(Timer.case_id).in_(ids),
+                                                 Timer.status != "cancelled")).scalars():
+        entries.append(TimelineEntry(at=t.due_at, kind="timer", what=f"{t.kind}:{t.name}", status=t.status,
+                                     detail={"case_id": t.case_id, "offset": t.offset, "trigger": t.trigger}))
+    for m in session.execute(select(OutboxMessage).where(col(OutboxMessage.case_id).in_(ids))).scalars():
+        entries.append(TimelineEntry(at=m.sent_at or m.next_attempt_at, kind="email", what=m.subject,
+                                     status=m.status, detail={"to": m.to_address, "template": m.template}))
+    return sorted(entries, key=lambda x: (x.at, x.kind))
+
+
+def _mail_allowed(request: Request, ctx: Any) -> None:
+    if ctx.settings.smtp_host:
+        raise NotFound("mail is sent through SMTP, not captured here")
+    if ctx.settings.environment != "development":
+        raise NotPermitted("the captured-mail page exists only in development")
+
+
+@pages.get("/mail", include_in_schema=False, response_class=HTMLResponse)
+def captured_mail(request: Request, ctx: CtxDep, session: SessionDep,
+                  q: Annotated[str | None, Query(max_length=100)] = None) -> Response:
+    """Show the mail captured locally (development without SMTP settings)."""
+    _mail_allowed(request, ctx)
+    stmt = select(OutboxMessage).order_by(col(OutboxMessage.id).desc()).limit(200)
+    if q:
+        stmt = stmt.where(or_(col(OutboxMessage.to_address).contains(q), col(OutboxMessage.subject).contains(q)))
+    rows = session.execute(stmt).scalars().all()
+    env = request.app.state.mail_templates
+    return HTMLResponse(env.get_template("mail.html").render(rows=rows, q=q or ""))
+
+
+@pages.get("/mail/{message_id}", include_in_schema=False, response_class=HTMLResponse)
+def captured_message(message_id: int, request: Request, ctx: CtxDep, session: SessionDep) -> Response:
+    """Show one captured email with its text and HTML parts."""
+    _mail_allowed(request, ctx)
+    env = request.app.state.mail_templates
+    return HTMLResponse(env.get_template("mail_message.html").render(m=_message(session, message_id)))

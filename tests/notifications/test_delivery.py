@@ -1,0 +1,108 @@
+"""Delivery that holds: retries with backoff, dead letters, refused recipients, an SMTP outage, admin retry."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlmodel import Session
+
+from api.app import create_app
+from engine.models import Event, OutboxMessage
+from notifications.outbox import queue_email
+from tests.support.builders import create_agreement, make_user
+
+
+def _rows(ctx) -> list[OutboxMessage]:
+    with Session(ctx.db.engine) as s:
+        return list(s.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars())
+
+
+def _drain(ctx, *, hours: float, step_minutes: int = 5) -> None:
+    for _ in range(int(hours * 60 / step_minutes)):
+        ctx.clock.advance(timedelta(minutes=step_minutes))
+        ctx.tick()
+
+
+def test_421_three_times_then_250_is_one_delivery(smtp_ctx, smtp_server) -> None:
+    smtp_server.handler.fail_next(421, "try later", times=3)
+    create_agreement(smtp_ctx, parties=1, deadline=date(2026, 6, 19))
+    smtp_ctx.tick()
+    assert _rows(smtp_ctx)[0].status == "pending" and _rows(smtp_ctx)[0].attempts == 1
+    _drain(smtp_ctx, hours=3)
+    row = _rows(smtp_ctx)[0]
+    assert row.status == "sent" and row.attempts == 4
+    assert len(smtp_server.messages) == 1
+
+
+def test_550_is_a_dead_letter_after_one_try_and_shown_on_the_case(smtp_ctx, smtp_server) -> None:
+    smtp_server.handler.fail_next(550, "no such mailbox", times=1)
+    fx = create_agreement(smtp_ctx, parties=1, deadline=date(2026, 6, 19))
+    smtp_ctx.tick()
+    _drain(smtp_ctx, hours=1)
+    row = _rows(smtp_ctx)[0]
+    assert row.status == "failed" and row.attempts == 1 and "550" in (row.last_error or "")
+    assert smtp_server.messages == []
+    with Session(smtp_ctx.db.engine) as s:
+        failed = s.execute(select(Event).where(Event.case_id == fx.id, Event.name == "DeliveryFailed")).scalars().all()
+    assert len(failed) == 1
+    admin = make_user(smtp_ctx, roles="admin")
+    client = TestClient(create_app(ctx=smtp_ctx))
+    listed = client.get("/api/v1/outbox?status=failed", headers=admin.headers).json()
+    assert listed["total"] == 1 and "550" in listed["items"][0]["last_error"]
+    assert client.post(f"/api/v1/outbox/{row.id}/retry", headers=admin.headers).status_code == 200
+    smtp_ctx.tick()
+    assert len(smtp_server.messages) == 1
+    assert client.post(f"/api/v1/outbox/{row.id}/retry", headers=admin.headers).status_code == 409
+
+
+def test_one_refused_recipient_of_three_does_not_stop_the_others(smtp_ctx, smtp_server) -> None:
+    fx = create_agreement(smtp_ctx, parties=1, circulate=False, deadline=date(2026, 6, 19))
+    smtp_server.handler.refuse_recipient("b@example.fi", 550)
+
+    def queue(uow):
+        queue_email(uow, template="agreement_in_force", key="letter:1", case_id=fx.id, address="a@example.fi",
+                    cc=["b@example.fi", "c@example.fi"], context={"case": {"title": "Sopimus", "id": fx.id},
+                                                                  "parent": None, "deadline": None, "actions": {},
+                                                                  "link": "http://testserver/", "organisation": None})
+    smtp_ctx.engine.run(queue)
+    smtp_ctx.tick()
+    assert len(smtp_server.messages) == 1
+    assert sorted(smtp_server.messages[0].rcpt_tos) == ["a@example.fi", "c@example.fi"]
+    row = _rows(smtp_ctx)[0]
+    assert row.status == "sent" and "b@example.fi" in row.refused
+
+
+def test_smtp_down_for_an_hour_then_back_delivers_everything_once(smtp_ctx, smtp_server) -> None:
+    smtp_server.stop()
+    create_agreement(smtp_ctx, parties=5, deadline=date(2026, 6, 19))
+    _drain(smtp_ctx, hours=1)
+    assert all(r.status == "pending" and r.attempts >= 2 for r in _rows(smtp_ctx))
+    smtp_server.start()
+    _drain(smtp_ctx, hours=2)
+    assert [r.status for r in _rows(smtp_ctx)] == ["sent"] * 5
+    ids = [m.message["Message-ID"] for m in smtp_server.messages]
+    assert len(ids) == 5 and len(set(ids)) == 5
+
+
+def test_temporary_failures_give_up_after_24_hours(smtp_ctx, smtp_server) -> None:
+    smtp_server.stop()
+    create_agreement(smtp_ctx, parties=1, deadline=date(2026, 6, 19))
+    _drain(smtp_ctx, hours=25, step_minutes=30)
+    row = _rows(smtp_ctx)[0]
+    assert row.status == "dead" and "24 hours" in (row.last_error or "")
+
+
+def test_timeline_and_timers_api(ctx) -> None:
+    fx = create_agreement(ctx, parties=2, deadline=date(2026, 6, 19))
+    client = TestClient(create_app(ctx=ctx))
+    timers = client.get(f"/api/v1/timers?case_id={fx.id + 1}", headers=fx.coordinator.headers).json()
+    assert timers["total"] == 8 and timers["items"][0]["kind"] == "reminder"
+    line = client.get(f"/api/v1/cases/{fx.id}/timeline", headers=fx.coordinator.headers).json()
+    kinds = {e["kind"] for e in line}
+    assert kinds == {"event", "timer", "email"}
+    assert [e["at"] for e in line] == sorted(e["at"] for e in line)
+    outsider = make_user(ctx, org_key="municipality:091")
+    assert client.get(f"/api/v1/cases/{fx.id}/timeline", headers=outsider.headers).status_code == 404
+    assert client.get(f"/api/v1/timers?case_id={fx.id}", headers=outsider.headers).json()["total"] == 0
