@@ -45,9 +45,9 @@ def pg_database() -> Iterator[Database]:
         pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {problem}")
     all_models()
     db = make_database(PG_URL, pool_size=30)
-    SQLModel.metadata.drop_all(db.engine)
-    with db.engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    with db.engine.begin() as conn:  # a clean slate, whatever an earlier run left behind
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
     SQLModel.metadata.create_all(db.engine)
     yield db
     db.dispose()
