@@ -64,8 +64,10 @@ def load_demo(ctx: AppContext, admin_token: str | None = None) -> DemoInfo:
         import_organisations(session, DEFAULT_ORGANISATIONS, now)
         ensure_admin(session, admin_token, now)
         orgs = session.execute(select(Organisation).where(
-            (Organisation.region_code == "06") & Organisation.kind.in_(("municipality", "regional_council"))  # type: ignore[attr-defined]
-            | (Organisation.key == "wellbeing_county:08")).order_by(Organisation.kind, Organisation.code)).scalars().all()
+            (Organisation.region_code == "06")
+            & Organisation.kind.in_(("municipality", "regional_council"))  # type: ignore[attr-defined]
+            | (Organisation.key == "wellbeing_county:08")
+        ).order_by(Organisation.kind, Organisation.code)).scalars().all()
         council = next(o for o in orgs if o.kind == "regional_council")
         coordinator = _person(session, council, "Kaisa Koordinaattori", "coordinator", now)
         signers = {o.key: _person(session, o, f"Johtaja, {o.name_fi}", "signatory", now,

@@ -18,7 +18,7 @@ from engine.models import ORG_KINDS, ApiToken, Organisation, Person
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_ORGANISATIONS = DATA_DIR / "organisations_fi.csv"
 COLUMNS = ["kind", "code", "name_fi", "name_sv", "region_code", "wellbeing_county_code"]
-TOKEN_PREFIX = "vk_"
+TOKEN_PREFIX = "vk_"  # noqa: S105 - a prefix, not a secret
 
 
 @dataclass

@@ -136,8 +136,8 @@ class Leadership:
         if self._conn is not None:
             try:
                 self._conn.close()
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception:  # noqa: BLE001 - the connection may already be dead
+                log.debug("closing the lock connection failed", exc_info=True)
             self._conn = None
         if self._file is not None:
             self._file.close()

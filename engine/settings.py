@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./vuosikello.db"
     base_url: str = "http://127.0.0.1:8000"
     admin_token: str | None = None
-    secret_key: str = "dev-only-secret-key-change-me-in-production"
+    secret_key: str = "dev-only-secret-key-change-me-in-production"  # noqa: S105 - refused in production
     mail_from: str = "Vuosikello <no-reply@vuosikello.local>"
     mail_domain: str = "vuosikello.local"
     smtp_host: str | None = None

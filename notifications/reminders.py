@@ -48,7 +48,8 @@ def case_context(uow: UnitOfWork, case: CaseRow, person_id: int | None, lang_of:
     return {
         "case": {"id": case.id, "title": case.title, "state": case.state, "workflow": case.workflow},
         "parent": {"id": parent.id, "title": parent.title} if parent else None,
-        "organisation": {"key": org.key, "name_fi": org.name_fi, "name_sv": org.name_sv or org.name_fi} if org else None,
+        "organisation": ({"key": org.key, "name_fi": org.name_fi, "name_sv": org.name_sv or org.name_fi}
+                         if org else None),
         "deadline": deadline,
         "actions": ACTIONS.get((case.workflow, case.state), {}),
         "link": link_for(uow, person_id, case),

@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from engine.calendar import HELSINKI
 from engine.models import OutboxMessage, Timer
-from tests.support.builders import create_agreement, make_user
+from tests.support.builders import create_agreement
 from workflows.agreement import service
 from workflows.agreement.schemas import DecisionIn
 
@@ -119,7 +119,7 @@ def test_signed_party_gets_no_more_reminders(smtp_ctx, smtp_server) -> None:
     # the coordinator was told the day after the deadline, once
     escalations = [m for m in smtp_server.messages if m.rcpt_tos[0] == fx.coordinator.person.email]
     assert len(escalations) == 1 and escalations[0].message["Subject"].startswith("Määräaika ylittynyt")
-    with Session(ctx.db.engine) as s:
+    with Session(ctx.db.engine):
         party = [t for t in _timers(ctx, fx.id + 1)]
     assert all(t.status != "pending" for t in party)
 

@@ -1,7 +1,7 @@
 """engine and agreement tables
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 17:33:05.695524
 """
 
@@ -12,7 +12,6 @@ import sqlmodel
 from alembic import op
 
 import engine.models
-
 
 revision: str = '0001'
 down_revision: str | None = None
