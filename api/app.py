@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -13,16 +12,24 @@ from sqlmodel import Session
 
 from api.context import AppContext, build_context
 from api.errors import install_error_handlers
-from api.routes import agreements, cases, directory, schedule, workflows
-from api.web.config import WebConfig
-from api.web.mount import mount_web
+from api.routes import (
+    agreements,
+    calendar,
+    cases,
+    cycles,
+    directory,
+    nominations,
+    registers,
+    reviews,
+    schedule,
+    workflows,
+)
 from engine.directory import ensure_admin
 from engine.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None, *, ctx: AppContext | None = None,
-               web: WebConfig | None = None) -> FastAPI:
-    """Build the service: REST API under /api/v1, OpenAPI at /docs, the web pages at /."""
+def create_app(settings: Settings | None = None, *, ctx: AppContext | None = None) -> FastAPI:
+    """Build the service: REST API under /api/v1, OpenAPI at /docs."""
     settings = settings or (ctx.settings if ctx else get_settings())
     ctx = ctx or build_context(settings)
 
@@ -45,10 +52,10 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
                   description="Workflow and case management for cooperation between Finnish public bodies.")
     app.state.ctx = ctx
     install_error_handlers(app)
-    for module in (directory, workflows, cases, agreements, schedule):
+    for module in (directory, workflows, cases, agreements, schedule, nominations, cycles, registers, reviews,
+                   calendar):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(schedule.pages)
-    mount_web(app, ctx, web)
     app.state.mail_templates = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
                                            autoescape=select_autoescape(default=True))
 

@@ -12,6 +12,7 @@ from engine.errors import InvalidInput
 from engine.service import UnitOfWork
 from workflows.agreement import service as agreement
 from workflows.agreement.schemas import DecisionIn, DocumentIn, TerminateIn, WithdrawIn
+from workflows.recurring_handlers import RECURRING_HANDLERS
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[UnitOfWork, int, Actor, dict[str, Any], int | None], Any]
@@ -56,6 +57,7 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("agreement_party", "decline"): _decide("declined"),
     ("agreement_party", "sign"): _sign,
 }
+HANDLERS.update(RECURRING_HANDLERS)
 
 
 def dispatch(uow: UnitOfWork, case_id: int, trigger: str, actor: Actor, payload: dict[str, Any],

@@ -1,0 +1,161 @@
+"""The annual cycle API: schedule, cycles, measures and notes, reports, survey, close, the annual report."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from fastapi.responses import HTMLResponse
+from sqlalchemy import select
+from sqlmodel import col
+
+from api.deps import ActorDep, AdminDep, CtxDep, SessionDep
+from api.schemas import ERROR_RESPONSES
+from engine.models import Case
+from workflows.cycle import reports, schedule, service
+from workflows.cycle.annual_report import render_html, render_pdf, report_data
+from workflows.cycle.read import cycle_row, read_cycle
+from workflows.cycle.schemas import (
+    AgreeIn,
+    CloseIn,
+    CycleCreate,
+    CycleRead,
+    MeasuresAdd,
+    Milestone,
+    NoteIn,
+    ReportIn,
+    ScheduleIn,
+    ScheduleRead,
+    SurveyIn,
+)
+
+router = APIRouter(prefix="/cycles", tags=["cycles"], responses=ERROR_RESPONSES)
+Lang = Annotated[str, Query(pattern="^(fi|sv|en)$")]
+
+
+def _schedule_read(row: schedule.CycleSchedule, planner_id: int | None, today_year: int) -> ScheduleRead:
+    from datetime import date
+
+    year = schedule.next_cycle_year(row.milestones, date(today_year, 1, 1))
+    return ScheduleRead(milestones={k: Milestone(**v) for k, v in row.milestones.items()},
+                        coordinator_id=row.coordinator_id, next_year=year,
+                        next_creation=schedule.milestone_date(row.milestones, "cycle_created", year),
+                        planner_case_id=planner_id)
+
+
+@router.put("/schedule", response_model=ScheduleRead)
+def put_schedule(body: ScheduleIn, ctx: CtxDep, actor: AdminDep) -> ScheduleRead:
+    """Set the yearly schedule (admin); next year's cycle is created on its `cycle_created` date."""
+    def work(uow: service.UnitOfWork) -> ScheduleRead:
+        row = schedule.set_schedule(uow, body, actor)
+        return _schedule_read(row, row.case_id, uow.now.year)
+    result: ScheduleRead = ctx.engine.run(work)
+    return result
+
+
+@router.get("/schedule", response_model=ScheduleRead)
+def get_schedule(ctx: CtxDep, _actor: ActorDep) -> ScheduleRead:
+    """Return the yearly schedule."""
+    def work(uow: service.UnitOfWork) -> ScheduleRead:
+        row = schedule.get_schedule(uow)
+        return _schedule_read(row, row.case_id, uow.now.year)
+    result: ScheduleRead = ctx.engine.run(work)
+    return result
+
+
+@router.post("", response_model=CycleRead, status_code=status.HTTP_201_CREATED)
+def create(body: CycleCreate, ctx: CtxDep, session: SessionDep, actor: ActorDep, response: Response) -> CycleRead:
+    """Create a year's cycle by hand (it is also created on schedule)."""
+    case = ctx.engine.run(lambda uow: service.create_cycle(uow, body, actor))
+    response.headers["Location"] = f"/api/v1/cycles/{case.id}"
+    session.rollback()  # end the read snapshot taken before the write
+    return read_cycle(session, ctx.registry, case.id)
+
+
+@router.get("", response_model=list[CycleRead])
+def list_cycles(ctx: CtxDep, session: SessionDep, _actor: ActorDep) -> list[CycleRead]:
+    """List the cycles, newest year first."""
+    ids = session.execute(select(Case.id).where(Case.workflow == service.CYCLE).order_by(col(Case.id))).scalars()
+    cycles = [read_cycle(session, ctx.registry, i) for i in ids]
+    return sorted(cycles, key=lambda c: -c.year)
+
+
+@router.get("/{cycle_id}", response_model=CycleRead)
+def get(cycle_id: int, ctx: CtxDep, session: SessionDep, _actor: ActorDep) -> CycleRead:
+    """Return a cycle: milestones, measures with notes, report requests with versions, survey summary."""
+    return read_cycle(session, ctx.registry, cycle_id)
+
+
+@router.post("/{cycle_id}/agree", response_model=CycleRead)
+def agree(cycle_id: int, body: AgreeIn, ctx: CtxDep, session: SessionDep, actor: ActorDep) -> CycleRead:
+    """Record the measures the planning meeting agreed."""
+    ctx.engine.run(lambda uow: service.agree(uow, cycle_id, body, actor))
+    session.rollback()
+    return read_cycle(session, ctx.registry, cycle_id)
+
+
+@router.post("/{cycle_id}/measures", response_model=CycleRead, status_code=status.HTTP_201_CREATED)
+def add_measures(cycle_id: int, body: MeasuresAdd, ctx: CtxDep, session: SessionDep, actor: ActorDep) -> CycleRead:
+    """Add measures during the year."""
+    ctx.engine.run(lambda uow: service.add_later(uow, cycle_id, body.measures, actor))
+    session.rollback()
+    return read_cycle(session, ctx.registry, cycle_id)
+
+
+@router.post("/{cycle_id}/measures/{measure_id}/notes", response_model=CycleRead, status_code=status.HTTP_201_CREATED)
+def add_note(cycle_id: int, measure_id: int, body: NoteIn, ctx: CtxDep, session: SessionDep,
+             actor: ActorDep) -> CycleRead:
+    """Record a dated status note on a measure (its responsible, coordinators, administrators)."""
+    ctx.engine.run(lambda uow: service.note(uow, cycle_id, measure_id, body, actor))
+    session.rollback()
+    return read_cycle(session, ctx.registry, cycle_id)
+
+
+@router.put("/{cycle_id}/reports/{responsible}", response_model=CycleRead)
+def report(cycle_id: int, responsible: str, body: ReportIn, ctx: CtxDep, session: SessionDep,
+           actor: ActorDep) -> CycleRead:
+    """Submit a report for a network (network:alke) or council (regional_council:06); a repeat is a new version."""
+    ctx.engine.run(lambda uow: reports.submit_report(uow, cycle_id, responsible, body, actor))
+    session.rollback()
+    return read_cycle(session, ctx.registry, cycle_id)
+
+
+@router.put("/{cycle_id}/survey", response_model=CycleRead)
+def survey(cycle_id: int, body: SurveyIn, ctx: CtxDep, session: SessionDep, actor: ActorDep,
+           organisation: Annotated[str | None, Query(max_length=80, description="Coordinators: for whom")] = None,
+           ) -> CycleRead:
+    """Answer the annual survey of the regional directors (ratings 1-5 and free text) for your council."""
+    ctx.engine.run(lambda uow: reports.answer_survey(uow, cycle_id, body, actor, organisation))
+    session.rollback()
+    return read_cycle(session, ctx.registry, cycle_id)
+
+
+@router.post("/{cycle_id}/close", response_model=CycleRead)
+def close(cycle_id: int, body: CloseIn, ctx: CtxDep, session: SessionDep, actor: ActorDep) -> CycleRead:
+    """Close the reviewed cycle with feedback for Kuntaliitto; generates the annual report, carries measures over."""
+    ctx.engine.run(lambda uow: service.close(uow, cycle_id, body.feedback, actor))
+    session.rollback()
+    return read_cycle(session, ctx.registry, cycle_id)
+
+
+@router.get("/{cycle_id}/report.html", response_class=HTMLResponse)
+def report_html(cycle_id: int, session: SessionDep, _actor: ActorDep, lang: Lang = "fi") -> HTMLResponse:
+    """Return the annual report as HTML, generated from the current data."""
+    return HTMLResponse(render_html(report_data(session, cycle_row(session, cycle_id)), lang))
+
+
+@router.get("/{cycle_id}/report.pdf", response_class=Response,
+            responses={200: {"content": {"application/pdf": {}}, "description": "The annual report as PDF"}})
+def report_pdf(cycle_id: int, session: SessionDep, _actor: ActorDep, lang: Lang = "fi") -> Response:
+    """Return the annual report as PDF."""
+    case = cycle_row(session, cycle_id)
+    pdf = render_pdf(report_data(session, case), lang)
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="toimintakertomus-{case.data["year"]}.pdf"'})
+
+
+@router.put("/networks/{network}/members/{person_id}", status_code=status.HTTP_204_NO_CONTENT)
+def add_member(network: str, person_id: int, ctx: CtxDep, actor: AdminDep) -> Response:
+    """Let a person report for a network (admin)."""
+    ctx.engine.run(lambda uow: reports.add_network_member(uow, network, person_id, actor))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,158 @@
+"""What the annual clock shows: every deadline, meeting and window of the chosen scope's cases, as plain items."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlmodel import Session, col
+
+from engine.calendar import deadline_instant, effective_deadline
+from engine.models import Case, Organisation
+from workflows.cycle.models import Measure
+from workflows.registers.models import Meeting
+
+PROCESSES = ("agreement", "nomination", "cycle", "review", "meeting")
+WORKFLOWS = ("agreement", "agreement_party", "nomination", "nomination_proposal", "cycle", "cycle_report", "review")
+DONE_STATES = {"agreement": {"in_force", "under_review", "withdrawn", "terminated"},
+               "agreement_party": {"signed", "released"}, "nomination_proposal": {"proposed", "waived", "closed"},
+               "cycle_report": {"reported", "closed"}, "review": {"confirmed_unchanged", "revision", "cancelled"}}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing on the wheel: a deadline (ends 23:59:59 Helsinki), a meeting (a day) or a window (days)."""
+
+    uid: str
+    kind: str  # deadline | meeting | window
+    process: str
+    title: str
+    start: date
+    end: date
+    case_id: int | None
+    done: bool
+    overdue: bool
+
+    @property
+    def due_at(self) -> datetime | None:
+        """Return the instant a deadline ends, or None for meetings and windows."""
+        return deadline_instant(self.start) if self.kind == "deadline" else None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose items: one organisation, one person (their organisation and the cases they coordinate), or all."""
+
+    organisation_id: int | None = None
+    organisation_key: str | None = None
+    person_id: int | None = None
+
+    @property
+    def network(self) -> bool:
+        """Tell whether this is the whole network's view."""
+        return self.organisation_id is None and self.person_id is None
+
+
+def _deadline(uid: str, process: str, title: str, d: date, case_id: int | None, done: bool,
+              now: datetime) -> Item:
+    due = effective_deadline(d)
+    return Item(uid, "deadline", process, title, due, due, case_id, done, not done and now > deadline_instant(due))
+
+
+def _case_items(c: Case, now: datetime) -> list[Item]:
+    done = c.state in DONE_STATES.get(c.workflow, set())
+    data: dict[str, Any] = c.data
+    if c.workflow in ("agreement", "agreement_party") and c.deadline:
+        return [_deadline(f"case-{c.id}-deadline", "agreement", c.title, c.deadline, c.id, done, now)]
+    if c.workflow == "nomination":
+        closed = c.state != "requested"
+        out = [_deadline(f"case-{c.id}-proposals", "nomination", f"{c.title}: ehdotukset",
+                         date.fromisoformat(data["proposal_deadline"]), c.id, closed, now)]
+        if c.state not in ("requested", "cancelled"):
+            out.append(_deadline(f"case-{c.id}-term-end", "nomination", f"{c.title}: toimikausi päättyy",
+                                 date.fromisoformat(data["term_end"]), c.id, c.state in ("ended", "cancelled"), now))
+        return out
+    if c.workflow == "nomination_proposal" and c.deadline:
+        return [_deadline(f"case-{c.id}-deadline", "nomination", c.title, c.deadline, c.id, done, now)]
+    if c.workflow == "cycle_report" and c.deadline:
+        return [_deadline(f"case-{c.id}-deadline", "cycle", c.title, c.deadline, c.id, done, now)]
+    if c.workflow == "review":
+        return [_deadline(f"case-{c.id}-deadline", "review", c.title, date.fromisoformat(data["review_deadline"]),
+                          c.id, done, now)]
+    if c.workflow == "cycle":
+        return _cycle_items(c, now)
+    return []
+
+
+def _cycle_items(c: Case, now: datetime) -> list[Item]:
+    m = {k: date.fromisoformat(v) for k, v in c.data["milestones"].items()}
+    year, closed = c.data["year"], c.state == "closed"
+    return [
+        Item(f"case-{c.id}-planning", "meeting", "cycle", f"Vuosiseuranta {year}: suunnittelukokous",
+             m["planning_meeting"], m["planning_meeting"], c.id, c.state != "planning", False),
+        Item(f"case-{c.id}-reporting", "window", "cycle", f"Vuosiseuranta {year}: raportointi",
+             m["reporting_opens"], effective_deadline(m["reporting_closes"]), c.id, closed, False),
+        Item(f"case-{c.id}-survey", "window", "cycle", f"Vuosiseuranta {year}: maakuntajohtajakysely",
+             m["survey_opens"], effective_deadline(m["survey_closes"]), c.id, closed, False),
+        Item(f"case-{c.id}-review", "meeting", "cycle", f"Vuosiseuranta {year}: seurantakokous",
+             m["review_meeting"], m["review_meeting"], c.id, closed, False),
+        _deadline(f"case-{c.id}-annual-report", "cycle", f"Vuosiseuranta {year}: toimintakertomus",
+                  m["annual_report_due"], c.id, closed, now),
+    ]
+
+
+def _cases(session: Session, scope: Scope) -> list[Case]:
+    stmt = select(Case).where(col(Case.workflow).in_(WORKFLOWS))
+    if scope.network:
+        stmt = stmt.where(or_(col(Case.parent_id).is_(None), Case.workflow == "cycle_report"))
+    else:
+        conds = [Case.workflow == "cycle"]
+        if scope.organisation_id is not None:
+            conds.append(col(Case.organisation_id) == scope.organisation_id)
+            parties = select(Case.parent_id).where(Case.workflow == "agreement_party",
+                                                   Case.organisation_id == scope.organisation_id)
+            conds.append(col(Case.id).in_(parties) & (Case.workflow == "agreement"))
+        if scope.person_id is not None:
+            conds.append(col(Case.coordinator_id) == scope.person_id)
+        stmt = stmt.where(or_(*conds))
+    return list(session.execute(stmt.order_by(col(Case.id))).scalars())
+
+
+def _measure_items(session: Session, cycles: list[Case], scope: Scope, now: datetime) -> list[Item]:
+    ids = [c.id for c in cycles if c.workflow == "cycle"]
+    stmt = select(Measure).where(col(Measure.cycle_id).in_(ids))
+    if not scope.network:
+        stmt = stmt.where(Measure.responsible == (scope.organisation_key or ""))
+    return [_deadline(f"measure-{m.id}", "cycle", f"{m.number}. {m.title}", m.due_date, m.cycle_id,
+                      m.status in ("done", "dropped"), now) for m in session.execute(stmt).scalars()]
+
+
+def collect(session: Session, scope: Scope, start: date, end: date, now: datetime) -> list[Item]:
+    """Return the scope's items that touch [start, end], sorted by date."""
+    cases = _cases(session, scope)
+    review_ids = [c.id for c in cases if c.workflow == "agreement"]
+    if not scope.network and review_ids:  # reviews of the agreements this organisation is party to
+        cases += [c for c in session.execute(select(Case).where(Case.workflow == "review")).scalars()
+                  if int(c.data.get("agreement_id", 0)) in review_ids]
+    items = [i for c in cases for i in _case_items(c, now)]
+    items += _measure_items(session, cases, scope, now)
+    meetings = select(Meeting).where(col(Meeting.held_on) >= start, col(Meeting.held_on) <= end)
+    if scope.organisation_id is not None:
+        meetings = meetings.where(or_(col(Meeting.organisation_id).is_(None),
+                                      col(Meeting.organisation_id) == scope.organisation_id))
+    items += [Item(f"meeting-{m.id}", "meeting", "meeting", m.title, m.held_on, m.held_on, None, True, False)
+              for m in session.execute(meetings).scalars()]
+    return sorted((i for i in items if i.end >= start and i.start <= end), key=lambda i: (i.start, i.uid))
+
+
+def scope_for(session: Session, organisation_key: str | None = None, person_id: int | None = None,
+              organisation_id: int | None = None) -> Scope:
+    """Build a scope from an organisation key or id and/or a person."""
+    key = organisation_key
+    if organisation_id is not None and key is None:
+        key = session.execute(select(Organisation.key).where(Organisation.id == organisation_id)).scalar()
+    if key is not None and organisation_id is None:
+        organisation_id = session.execute(select(Organisation.id).where(Organisation.key == key)).scalar()
+    return Scope(organisation_id=organisation_id, organisation_key=key, person_id=person_id)

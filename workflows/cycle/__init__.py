@@ -1,0 +1,1 @@
+"""The annual follow-up cycle (vuosittainen seuranta): schedule, cycle, measures, report requests, survey, report."""

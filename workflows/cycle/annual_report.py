@@ -1,0 +1,162 @@
+"""The annual report (toimintakertomus) generated from the data: measures, statements, nominations, meetings, survey.
+
+`report_data` gathers everything in a fixed number of queries; `render_html` and `render_pdf` draw the same data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from fpdf import FPDF
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from engine.calendar import format_date
+from engine.models import Case
+from engine.service import CaseRow, UnitOfWork
+from workflows.cycle.models import AnnualReport, Measure, MeasureNote, SurveyAnswer
+from workflows.cycle.reports import survey_summary
+from workflows.cycle.schemas import QUESTIONS
+from workflows.nomination.models import Appointment, NominationDecision
+from workflows.registers.service import meetings, statements
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+LABELS: dict[str, dict[str, str]] = {
+    "climate": {"fi": "Alueellinen ilmastotyö", "sv": "Regionalt klimatarbete", "en": "Regional climate work"},
+    "operating_model": {"fi": "Uusi toimintamalli", "sv": "Ny verksamhetsmodell", "en": "New operating model"},
+    "contract_based_cooperation": {"fi": "Sopimuksellinen yhteistyö", "sv": "Avtalsbaserat samarbete",
+                                   "en": "Contract-based cooperation"},
+    "work_based_immigration": {"fi": "Työperäinen maahanmuutto", "sv": "Arbetsrelaterad invandring",
+                               "en": "Work-based immigration"},
+    "advocacy": {"fi": "Edunvalvonta", "sv": "Intressebevakning", "en": "Advocacy"},
+    "not_started": {"fi": "ei aloitettu", "sv": "inte påbörjad", "en": "not started"},
+    "ongoing": {"fi": "käynnissä", "sv": "pågående", "en": "ongoing"},
+    "done": {"fi": "toteutunut", "sv": "genomförd", "en": "done"},
+    "dropped": {"fi": "luovuttu", "sv": "slopad", "en": "dropped"},
+}
+
+
+def report_data(session: Session, cycle: Case | CaseRow) -> dict[str, Any]:
+    """Gather what the annual report shows for a cycle's year."""
+    year = int(cycle.data["year"])
+    start, end = date(year, 1, 1), date(year, 12, 31)
+    measures = list(session.execute(select(Measure).where(Measure.cycle_id == cycle.id)
+                                    .order_by(col(Measure.number))).scalars())
+    last_note: dict[int, MeasureNote] = {}
+    for n in session.execute(select(MeasureNote).where(col(MeasureNote.measure_id).in_([m.id for m in measures]))
+                             .order_by(col(MeasureNote.noted_on), col(MeasureNote.id))).scalars():
+        last_note[n.measure_id] = n
+    themes: dict[str, list[dict[str, Any]]] = {}
+    for m in measures:
+        n = last_note.get(m.id or 0)
+        themes.setdefault(m.theme, []).append({
+            "number": m.number, "title": m.title, "responsible": m.responsible, "due_date": m.due_date,
+            "status": m.status, "carried": m.carried_from_id is not None,
+            "note": n.text if n else None, "noted_on": n.noted_on if n else None})
+    decisions = list(session.execute(
+        select(NominationDecision, Case).join(Case, col(Case.id) == col(NominationDecision.case_id))
+        .where(col(NominationDecision.meeting_date) >= start, col(NominationDecision.meeting_date) <= end)
+        .order_by(col(NominationDecision.meeting_date))).all())
+    people: dict[int, list[Appointment]] = {}
+    for a in session.execute(select(Appointment).where(col(Appointment.case_id).in_([c.id for _d, c in decisions]))
+                             .order_by(col(Appointment.seat), col(Appointment.id))).scalars():
+        people.setdefault(a.case_id, []).append(a)
+    nominations = [{"group": c.data.get("group", c.title), "requester": c.data.get("requester", {}).get("name", ""),
+                    "meeting_date": d.meeting_date, "section": d.section, "state": c.state,
+                    "members": [f"{a.name} ({a.organisation_key})" for a in people.get(c.id or 0, [])
+                                if a.position == "member" and a.ends_on is None]} for d, c in decisions]
+    survey = survey_summary(list(session.execute(select(SurveyAnswer).where(
+        SurveyAnswer.cycle_id == cycle.id)).scalars()))
+    counts = Counter(m.status for m in measures)
+    return {"year": year, "title": cycle.title, "state": cycle.state, "themes": themes,
+            "counts": {s: counts.get(s, 0) for s in ("done", "ongoing", "not_started", "dropped")},
+            "total": len(measures), "statements": statements(session, start, end),
+            "meetings": meetings(session, start, end), "nominations": nominations, "survey": survey,
+            "questions": QUESTIONS, "feedback": cycle.data.get("feedback")}
+
+
+@lru_cache(maxsize=1)
+def _env() -> Environment:
+    return Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined,
+                       autoescape=select_autoescape(["html.j2"]), trim_blocks=True, lstrip_blocks=True)
+
+
+def _helpers(lang: str) -> dict[str, Any]:
+    lang = lang if lang in ("fi", "sv", "en") else "fi"
+    return {"lang": lang, "t": lambda **texts: texts.get(lang) or texts["fi"],
+            "label": lambda key: LABELS.get(key, {}).get(lang, key),
+            "d": lambda value: format_date(value, lang) if value else ""}
+
+
+def render_html(data: dict[str, Any], lang: str = "fi") -> str:
+    """Render the report as a printable, accessible HTML page."""
+    return _env().get_template("annual_report.html.j2").render({**data, **_helpers(lang)})
+
+
+def _latin(text: object) -> str:
+    """Keep what the PDF core fonts can draw (Latin-1); replace the rest."""
+    text = str(text).replace("–", "-").replace("—", "-").replace("’", "'").replace("→", "->")
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def render_pdf(data: dict[str, Any], lang: str = "fi") -> bytes:
+    """Render the report as PDF (fpdf2, core fonts)."""
+    h = _helpers(lang)
+    t, label = h["t"], h["label"]
+    pdf = FPDF(format="A4")
+    pdf.set_title(_latin(data["title"]))
+    pdf.set_auto_page_break(auto=True, margin=15)
+    pdf.add_page()
+    width = pdf.w - pdf.l_margin - pdf.r_margin
+
+    def para(text: object, size: int = 10, style: str = "") -> None:
+        pdf.set_font("Helvetica", style, size)
+        pdf.multi_cell(width, size * 0.5, _latin(text), new_x="LMARGIN", new_y="NEXT")
+
+    para(t(fi="Toimintakertomus", sv="Verksamhetsberättelse", en="Annual report") + f" {data['year']}", 18, "B")
+    c = data["counts"]
+    para(t(fi="Toimenpiteitä", sv="Åtgärder", en="Measures") + f": {data['total']} - " + ", ".join(
+        f"{label(s)} {c[s]}" for s in ("done", "ongoing", "not_started", "dropped")))
+    for theme, items in data["themes"].items():
+        para(label(theme), 13, "B")
+        for m in items:
+            line = f"{m['number']}. {m['title']} ({m['responsible']}, {h['d'](m['due_date'])}): {label(m['status'])}"
+            para(line + (f" - {m['note']}" if m["note"] else ""), 9)
+    sections = [
+        (t(fi="Kannanotot", sv="Ställningstaganden", en="Statements"),
+         [f"{h['d'](s.issued_on)} {s.title} -> {s.addressee}" for s in data["statements"]]),
+        (t(fi="Nimeämiset", sv="Utnämningar", en="Nominations"),
+         [f"{h['d'](n['meeting_date'])} {n['section']} {n['group']} ({n['requester']}): " + "; ".join(n["members"])
+          for n in data["nominations"]]),
+        (t(fi="Kokoukset", sv="Möten", en="Meetings"),
+         [f"{h['d'](m.held_on)} {m.title}" + (f" {m.minutes_url}" if m.minutes_url else "") for m in data["meetings"]]),
+    ]
+    for heading, lines in sections:
+        para(heading, 13, "B")
+        for line in lines or ["-"]:
+            para(line, 9)
+    para(t(fi="Maakuntajohtajakysely", sv="Landskapsdirektörsenkäten", en="Regional directors' survey"), 13, "B")
+    s = data["survey"]
+    para(t(fi="Vastauksia", sv="Svar", en="Answers") + f": {s['answers']}; " + ", ".join(
+        f"{q} {s['means'][q]}" for q in data["questions"] if s["means"][q] is not None), 9)
+    if data["feedback"]:
+        para(t(fi="Palaute Kuntaliitolle", sv="Respons till Kommunförbundet", en="Feedback for Kuntaliitto"), 13, "B")
+        para(data["feedback"], 9)
+    return bytes(pdf.output())
+
+
+def store_report(uow: UnitOfWork, cycle: CaseRow) -> AnnualReport:
+    """Generate the report of a closing cycle from this transaction's view and keep its HTML."""
+    uow.session.flush()
+    html = render_html(report_data(uow.session, cycle))
+    report = AnnualReport(cycle_id=cycle.id, html=html, sha256=hashlib.sha256(html.encode()).hexdigest(),
+                          generated_at=uow.now)
+    uow.session.add(report)
+    uow.session.flush()
+    return report

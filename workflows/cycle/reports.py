@@ -1,0 +1,169 @@
+"""Report requests per network and responsible council, versioned reports, and the regional directors' survey."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlmodel import col
+
+from engine.actors import SYSTEM, Actor
+from engine.calendar import effective_deadline
+from engine.errors import Conflict, InvalidInput, NotFound, NotPermitted
+from engine.models import Organisation
+from engine.service import CaseRow, UnitOfWork, actor_roles
+from workflows.casekit import contacts_of, deadline_passed, queue_mail, today
+from workflows.cycle.models import CycleReport, Measure, NetworkMember, SurveyAnswer
+from workflows.cycle.schemas import QUESTIONS, NoteIn, ReportIn, SurveyIn
+from workflows.cycle.service import REPORT, cycle_case, is_cycle_manager, may_speak_for, note
+
+
+def request_reports(uow: UnitOfWork, cycle: CaseRow) -> list[CaseRow]:
+    """Open one report request per responsible network or council of the cycle's measures (once each)."""
+    existing = {c.data.get("responsible") for c in uow.children(cycle.id)}
+    responsibles = sorted({r for (r,) in uow.session.execute(
+        select(Measure.responsible).where(Measure.cycle_id == cycle.id).distinct())} - existing)
+    orgs = {o.key: o for o in uow.session.execute(select(Organisation).where(
+        col(Organisation.key).in_([r for r in responsibles if not r.startswith("network:")]))).scalars()}
+    closes = date.fromisoformat(cycle.data["milestones"]["reporting_closes"])
+    out = []
+    for responsible in responsibles:
+        org = orgs.get(responsible)
+        name = org.name_fi if org else responsible.removeprefix("network:")
+        child = uow.create_case(REPORT, actor=SYSTEM, title=f"{cycle.title}: {name}", parent_id=cycle.id,
+                                organisation_id=org.id if org else None, deadline=closes,
+                                data={"responsible": responsible, "report_version": 0},
+                                payload={"responsible": responsible})
+        for person_id in report_recipients(uow, child, "party"):
+            queue_mail(uow, template="cycle_report_requested", key=f"cycle-report-request:{child.id}:{person_id}",
+                       case_id=child.id, person_id=person_id,
+                       context={"year": cycle.data["year"], "responsible": name, "case_id": child.id,
+                                "deadline": effective_deadline(closes)})
+        out.append(child)
+    return out
+
+
+def report_recipients(uow: UnitOfWork, case: CaseRow, role: str) -> list[int]:
+    """Resolve roles on cycle cases: party = the council's contacts or the network's members."""
+    if role == "coordinator":
+        owner = uow.case(case.parent_id) if case.parent_id else case
+        return [owner.coordinator_id] if owner.coordinator_id else []
+    if role != "party" or case.workflow != REPORT:
+        return []
+    responsible = str(case.data.get("responsible", ""))
+    if responsible.startswith("network:"):
+        return [p for (p,) in uow.session.execute(select(NetworkMember.person_id).where(
+            NetworkMember.network == responsible.removeprefix("network:")).order_by(col(NetworkMember.id)))]
+    return contacts_of(uow, case.organisation_id, ("signatory", "coordinator"))
+
+
+def request_case(uow: UnitOfWork, cycle_id: int, responsible: str) -> CaseRow:
+    """Return the locked report request of one responsible, or raise NotFound."""
+    cycle_case(uow, cycle_id)
+    for child in uow.children(cycle_id):
+        if child.data.get("responsible") == responsible:
+            return child
+    raise NotFound(f"the cycle has no report request for {responsible!r} (reporting may not be open yet)")
+
+
+def submit_report(uow: UnitOfWork, cycle_id: int, responsible: str, data: ReportIn, actor: Actor) -> CycleReport:
+    """Store a report as a new version (earlier ones are kept) and apply its measure statuses as dated notes."""
+    child = request_case(uow, cycle_id, responsible)
+    if child.state == "closed":
+        raise Conflict(f"the {responsible} report request is closed with its cycle")
+    if not may_speak_for(uow, actor, responsible):
+        raise NotPermitted(f"you may not report for {responsible}", case_id=child.id, action="report")
+    seen: set[int] = set()
+    for i, item in enumerate(data.measures):
+        m = uow.session.get(Measure, item.measure_id)
+        if m is None or m.cycle_id != cycle_id:
+            raise InvalidInput(f"measures[{i}].measure_id", f"no measure {item.measure_id} in this cycle")
+        if m.responsible != responsible:
+            raise InvalidInput(f"measures[{i}].measure_id", f"measure {m.id} belongs to {m.responsible}, "
+                               f"not {responsible}")
+        if item.measure_id in seen:
+            raise InvalidInput(f"measures[{i}].measure_id", f"measure {m.id} appears twice")
+        seen.add(item.measure_id)
+    version = int(uow.session.execute(select(func.coalesce(func.max(CycleReport.version), 0)).where(
+        CycleReport.request_case_id == child.id)).scalar_one()) + 1
+    report = CycleReport(request_case_id=child.id, cycle_id=cycle_id, version=version, summary=data.summary,
+                         measures=[m.model_dump() for m in data.measures], author_id=actor.person_id,
+                         submitted_at=uow.now)
+    uow.session.add(report)
+    uow.session.flush()
+    for item in data.measures:
+        note(uow, cycle_id, item.measure_id, NoteIn(status=item.status, text=item.note), actor, report.id)
+    payload: dict[str, Any] = {"report_id": report.id, "version": version, "measures": len(data.measures)}
+    if child.deadline and deadline_passed(uow, child.deadline):
+        payload["late"] = True
+    own = bool(actor_roles(uow, child, actor) & {"party", "coordinator", "admin"})
+    if not own:  # a network member: the engine reports for them; the event names who
+        payload["reported_by"] = actor.person_id
+    uow.fire(child.id, "report", actor=actor if own else SYSTEM, payload=payload)
+    uow.set_data(child, report_version=version)
+    return report
+
+
+def answer_survey(uow: UnitOfWork, cycle_id: int, data: SurveyIn, actor: Actor,
+                  organisation_key: str | None = None) -> SurveyAnswer:
+    """Store a regional council's survey answer in the survey window; a new answer is a new version."""
+    case = cycle_case(uow, cycle_id)
+    m = case.data["milestones"]
+    opens, closes = date.fromisoformat(m["survey_opens"]), date.fromisoformat(m["survey_closes"])
+    if today(uow) < opens or deadline_passed(uow, closes):
+        raise Conflict(f"the survey is open {opens.isoformat()} – {effective_deadline(closes).isoformat()} "
+                       "23:59 Helsinki time")
+    org_id = actor.organisation_id
+    if organisation_key is not None and is_cycle_manager(actor):
+        org_id = uow.session.execute(select(Organisation.id).where(Organisation.key == organisation_key)).scalar()
+    org = uow.session.get(Organisation, org_id) if org_id else None
+    director = is_cycle_manager(actor) or "signatory" in actor.roles
+    if org is None or org.kind != "regional_council" or not director:
+        raise NotPermitted("the survey is answered by the regional councils' directors")
+    ratings: dict[str, int] = {}
+    for key, value in data.ratings.items():
+        if key not in QUESTIONS:
+            raise InvalidInput(f"ratings.{key}", f"no such question; questions: {', '.join(QUESTIONS)}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
+            raise InvalidInput(f"ratings.{key}", f"must be a whole number from 1 to 5, got {value!r}")
+        ratings[key] = value
+    missing = [q for q in QUESTIONS if q not in ratings]
+    if missing:
+        raise InvalidInput(f"ratings.{missing[0]}", "is required (rate every question 1-5)")
+    version = int(uow.session.execute(select(func.coalesce(func.max(SurveyAnswer.version), 0)).where(
+        SurveyAnswer.cycle_id == cycle_id, SurveyAnswer.organisation_id == org.id)).scalar_one()) + 1
+    row = SurveyAnswer(cycle_id=cycle_id, organisation_id=org.id or 0, version=version, ratings=ratings,
+                       comments=data.comments, respondent_id=actor.person_id, submitted_at=uow.now)
+    uow.session.add(row)
+    uow.session.flush()
+    return row
+
+
+def survey_summary(rows: list[SurveyAnswer]) -> dict[str, Any]:
+    """Summarise the latest answer per council: count, mean per question, comments."""
+    latest: dict[int, SurveyAnswer] = {}
+    for r in rows:
+        if r.organisation_id not in latest or r.version > latest[r.organisation_id].version:
+            latest[r.organisation_id] = r
+    answers = list(latest.values())
+    means = {q: round(sum(a.ratings[q] for a in answers) / len(answers), 2) if answers else None for q in QUESTIONS}
+    return {"answers": len(answers), "means": means, "comments": [a.comments for a in answers if a.comments]}
+
+
+def add_network_member(uow: UnitOfWork, network: str, person_id: int, actor: Actor) -> None:
+    """Let a person report for a network (admin)."""
+    from engine.models import Person
+    from workflows.cycle.models import NETWORKS
+
+    if not actor.is_admin:
+        raise NotPermitted("managing network members needs the admin role")
+    if network not in NETWORKS:
+        raise InvalidInput("network", f"unknown network {network!r}; networks: {', '.join(NETWORKS)}")
+    if uow.session.get(Person, person_id) is None:
+        raise InvalidInput("person_id", f"no person with id {person_id}")
+    exists = uow.session.execute(select(NetworkMember.id).where(NetworkMember.network == network,
+                                                                NetworkMember.person_id == person_id)).first()
+    if exists is None:
+        uow.session.add(NetworkMember(network=network, person_id=person_id))
+        uow.session.flush()

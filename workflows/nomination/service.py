@@ -1,0 +1,262 @@
+"""Nomination requests and proposals: create, propose, waive, close, cancel; guards, reactions, recipients."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlmodel import col
+
+from engine.actors import SYSTEM, Actor
+from engine.calendar import effective_deadline, format_date
+from engine.errors import Conflict, InvalidInput, NotFound, NotPermitted
+from engine.models import Organisation, Person
+from engine.service import CaseRow, FireContext, TransitionRecord, UnitOfWork
+from workflows.casekit import contacts_of, deadline_passed, org_by_key, queue_mail, set_deadline, today
+from workflows.nomination.equality import check_proposal
+from workflows.nomination.models import Candidate, NominationSeat, ProposalException
+from workflows.nomination.schemas import AskedIn, CancelIn, NominationCreate, ProposalIn, WaiveIn
+
+NOMINATION = "nomination"
+PROPOSAL = "nomination_proposal"
+OPEN_PROPOSAL_STATES = ("asked", "proposed", "waived")
+
+
+# -- guards and reactions -------------------------------------------------------------------------------
+
+
+def _request_open(ctx: FireContext) -> bool:
+    parent = ctx.uow.case(ctx.case.parent_id or 0)
+    if parent.state != "requested":
+        ctx.rejection = f"the request is no longer open for proposals (it is {parent.state})"
+        return False
+    return True
+
+
+GUARDS = {"request_open": _request_open}
+
+
+def react_to_request(uow: UnitOfWork, record: TransitionRecord) -> None:
+    """Point the deadline at the term's start or end; close the proposal cases when the request moves on.
+
+    Runs before the timer listener (it is registered first), so the new state's timers read the new deadline.
+    """
+    case = record.case
+    if case.workflow != NOMINATION or not record.changed_state:
+        return
+    if record.to_state in ("communicated", "serving"):
+        key = "term_start" if record.to_state == "communicated" else "term_end"
+        set_deadline(uow, case, date.fromisoformat(case.data[key]))
+    if record.to_state == "proposals_closed":
+        for child in uow.children(case.id):
+            if child.state == "asked":
+                uow.fire(child.id, "lapse", actor=SYSTEM)
+    elif record.to_state in ("decided", "cancelled"):
+        for child in uow.children(case.id):
+            if child.state in OPEN_PROPOSAL_STATES:
+                uow.fire(child.id, "close", actor=SYSTEM)
+
+
+def recipients(uow: UnitOfWork, case: CaseRow, role: str) -> list[int]:
+    """Resolve reminder roles: party = the asked organisation's contacts; coordinator = the request's."""
+    if role == "party":
+        return contacts_of(uow, case.organisation_id, ("signatory", "coordinator"))
+    if role == "coordinator":
+        owner = uow.case(case.parent_id) if case.parent_id else case
+        return [owner.coordinator_id] if owner.coordinator_id else []
+    return []
+
+
+# -- creation -----------------------------------------------------------------------------------------------
+
+
+def resolve_asked(uow: UnitOfWork, asked: AskedIn) -> list[Organisation]:
+    """Return the asked organisations, each once, in a stable order; raise InvalidInput naming the field."""
+    found: dict[str, Organisation] = {}
+    for i, key in enumerate(asked.organisations):
+        org = org_by_key(uow, key, f"asked.organisations[{i}]")
+        found[org.key] = org
+    if asked.all_regional_councils:
+        for org in uow.session.execute(select(Organisation).where(
+                Organisation.kind == "regional_council", col(Organisation.active).is_(True))).scalars():
+            found[org.key] = org
+    if asked.region:
+        rows = list(uow.session.execute(select(Organisation).where(
+            Organisation.region_code == asked.region, col(Organisation.kind).in_(asked.region_kinds),
+            col(Organisation.active).is_(True))).scalars())
+        if not rows:
+            raise InvalidInput("asked.region", f"no active {', '.join(asked.region_kinds)} in region "
+                               f"{asked.region!r}")
+        found.update({o.key: o for o in rows})
+    if not found:
+        raise InvalidInput("asked", "name at least one organisation, all_regional_councils or a region")
+    return sorted(found.values(), key=lambda o: (o.kind, o.code))
+
+
+def create_nomination(uow: UnitOfWork, data: NominationCreate, actor: Actor) -> CaseRow:
+    """Create a request with its seats and one proposal case per asked organisation; email the asked ones."""
+    if not (actor.is_admin or "coordinator" in actor.roles):
+        raise NotPermitted("creating a nomination request needs the coordinator or admin role")
+    if data.deadline < today(uow):
+        raise InvalidInput("deadline", f"{data.deadline.isoformat()} is in the past")
+    if data.deadline >= data.term_start:
+        raise InvalidInput("deadline", "proposals must be due before the term starts "
+                           f"({data.term_start.isoformat()})")
+    requester = data.requester.model_dump(mode="json")
+    if data.requester.organisation:
+        requester["organisation"] = org_by_key(uow, data.requester.organisation, "requester.organisation").key
+    coordinator_id = data.coordinator_id if data.coordinator_id is not None else actor.person_id
+    if coordinator_id is not None and uow.session.get(Person, coordinator_id) is None:
+        raise InvalidInput("coordinator_id", f"no person with id {coordinator_id}")
+    asked = resolve_asked(uow, data.asked)
+    seats = [{"number": i, "label": s.label, "has_deputy": s.has_deputy} for i, s in enumerate(data.seats, 1)]
+    case = uow.create_case(
+        NOMINATION, actor=actor, title=data.group, coordinator_id=coordinator_id, deadline=data.deadline,
+        data={"group": data.group, "description": data.description, "requester": requester, "seats": seats,
+              "term_start": data.term_start.isoformat(), "term_end": data.term_end.isoformat(),
+              "proposal_deadline": data.deadline.isoformat()},
+        payload={"group": data.group, "requester": requester["name"], "seats": len(seats),
+                 "asked": len(asked), "deadline": data.deadline.isoformat()})
+    uow.session.add_all([NominationSeat(case_id=case.id, number=s["number"], label=s["label"],
+                                        has_deputy=s["has_deputy"]) for s in seats])
+    for org in asked:
+        child = uow.create_case(PROPOSAL, actor=actor, title=f"{data.group}: {org.name_fi}", parent_id=case.id,
+                                organisation_id=org.id, deadline=data.deadline,
+                                data={"organisation_key": org.key, "proposal_version": 0},
+                                payload={"organisation": org.key})
+        _email_request(uow, case, child, org)
+    uow.session.flush()
+    return case
+
+
+def _email_request(uow: UnitOfWork, case: CaseRow, child: CaseRow, org: Organisation) -> None:
+    due = effective_deadline(case.deadline) if case.deadline else None
+    for person_id in contacts_of(uow, org.id, ("signatory", "coordinator")):
+        queue_mail(uow, template="nomination_requested", key=f"nomination-request:{child.id}:{person_id}",
+                   case_id=child.id, person_id=person_id,
+                   context={"group": case.data["group"], "requester": case.data["requester"]["name"],
+                            "organisation": org.name_fi, "seats": len(case.data["seats"]),
+                            "deadline": due, "term_start": case.data["term_start"],
+                            "term_end": case.data["term_end"], "case_id": child.id})
+
+
+# -- proposals ----------------------------------------------------------------------------------------------
+
+
+def nomination_case(uow: UnitOfWork, nomination_id: int) -> CaseRow:
+    """Return a locked nomination case or raise NotFound."""
+    case = uow.case(nomination_id)
+    if case.workflow != NOMINATION:
+        raise NotFound(f"case {nomination_id} is not a nomination request")
+    return case
+
+
+def proposal_case(uow: UnitOfWork, nomination_id: int, organisation_key: str) -> CaseRow:
+    """Return the locked proposal case of one asked organisation, or raise NotFound."""
+    nomination_case(uow, nomination_id)
+    for child in uow.children(nomination_id):
+        if child.data.get("organisation_key") == organisation_key:
+            return child
+    raise NotFound(f"{organisation_key!r} was not asked to propose for nomination {nomination_id}")
+
+
+def _check_open(uow: UnitOfWork, parent: CaseRow) -> None:
+    deadline = parent.deadline
+    if parent.state == "requested" and deadline is not None and not deadline_passed(uow, deadline):
+        return
+    shown = format_date(effective_deadline(deadline), "en") if deadline else "?"
+    raise Conflict(f"proposals were due by {shown} 23:59 Helsinki time (deadline {deadline}); "
+                   f"the request is {parent.state if parent.state != 'requested' else 'past its deadline'}")
+
+
+def _candidate_rows(uow: UnitOfWork, parent: CaseRow, child: CaseRow, data: ProposalIn,
+                    version: int) -> list[Candidate]:
+    seats = {int(s["number"]): bool(s["has_deputy"]) for s in parent.data["seats"]}
+    people = {p.id: p for p in uow.session.execute(select(Person).where(col(Person.id).in_(
+        {c.person_id for c in data.candidates if c.person_id is not None}))).scalars()}
+    orgs = dict(uow.session.execute(select(Organisation.id, Organisation.key)).all())
+    rows = []
+    for i, c in enumerate(data.candidates):
+        where = f"candidates[{i}]"
+        if c.seat not in seats:
+            raise InvalidInput(f"{where}.seat", f"there is no seat {c.seat} (seats 1-{len(seats)})")
+        if c.position == "deputy" and not seats[c.seat]:
+            raise InvalidInput(f"{where}.position", f"seat {c.seat} has no deputy")
+        person = people.get(c.person_id) if c.person_id is not None else None
+        if c.person_id is not None and person is None:
+            raise InvalidInput(f"{where}.person_id", f"no person with id {c.person_id}")
+        name = c.name or (person.name if person else None)
+        if not name:
+            raise InvalidInput(f"{where}.name", "give a name or a person_id")
+        org_key = c.organisation or (orgs.get(person.organisation_id) if person else None) \
+            or child.data["organisation_key"]
+        if c.organisation:
+            org_by_key(uow, c.organisation, f"{where}.organisation")
+        email = str(c.email) if c.email else (person.email if person else None)
+        rows.append(Candidate(nomination_id=parent.id, proposal_case_id=child.id, proposal_version=version,
+                              seat=c.seat, position=c.position, person_id=c.person_id, name=name,
+                              gender=c.gender, organisation_key=org_key, email=email, title=c.title))
+    return rows
+
+
+def propose(uow: UnitOfWork, nomination_id: int, organisation_key: str, data: ProposalIn,
+            actor: Actor) -> list[Candidate]:
+    """Record an organisation's candidates (a new proposal replaces its previous one); check §4 a per seat."""
+    child = proposal_case(uow, nomination_id, organisation_key)
+    parent = uow.case(nomination_id)
+    _check_open(uow, parent)
+    seats = {int(s["number"]): bool(s["has_deputy"]) for s in parent.data["seats"]}
+    version = int(child.data.get("proposal_version", 0)) + 1
+    rows = _candidate_rows(uow, parent, child, data, version)
+    exceptions = {(e.seat, e.position) for e in data.exceptions}
+    for i, e in enumerate(data.exceptions):
+        if e.seat not in seats:
+            raise InvalidInput(f"exceptions[{i}].seat", f"there is no seat {e.seat} (seats 1-{len(seats)})")
+    check_proposal(seats, [(r.seat, r.position, r.gender) for r in rows], exceptions)
+    uow.session.execute(update(Candidate).where(col(Candidate.proposal_case_id) == child.id,
+                                                col(Candidate.superseded_at).is_(None)).values(superseded_at=uow.now))
+    uow.session.add_all(rows)
+    uow.session.add_all([ProposalException(proposal_case_id=child.id, proposal_version=version, seat=e.seat,
+                                           position=e.position, reason=e.reason) for e in data.exceptions])
+    uow.session.flush()
+    payload: dict[str, Any] = {"proposal_version": version, "candidates": len(rows)}
+    if data.exceptions:
+        payload["exceptions"] = [f"seat {e.seat} {e.position}: {e.reason}" for e in data.exceptions]
+    uow.fire(child.id, "propose", actor=actor, payload=payload)
+    uow.set_data(child, proposal_version=version)
+    return rows
+
+
+def waive(uow: UnitOfWork, nomination_id: int, organisation_key: str, data: WaiveIn, actor: Actor) -> None:
+    """Say an organisation proposes nobody; its earlier candidates are withdrawn."""
+    child = proposal_case(uow, nomination_id, organisation_key)
+    _check_open(uow, uow.case(nomination_id))
+    uow.fire(child.id, "waive", actor=actor, payload={"reason": data.reason} if data.reason else {})
+    uow.session.execute(update(Candidate).where(col(Candidate.proposal_case_id) == child.id,
+                                                col(Candidate.superseded_at).is_(None)).values(superseded_at=uow.now))
+
+
+def close_proposals(uow: UnitOfWork, nomination_id: int, actor: Actor) -> None:
+    """Close the request for proposals ahead of its deadline (the deadline timer does it otherwise)."""
+    nomination_case(uow, nomination_id)
+    uow.fire(nomination_id, "close_proposals", actor=actor)
+
+
+def cancel(uow: UnitOfWork, nomination_id: int, data: CancelIn, actor: Actor) -> None:
+    """Cancel a request in any state that is not final; open proposals are closed."""
+    nomination_case(uow, nomination_id)
+    uow.fire(nomination_id, "cancel", actor=actor, payload={"reason": data.reason})
+
+
+def current_candidates(uow: UnitOfWork, nomination_id: int) -> dict[int, Candidate]:
+    """Return the valid (not superseded) candidates of a request by id."""
+    rows = uow.session.execute(select(Candidate).where(Candidate.nomination_id == nomination_id,
+                                                       col(Candidate.superseded_at).is_(None))).scalars()
+    return {c.id: c for c in rows if c.id is not None}
+
+
+def count_candidates(uow: UnitOfWork, nomination_id: int) -> int:
+    """Count the valid candidates of a request."""
+    return int(uow.session.execute(select(func.count()).select_from(Candidate).where(
+        Candidate.nomination_id == nomination_id, col(Candidate.superseded_at).is_(None))).scalar_one())

@@ -1,0 +1,1 @@
+"""Registers the annual report draws on: meetings held and statements issued (kannanotot)."""

@@ -1,0 +1,136 @@
+"""Council-term reviews: scheduled when an agreement enters into force, opened per term, confirmed or revised."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from engine.actors import SYSTEM, Actor
+from engine.errors import Conflict, InvalidInput, NotFound
+from engine.models import Case
+from engine.service import CaseRow, TransitionRecord, UnitOfWork
+from workflows.agreement import service as agreements
+from workflows.agreement.schemas import DocumentIn
+from workflows.casekit import today
+from workflows.review.schemas import ConfirmIn, ReviewRead, ReviewStart, ReviseIn
+from workflows.review.terms import next_term, term_label, term_of
+
+REVIEW = "review"
+OPEN_STATES = ("scheduled", "open")
+
+
+def reviews_of(uow: UnitOfWork, agreement_id: int) -> list[CaseRow]:
+    """Return the review cases of an agreement, locked, oldest first."""
+    ids = [i for i, data in uow.session.execute(select(Case.id, Case.data).where(Case.workflow == REVIEW))
+           if int(data.get("agreement_id", 0)) == agreement_id]
+    return [uow.case(i) for i in sorted(ids)]
+
+
+def schedule_review(uow: UnitOfWork, agreement: CaseRow, term: tuple[date, date], actor: Actor = SYSTEM,
+                    deadline: date | None = None) -> CaseRow:
+    """Create the review of an agreement for a term (once per term); it opens when the term starts."""
+    for r in reviews_of(uow, agreement.id):
+        if r.data.get("term_start") == term[0].isoformat():
+            return r
+    case = uow.create_case(
+        REVIEW, actor=actor, title=f"Valtuustokauden {term_label(term)} tarkistus: {agreement.title}",
+        coordinator_id=agreement.coordinator_id, deadline=term[0],
+        data={"agreement_id": agreement.id, "term_start": term[0].isoformat(), "term_end": term[1].isoformat(),
+              "review_deadline": (deadline or term[1]).isoformat()},
+        payload={"agreement_id": agreement.id, "term": term_label(term)})
+    if term[0] <= today(uow):
+        uow.fire(case.id, "open", actor=actor)
+    return case
+
+
+def react(uow: UnitOfWork, record: TransitionRecord) -> None:
+    """Registry listener: schedule the next term's review, open the agreement's review, cancel on termination."""
+    case = record.case
+    if case.workflow == agreements.AGREEMENT:
+        if record.event_name == "AgreementEnteredIntoForce":
+            schedule_review(uow, case, next_term(today(uow)))
+        elif record.event_name == "AgreementTerminated":
+            for r in reviews_of(uow, case.id):
+                if r.state in OPEN_STATES:
+                    uow.fire(r.id, "cancel", actor=SYSTEM, payload={"reason": "the agreement was terminated"})
+    elif case.workflow == REVIEW and record.changed_state and record.to_state == "open":
+        # before the timer listener arms the open state's reminders: count them to the review's deadline
+        from workflows.casekit import set_deadline
+
+        set_deadline(uow, case, date.fromisoformat(case.data["review_deadline"]))
+        agreement = uow.case(int(case.data["agreement_id"]))
+        if agreement.state == "in_force":
+            uow.fire(agreement.id, "start_review", actor=SYSTEM, payload={"review_case": case.id})
+
+
+def review_case(uow: UnitOfWork, review_id: int) -> CaseRow:
+    """Return a locked review case or raise NotFound."""
+    case = uow.case(review_id)
+    if case.workflow != REVIEW:
+        raise NotFound(f"case {review_id} is not a council-term review")
+    return case
+
+
+def start_now(uow: UnitOfWork, agreement_id: int, data: ReviewStart, actor: Actor) -> CaseRow:
+    """Open the current term's review of an agreement in force by hand (e.g. one in force before this system).
+
+    Firing `open` as the actor checks they coordinate the agreement or are an administrator.
+    """
+    agreement = agreements.agreement_case(uow, agreement_id)
+    if agreement.state != "in_force":
+        raise Conflict(f"only an agreement in force is reviewed; this one is {agreement.state}")
+    term = term_of(today(uow))
+    if data.deadline is not None and not today(uow) <= data.deadline <= term[1]:
+        raise InvalidInput("deadline", f"must lie between today and the term's end {term[1].isoformat()}")
+    for r in reviews_of(uow, agreement_id):
+        if r.data.get("term_start") == term[0].isoformat():
+            raise Conflict(f"the {term_label(term)} review already exists (case {r.id}, {r.state})")
+    return schedule_review(uow, agreement, term, actor, data.deadline)
+
+
+def confirm_unchanged(uow: UnitOfWork, review_id: int, data: ConfirmIn, actor: Actor) -> None:
+    """End the review with the agreement confirmed unchanged; the next term's review is scheduled."""
+    case = review_case(uow, review_id)
+    payload: dict[str, Any] = {}
+    if data.note:
+        payload["note"] = data.note
+    if data.minutes_url:
+        payload["minutes_url"] = str(data.minutes_url)
+    uow.fire(case.id, "confirm_unchanged", actor=actor, payload=payload)
+    agreement = uow.case(int(case.data["agreement_id"]))
+    if agreement.state == "under_review":
+        uow.fire(agreement.id, "confirm_unchanged", actor=SYSTEM, payload={"review_case": case.id})
+    schedule_review(uow, agreement, next_term(date.fromisoformat(case.data["term_start"])))
+
+
+def revise(uow: UnitOfWork, review_id: int, data: ReviseIn, actor: Actor) -> int:
+    """End the review with a revised text: the agreement goes round for approval again; return its version."""
+    case = review_case(uow, review_id)
+    if case.state != "open":
+        allowed = uow.machine_of(case).allowed_triggers(case.state)
+        raise Conflict(f"the review is {case.state}; a revision is made while it is open", allowed=allowed)
+    agreement_id = int(case.data["agreement_id"])
+    doc = agreements.revise(uow, agreement_id, DocumentIn(text=data.text, note=data.note), actor)
+    payload: dict[str, Any] = {"document_version": doc.number}
+    if data.note:
+        payload["note"] = data.note
+    uow.fire(case.id, "revise", actor=actor, payload=payload)
+    return doc.number
+
+
+def review_read(session: Session, registry: Any, case: Case) -> ReviewRead:
+    """Shape a review case."""
+    machine = registry.machine(case.workflow, case.workflow_version)
+    return ReviewRead(id=case.id or 0, agreement_id=int(case.data["agreement_id"]), state=case.state,
+                      term_start=date.fromisoformat(case.data["term_start"]),
+                      term_end=date.fromisoformat(case.data["term_end"]), deadline=case.deadline,
+                      allowed_triggers=machine.allowed_triggers(case.state))
+
+
+def list_reviews(session: Session, registry: Any, agreement_id: int) -> list[ReviewRead]:
+    """List an agreement's reviews."""
+    rows = session.execute(select(Case).where(Case.workflow == REVIEW).order_by(col(Case.id))).scalars()
+    return [review_read(session, registry, c) for c in rows if int(c.data.get("agreement_id", 0)) == agreement_id]
