@@ -10,9 +10,11 @@ from fastapi import FastAPI
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlmodel import Session
 
+from api.admin_state import load_admin_state
 from api.context import AppContext, build_context
 from api.errors import install_error_handlers
 from api.routes import (
+    admin,
     agreements,
     calendar,
     cases,
@@ -52,8 +54,9 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
                   description="Workflow and case management for cooperation between Finnish public bodies.")
     app.state.ctx = ctx
     install_error_handlers(app)
+    load_admin_state(ctx)
     for module in (directory, workflows, cases, agreements, schedule, nominations, cycles, registers, reviews,
-                   calendar):
+                   calendar, admin):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(schedule.pages)
     app.state.mail_templates = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),

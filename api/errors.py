@@ -21,6 +21,8 @@ log = logging.getLogger("vuosikello.api")
 def _body(error: str, detail: str, **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"error": error, "detail": detail}
     body.update({k: v for k, v in extra.items() if k in ("field", "allowed") and v is not None})
+    if extra.get("lines"):
+        body["problems"] = extra["lines"]
     return body
 
 

@@ -18,6 +18,7 @@ class ErrorBody(BaseModel):
     detail: str
     field: str | None = None
     allowed: list[str] | None = None
+    problems: list[dict[str, Any]] | None = None
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

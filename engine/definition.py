@@ -162,27 +162,62 @@ def _path(loc: tuple[Any, ...]) -> str:
     return out or "(root)"
 
 
+def _loc_of(path: str) -> tuple[Any, ...]:
+    """Turn 'transitions[4].dest' into ('transitions', 4, 'dest')."""
+    out: list[Any] = []
+    for part in re.split(r"\.", path):
+        name, *indexes = re.split(r"\[", part)
+        if name:
+            out.append(name)
+        out += [int(i.rstrip("]")) for i in indexes if i.rstrip("]").isdigit()]
+    return tuple(out)
+
+
+def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
+    """Return the 1-based YAML line of a validation error's location (the deepest node found)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
 def parse_definition(text: str, source: str = "<string>") -> WorkflowDefinition:
-    """Parse and validate YAML text; raise DefinitionError naming source, path and problem."""
+    """Parse and validate YAML text; raise DefinitionError naming source, line, path and problem."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise DefinitionError(f"{source}:{where} not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+        problem = f"{source}:{where} not valid YAML: {getattr(exc, 'problem', exc)}"
+        raise DefinitionError(problem, problems=[problem],
+                              lines=[{"line": mark.line + 1 if mark else None, "path": "(root)",
+                                      "message": str(getattr(exc, "problem", exc))}]) from exc
     if not isinstance(raw, dict):
         raise DefinitionError(f"{source}: (root): a definition must be a mapping")
     try:
         return WorkflowDefinition.model_validate(raw)
     except ValidationError as exc:
-        problems = []
+        root = yaml.compose(text)
+        problems, lines = [], []
         for err in exc.errors():
             msg = err["msg"].removeprefix("Value error, ")
             # whole-definition checks name their own path ("transitions[0].dest: ..."); don't prefix "(root)"
-            where = _path(err["loc"])
-            problems.append(f"{source}: {msg}" if where == "(root)" and _NAMES_PATH.match(msg)
-                            else f"{source}: {where}: {msg}")
-        raise DefinitionError("; ".join(problems), problems=problems) from exc
+            where, loc = _path(err["loc"]), tuple(err["loc"])
+            if where == "(root)" and _NAMES_PATH.match(msg):
+                where, msg = msg.split(": ", 1)
+                loc = _loc_of(where)
+            line = _line_of(root, loc)
+            problems.append(f"{source}: line {line}: {where}: {msg}")
+            lines.append({"line": line, "path": where, "message": msg})
+        raise DefinitionError("; ".join(problems), problems=problems, lines=lines) from exc
 
 
 def load_definition(path: Path) -> WorkflowDefinition:

@@ -213,3 +213,16 @@ class SchedulerLease(SQLModel, table=True):
     holder: str = Field(max_length=200)
     epoch: int = 0
     heartbeat_at: datetime = Field(sa_column=utc_column())
+
+
+class StoredDefinition(SQLModel, table=True):
+    """A workflow definition version written by an administrator (shipped versions live in workflows/)."""
+
+    __tablename__ = "workflow_definition"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_definition_version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=80)
+    version: int
+    source: str
+    created_by: int | None = Field(default=None, foreign_key="person.id")
+    created_at: datetime = Field(sa_column=utc_column())

@@ -28,6 +28,7 @@ class Registry:
     sources: dict[tuple[str, int], Path] = field(default_factory=dict)
     resolvers: dict[str, Resolver] = field(default_factory=dict)
     services: dict[str, Any] = field(default_factory=dict)  # shared helpers, e.g. the mail configuration
+    guards: dict[str, dict[str, Guard]] = field(default_factory=dict)  # per workflow, for later versions
 
     def register(self, definition: WorkflowDefinition, guards: dict[str, Guard] | None = None,
                  source: Path | None = None) -> WorkflowMachine:
@@ -40,6 +41,7 @@ class Registry:
         except ValueError as exc:
             raise DefinitionError(f"{source or definition.name}: {exc}") from exc
         self.machines[key] = machine
+        self.guards.setdefault(definition.name, {}).update(guards or {})
         if source is not None:
             self.sources[key] = source
         return machine

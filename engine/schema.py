@@ -17,6 +17,7 @@ def all_models() -> None:
     """Import every module that defines tables, so the metadata is complete."""
     import engine.links  # noqa: F401
     import engine.models  # noqa: F401
+    import notifications.template_store  # noqa: F401
     import workflows.models  # noqa: F401
 
 

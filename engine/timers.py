@@ -41,10 +41,16 @@ def _offsets(uow: UnitOfWork, case: CaseRow, spec: TimerSpec) -> list[str]:
     return list(own or spec.offsets)
 
 
-def planned(uow: UnitOfWork, case: CaseRow, spec: TimerSpec, start: datetime) -> list[tuple[datetime, str | None,
-                                                                                           date | None]]:
-    """Return (due instant, offset, deadline) for every firing a timer spec plans from `start`."""
-    deadline = _deadline_of(uow, case, spec)
+Firing = tuple[datetime, str | None, date | None]
+
+
+def planned(uow: UnitOfWork, case: CaseRow, spec: TimerSpec, start: datetime) -> list[Firing]:
+    """Return (due instant, offset, deadline) for every firing a timer spec plans for a case from `start`."""
+    return plan(spec, _deadline_of(uow, case, spec), _offsets(uow, case, spec), start)
+
+
+def plan(spec: TimerSpec, deadline: date | None, offsets: list[str], start: datetime) -> list[Firing]:
+    """Return (due instant, offset, deadline) for every firing of a timer spec (pure: used by the simulator too)."""
     if spec.kind == "deadline":
         if spec.at == "relative":
             return [(relative_instant(start, parse_offset(spec.after or "P0D", business=spec.business_days)),
@@ -53,12 +59,11 @@ def planned(uow: UnitOfWork, case: CaseRow, spec: TimerSpec, start: datetime) ->
     if deadline is None:
         return []
     out = []
-    texts = _offsets(uow, case, spec)
-    for text in texts:
+    for text in offsets:
         out.append((reminder_instant(deadline, parse_offset(text, business=spec.business_days)), text, deadline))
     if spec.repeat_every and spec.repeat_max:
         every = parse_offset(spec.repeat_every)
-        last = max([parse_offset(t).days for t in texts if parse_offset(t).days > 0] or [0])
+        last = max([parse_offset(t).days for t in offsets if parse_offset(t).days > 0] or [0])
         for k in range(1, spec.repeat_max + 1):
             text = f"P{last + k * every.days}D"
             out.append((reminder_instant(deadline, parse_offset(text, business=spec.business_days)), text, deadline))

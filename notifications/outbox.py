@@ -52,7 +52,7 @@ def queue_email(uow: UnitOfWork, *, template: str, key: str, case_id: int | None
     lang = language or (person.language if person else "fi")
     config = mail_config(uow)
     ctx = {"person": person, "base_url": config.base_url, **(context or {})}
-    rendered = render(template, lang, ctx)
+    rendered = render(template, lang, ctx, uow.registry.services.get("template_overrides", ()))
     status = "held" if (digestible and person is not None and person.digest) else "pending"
     row_id: int = uow.session.execute(insert(OUTBOX).values(
         case_id=case_id, person_id=person_id, timer_id=timer_id, template=template, language=lang, to_address=to,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import ChoiceLoader, DictLoader, FileSystemLoader, StrictUndefined, select_autoescape
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from engine.calendar import format_date, format_datetime
 
@@ -34,14 +34,22 @@ def _date(value: date | datetime | None, lang: str) -> str:
     return format_date(value, lang)
 
 
+class DataOnlySandbox(ImmutableSandboxedEnvironment):
+    """A sandbox where templates read data and apply filters, and call nothing (administrators edit them)."""
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's API
+        raise SecurityError(f"templates may only read data, not call {getattr(__obj, '__name__', 'functions')}")
+
+
 @lru_cache(maxsize=8)
-def environment(overrides: tuple[tuple[str, str], ...] = ()) -> ImmutableSandboxedEnvironment:
+def environment(overrides: tuple[tuple[str, str], ...] = ()) -> DataOnlySandbox:
     """Return the sandboxed environment; `overrides` are admin-edited template sources by name."""
     loader = ChoiceLoader([DictLoader(dict(overrides)), FileSystemLoader(str(TEMPLATES_DIR))])
-    env = ImmutableSandboxedEnvironment(
+    env = DataOnlySandbox(
         loader=loader, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False, default=False),
     )
+    env.globals.clear()  # no range(), lipsum(), cycler...: plain data only
     env.filters["localdate"] = _date
     return env
 
