@@ -26,12 +26,15 @@ from api.routes import (
     schedule,
     workflows,
 )
+from api.web.config import WebConfig
+from api.web.mount import mount_web
 from engine.directory import ensure_admin
 from engine.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None, *, ctx: AppContext | None = None) -> FastAPI:
-    """Build the service: REST API under /api/v1, OpenAPI at /docs."""
+def create_app(settings: Settings | None = None, *, ctx: AppContext | None = None,
+               web: WebConfig | None = None) -> FastAPI:
+    """Build the service: REST API under /api/v1, OpenAPI at /docs, the web pages at /."""
     settings = settings or (ctx.settings if ctx else get_settings())
     ctx = ctx or build_context(settings)
 
@@ -59,6 +62,7 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
                    calendar, admin):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(schedule.pages)
+    mount_web(app, ctx, web)
     app.state.mail_templates = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
                                            autoescape=select_autoescape(default=True))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 
 from sqlalchemy import select, update
 from sqlmodel import Field, Session, SQLModel, col
@@ -40,7 +40,7 @@ class SignInLink(SQLModel, table=True):
     used_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
 
 
-class LinkStatus(str, Enum):
+class LinkStatus(StrEnum):
     """What a presented token turned out to be."""
 
     VALID = "valid"

@@ -134,6 +134,11 @@ class Leadership:
         """Give up leadership."""
         self.epoch = None
         if self._conn is not None:
+            try:  # a session-level advisory lock outlives close(): the pool would keep it held
+                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+                self._conn.commit()
+            except Exception:  # noqa: BLE001 - a dead connection holds no lock; drop it from the pool
+                self._conn.invalidate()
             try:
                 self._conn.close()
             except Exception:  # noqa: BLE001 - the connection may already be dead

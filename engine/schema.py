@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from alembic import command
@@ -13,12 +14,15 @@ from engine.db import Database
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
+# Every module that defines tables. Named, not imported, here: the web layer's tables (sessions, substitutes)
+# live in api/, which the engine must not import; Alembic and the tests still need the complete metadata.
+MODEL_MODULES = ("engine.models", "engine.links", "notifications.template_store", "workflows.models", "api.web.models")
+
+
 def all_models() -> None:
     """Import every module that defines tables, so the metadata is complete."""
-    import engine.links  # noqa: F401
-    import engine.models  # noqa: F401
-    import notifications.template_store  # noqa: F401
-    import workflows.models  # noqa: F401
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
 
 
 def alembic_config(url: str) -> Config:

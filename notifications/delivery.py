@@ -9,6 +9,7 @@ server's acceptance and the commit of `sent` is the only way to deliver twice, a
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -153,7 +154,13 @@ class Delivery:
 
     def deliver_due_sync(self, now: datetime | None = None) -> int:
         """Run `deliver_due` to completion from synchronous code."""
-        return asyncio.run(self.deliver_due(now))
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.deliver_due(now))
+        # called from inside a running loop (e.g. a test driving a browser): run on a thread of its own
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(lambda: asyncio.run(self.deliver_due(now))).result()
 
 
 def smtp_config_from(settings: Any) -> SmtpConfig | None:

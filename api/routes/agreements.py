@@ -28,8 +28,8 @@ router = APIRouter(prefix="/agreements", tags=["agreements"], responses=ERROR_RE
 
 
 def _read(session: Session, actor: Actor, agreement_id: int) -> AgreementRead:
+    session.rollback()  # end the read snapshot taken before the write (SQLite would not see it), expire its rows
     readable_case(session, actor, agreement_id)
-    session.rollback()  # end the read snapshot taken before the write, and expire what it loaded
     return read_agreement(session, agreement_id)
 
 

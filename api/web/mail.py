@@ -1,0 +1,57 @@
+"""Mail the web asks for: a fresh sign-in link, and a coordinator's "send a reminder now".
+
+Both queue through `notifications.outbox.queue_email` in the caller's transaction, so nothing is sent unless the
+request's change commits; the outbox sends after the commit.
+"""
+
+from __future__ import annotations
+
+from engine.actors import Actor
+from engine.calendar import deadline_instant
+from engine.errors import Conflict, NotFound, NotPermitted
+from engine.links import CASELESS_VALIDITY, issue_link, link_expiry, link_url
+from engine.models import Case, Person
+from engine.service import UnitOfWork, actor_roles
+from notifications import reminders
+from notifications.outbox import mail_config, queue_email
+from workflows.agreement.service import agreement_case
+
+LINK_TEMPLATE = "sign_in_link"
+REMINDER_TEMPLATE = "party_reminder"
+PENDING = ("invited", "approved")
+
+
+def send_sign_in_link(uow: UnitOfWork, person: Person, case_id: int | None, key: str) -> int | None:
+    """Issue a fresh link for a person (and case) and queue it to their own address; None if already queued."""
+    case = uow.session.get(Case, case_id) if case_id is not None else None
+    expires = link_expiry(case.deadline, uow.now) if case is not None else uow.now + CASELESS_VALIDITY
+    token = issue_link(uow.session, person_id=person.id or 0, case_id=case.id if case else None,
+                       expires_at=expires, now=uow.now)
+    context = {"link": link_url(mail_config(uow).base_url, token), "expires_at": expires,
+               "case": {"id": case.id, "title": case.title} if case is not None else None}
+    return queue_email(uow, template=LINK_TEMPLATE, key=key, case_id=case.id if case else None,
+                       person_id=person.id, context=context)
+
+
+def remind_now(uow: UnitOfWork, agreement_id: int, actor: Actor, party_case_id: int | None = None) -> int:
+    """Email every party still pending (or one) a reminder with a fresh link; return how many were queued."""
+    agreement = agreement_case(uow, agreement_id)
+    if not actor_roles(uow, agreement, actor) & {"coordinator", "admin"}:
+        raise NotPermitted("only the agreement's coordinator or an administrator sends reminders",
+                           case_id=agreement_id, action="remind")
+    if agreement.state != "circulating":
+        raise Conflict(f"reminders go only to an agreement in circulation; this one is {agreement.state!r}")
+    parties = [c for c in uow.children(agreement_id) if party_case_id is None or c.id == party_case_id]
+    if party_case_id is not None and not parties:
+        raise NotFound(f"case {party_case_id} is not a party of agreement {agreement_id}")
+    minute = uow.now.strftime("%Y%m%dT%H%M")  # a double click queues one reminder, not two
+    queued = 0
+    for party in (p for p in parties if p.state in PENDING):
+        for person_id in uow.registry.recipients(uow, party, "party"):
+            context = reminders.case_context(uow, party, person_id)
+            overdue = bool(party.deadline and uow.now > deadline_instant(party.deadline))
+            context.update(offset=None, kind="reminder", overdue=overdue)
+            if queue_email(uow, template=REMINDER_TEMPLATE, key=f"manual-reminder:{party.id}:{person_id}:{minute}",
+                           case_id=party.id, person_id=person_id, context=context) is not None:
+                queued += 1
+    return queued

@@ -1,0 +1,28 @@
+"""Wiring the web interface into the FastAPI app: routers, static files, session middleware, listener."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api.web import delegation
+from api.web.config import WebConfig
+from api.web.render import STATIC_DIR
+from api.web.routes import agreements, coordinator, signin, substitutes, tasks
+from api.web.sessions import WebSessionMiddleware
+
+if TYPE_CHECKING:
+    from api.context import AppContext
+
+def mount_web(app: FastAPI, ctx: AppContext, config: WebConfig | None = None) -> None:
+    """Add the pages, the static files and the session middleware to an app."""
+    config = config or WebConfig.from_settings(ctx.settings)
+    app.state.web_config = config
+    delegation.wire(ctx.registry)
+    # coordinator first: /agreements/new must win over /agreements/{agreement_id}
+    for module in (signin, tasks, coordinator, agreements, substitutes):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(WebSessionMiddleware, ctx=ctx, config=config)

@@ -1,0 +1,161 @@
+"""Read models of the pages: a person's tasks across agreements, a coordinator's overview, a case's history.
+
+Each function runs a fixed, small number of queries however many cases there are (the "my tasks" page of a
+signatory with 50 open cases is one of the benchmarked pages).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col
+
+from api.web.models import DelegatedAct
+from engine.calendar import effective_deadline
+from engine.models import Case, Event, Organisation, Person
+from workflows.agreement.models import PartySignatory, Signature
+from workflows.agreement.service import AGREEMENT, PARTY
+
+OPEN_AGREEMENT_STATES = ("circulating", "needs_renegotiation")
+OPEN_PARTY_STATES = ("invited", "approved", "declined")
+PENDING_PARTY_STATES = ("invited", "approved")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One party case a person can act on, and what it asks of them."""
+
+    party_case_id: int
+    agreement_id: int
+    agreement_title: str
+    organisation_key: str
+    organisation_name: str
+    state: str
+    action: str  # decide | sign | await_signatures | await_coordinator
+    deadline: date | None
+    overdue: bool
+    principal_id: int | None  # acting as substitute for this person
+    principal_name: str | None
+
+
+@dataclass(frozen=True)
+class AgreementSummary:
+    """One agreement a coordinator runs, with its parties counted."""
+
+    id: int
+    title: str
+    state: str
+    deadline: date | None
+    total: int
+    approved: int
+    signed: int
+    overdue: int
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One event as the history on a page shows it."""
+
+    at: datetime
+    name: str
+    case_id: int
+    organisation_key: str | None
+    actor_name: str | None
+    principal_name: str | None
+    payload: dict[str, Any]
+
+
+def org_name(org: Organisation, lang: str) -> str:
+    """Return an organisation's name in Swedish for Swedish pages when it has one, else in Finnish."""
+    return (org.name_sv or org.name_fi) if lang == "sv" else org.name_fi
+
+
+def is_overdue(deadline: date | None, state: str, today: date) -> bool:
+    """Tell whether a party case still pending has passed its (effective) deadline."""
+    return bool(deadline and state in PENDING_PARTY_STATES and effective_deadline(deadline) < today)
+
+
+def my_tasks(session: Session, person: Person, principals: list[Person], today: date, lang: str) -> list[Task]:
+    """Return the open party cases of the person's organisation and of those they substitute, by deadline."""
+    actors = [(person, None)] if "signatory" in person.role_set else []
+    actors += [(p, p) for p in principals if "signatory" in p.role_set and p.organisation_id is not None]
+    org_ids = {p.organisation_id for p, _ in actors if p.organisation_id is not None}
+    if not org_ids:
+        return []
+    parent = aliased(Case)
+    rows = session.execute(
+        select(Case.id, Case.state, Case.deadline, Case.organisation_id, parent.id, parent.title, Organisation)
+        .join(parent, col(parent.id) == col(Case.parent_id))
+        .join(Organisation, col(Organisation.id) == col(Case.organisation_id))
+        .where(Case.workflow == PARTY, col(Case.organisation_id).in_(org_ids),
+               col(Case.state).in_(OPEN_PARTY_STATES), col(parent.state).in_(OPEN_AGREEMENT_STATES))
+        .order_by(col(Case.deadline), col(Case.id))
+    ).all()
+    ids = [r[0] for r in rows]
+    people = {p.id for p, _ in actors}
+    listed = {tuple(r) for r in session.execute(select(PartySignatory.party_case_id, PartySignatory.person_id).where(
+        col(PartySignatory.party_case_id).in_(ids), col(PartySignatory.person_id).in_(people)))}
+    signed = {tuple(r) for r in session.execute(select(Signature.party_case_id, Signature.person_id).where(
+        col(Signature.party_case_id).in_(ids), col(Signature.person_id).in_(people),
+        col(Signature.voided_at).is_(None)))}
+    tasks = []
+    for case_id, state, deadline, org_id, agreement_id, title, org in rows:
+        for who, principal in actors:
+            if who.organisation_id != org_id:
+                continue
+            action = {"invited": "decide", "declined": "await_coordinator"}.get(state, "await_signatures")
+            if state == "approved" and (case_id, who.id) in listed and (case_id, who.id) not in signed:
+                action = "sign"
+            if principal is not None and action not in ("decide", "sign"):
+                continue  # a substitute sees only what they can do for someone
+            tasks.append(Task(case_id, agreement_id, title, org.key, org_name(org, lang), state, action,
+                              effective_deadline(deadline) if deadline else None,
+                              is_overdue(deadline, state, today), principal.id if principal else None,
+                              principal.name if principal else None))
+    return tasks
+
+
+def coordinated(session: Session, person: Person, today: date) -> list[AgreementSummary]:
+    """Return the agreements a coordinator runs (every agreement for an administrator), newest first."""
+    stmt = select(Case).where(Case.workflow == AGREEMENT)
+    if "admin" not in person.role_set:
+        stmt = stmt.where(Case.coordinator_id == person.id)
+    agreements = session.execute(stmt.order_by(col(Case.id).desc()).limit(200)).scalars().all()
+    counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    overdue: dict[int, int] = defaultdict(int)
+    for parent_id, state, deadline, n in session.execute(
+            select(Case.parent_id, Case.state, Case.deadline, func.count())
+            .where(col(Case.parent_id).in_([a.id for a in agreements]))
+            .group_by(col(Case.parent_id), col(Case.state), col(Case.deadline))):
+        counts[parent_id or 0][state] += n
+        if is_overdue(deadline, state, today):
+            overdue[parent_id or 0] += n
+    out = []
+    for a in agreements:
+        c = counts[a.id or 0]
+        out.append(AgreementSummary(a.id or 0, a.title, a.state, a.deadline, sum(c.values()),
+                                    c["approved"] + c["signed"], c["signed"],
+                                    overdue[a.id or 0] if a.state in OPEN_AGREEMENT_STATES else 0))
+    return out
+
+
+def history(session: Session, case_ids: list[int]) -> list[HistoryEntry]:
+    """Return the events of some cases, oldest first, naming actors and whom a substitute acted for."""
+    principal = aliased(Person)
+    rows = session.execute(
+        select(Event, Person.name, principal.name, Organisation.key)
+        .outerjoin(Person, col(Person.id) == col(Event.actor_id))
+        .outerjoin(DelegatedAct, col(DelegatedAct.event_id) == col(Event.id))
+        .outerjoin(principal, col(principal.id) == col(DelegatedAct.principal_id))
+        .join(Case, col(Case.id) == col(Event.case_id))
+        .outerjoin(Organisation, col(Organisation.id) == col(Case.organisation_id))
+        .where(col(Event.case_id).in_(case_ids)).order_by(col(Event.at), col(Event.id))
+    ).all()
+    return [HistoryEntry(e.at, e.name, e.case_id, key, actor, on_behalf, json.loads(e.payload))
+            for e, actor, on_behalf, key in rows]

@@ -1,0 +1,1 @@
+"""The web pages, one module per area: sign-in, tasks, agreements (parties), coordinator, substitutes."""

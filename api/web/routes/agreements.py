@@ -1,0 +1,105 @@
+"""The agreement page and what a party does on it: record its body's decision (or decline with a reason), sign.
+
+Both forms carry the SHA-256 of the text they were shown with; if the text was revised in the meantime the
+decision or signature is refused (409), so nobody decides on or signs a version they have not read.
+A substitute acts with `on_behalf_of`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import Form, Request
+from sqlmodel import Session
+from starlette.responses import RedirectResponse, Response
+
+from api.deps import SessionDep
+from api.web.delegation import acting_actor
+from api.web.forms import Form as WebForm
+from api.web.forms import read_decision
+from api.web.render import render, render_markdown
+from api.web.routing import User, WebUser, error_page, web_router
+from api.web.views import agreement_view, readable_by_any
+from engine.calendar import HELSINKI
+from engine.errors import InvalidInput
+from engine.models import Case
+from workflows.agreement import service
+
+router = web_router()
+
+NOTICES = {"decided", "declined", "signed", "circulated", "revised", "reminded", "created"}
+
+
+def today_of(request: Request) -> date:
+    """Return today's Helsinki date by the service's clock."""
+    return request.app.state.ctx.clock.now().astimezone(HELSINKI).date()  # type: ignore[no-any-return]
+
+
+def show_agreement(request: Request, session: Session, user: WebUser, agreement_id: int, *, status: int = 200,
+                   form: WebForm | None = None, form_party: str | None = None, notice: str | None = None,
+                   count: int | None = None) -> Response:
+    """Render the agreement page, optionally with a form that failed and its errors."""
+    view = agreement_view(session, user, agreement_id, today_of(request), user.lang)
+    return render(request, "agreement.html", user.lang, status=status, user=user, view=view,
+                  document=render_markdown(view.agreement.document), form=form or WebForm({}), empty_form=WebForm({}),
+                  form_party=form_party, notice=notice if notice in NOTICES else None, count=count,
+                  today=today_of(request))
+
+
+def _is_current(session: Session, agreement_id: int, sha256: str) -> bool:
+    """Tell whether the text the form was shown with is still the agreement's current text."""
+    case = session.get(Case, agreement_id)
+    return bool(sha256) and case is not None and case.data.get("sha256") == sha256
+
+
+def _on_behalf(value: str) -> int | None:
+    if not value.strip():
+        return None
+    if not value.strip().isdigit():
+        raise InvalidInput("on_behalf_of", "must be a person id")
+    return int(value)
+
+
+@router.get("/agreements/{agreement_id}")
+def agreement_page(request: Request, agreement_id: int, user: User, session: SessionDep,
+                   notice: str | None = None, count: int | None = None) -> Response:
+    """Show the agreement: its text, version and hash, every party's progress, and what the viewer can do."""
+    return show_agreement(request, session, user, agreement_id, notice=notice, count=count)
+
+
+@router.post("/agreements/{agreement_id}/decision")
+def record_decision(request: Request, agreement_id: int, user: User, session: SessionDep,
+                    party: Annotated[str, Form()] = "", outcome: Annotated[str, Form()] = "",
+                    body: Annotated[str, Form()] = "", decided_on: Annotated[str, Form()] = "",
+                    section: Annotated[str, Form()] = "", minutes_url: Annotated[str, Form()] = "",
+                    note: Annotated[str, Form()] = "", on_behalf_of: Annotated[str, Form()] = "",
+                    sha256: Annotated[str, Form()] = "") -> Response:
+    """Record the party's decision (body, date, § of the minutes); declining needs a reason."""
+    form = WebForm(dict(party=party, outcome=outcome, body=body, decided_on=decided_on, section=section,
+                        minutes_url=minutes_url, note=note, on_behalf_of=on_behalf_of))
+    today = today_of(request)
+    actor = acting_actor(session, user.actor, _on_behalf(on_behalf_of), today)
+    readable_by_any(session, [actor], agreement_id)
+    if not _is_current(session, agreement_id, sha256):
+        return error_page(request, 409, detail="agreement.error.revised")
+    data = read_decision(form, today)
+    if data is None:
+        return show_agreement(request, session, user, agreement_id, status=422, form=form, form_party=party)
+    request.app.state.ctx.engine.run(lambda uow: service.decide(uow, agreement_id, party, data, actor))
+    notice = "decided" if data.outcome == "approved" else "declined"
+    return RedirectResponse(f"/agreements/{agreement_id}?notice={notice}", status_code=303)
+
+
+@router.post("/agreements/{agreement_id}/sign")
+def sign(request: Request, agreement_id: int, user: User, session: SessionDep,
+         party: Annotated[str, Form()] = "", sha256: Annotated[str, Form()] = "",
+         on_behalf_of: Annotated[str, Form()] = "") -> Response:
+    """Sign the version of the text the signer saw, for their organisation (or for whom they substitute)."""
+    ctx = request.app.state.ctx
+    actor = acting_actor(session, user.actor, _on_behalf(on_behalf_of), today_of(request))
+    readable_by_any(session, [actor], agreement_id)
+    if not _is_current(session, agreement_id, sha256):
+        return error_page(request, 409, detail="agreement.error.revised")
+    ctx.engine.run(lambda uow: service.sign(uow, agreement_id, party, actor))
+    return RedirectResponse(f"/agreements/{agreement_id}?notice=signed", status_code=303)

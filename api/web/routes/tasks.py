@@ -1,0 +1,44 @@
+"""The start page after signing in: my tasks across every agreement, and the agreements I coordinate."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from starlette.responses import RedirectResponse, Response
+
+from api.deps import SessionDep
+from api.web.delegation import acting_actor, principals_of
+from api.web.queries import coordinated, my_tasks
+from api.web.render import render
+from api.web.routing import User, web_router
+from api.web.views import readable_by_any
+from engine.calendar import HELSINKI
+from engine.errors import CaseNotFound
+from engine.models import Case
+from workflows.agreement.service import AGREEMENT, PARTY
+
+router = web_router()
+
+
+@router.get("/tasks")
+def tasks_page(request: Request, user: User, session: SessionDep) -> Response:
+    """List what is asked of the person (and of those they substitute for), soonest deadline first."""
+    today = request.app.state.ctx.clock.now().astimezone(HELSINKI).date()
+    principals = principals_of(session, user.id, today)
+    tasks = my_tasks(session, user.person, principals, today, user.lang)
+    agreements = coordinated(session, user.person, today) if user.coordinates else []
+    return render(request, "tasks.html", user.lang, user=user, tasks=tasks, agreements=agreements,
+                  principals=principals, today=today)
+
+
+@router.get("/cases/{case_id}")
+def case_page(request: Request, case_id: int, user: User, session: SessionDep) -> Response:
+    """Open a case from a link: an agreement or one party's approval both open the agreement page."""
+    case = session.get(Case, case_id)
+    if case is None or case.workflow not in (AGREEMENT, PARTY):
+        raise CaseNotFound(f"no case with id {case_id} that this interface can show")
+    target = case.parent_id if case.workflow == PARTY and case.parent_id else case_id
+    today = request.app.state.ctx.clock.now().astimezone(HELSINKI).date()
+    actors = [user.actor] + [acting_actor(session, user.actor, p.id, today)
+                             for p in principals_of(session, user.id, today)]
+    readable_by_any(session, actors, target)
+    return RedirectResponse(f"/agreements/{target}", status_code=303)

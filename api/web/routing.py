@@ -1,0 +1,125 @@
+"""Plumbing shared by the web pages: the signed-in user, CSRF on every router, errors shown as pages.
+
+Web routes use `WebRoute`, which turns errors into HTML pages with the right status instead of the API's JSON:
+not signed in -> 303 to the sign-in page; a bad CSRF token -> 403; too many bad tokens -> 429; any engine
+error -> its status (403, 404, 409, 422) and its message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from sqlmodel import Session
+from starlette.responses import RedirectResponse, Response
+
+from api.deps import SessionDep, actor_for
+from api.web.csrf import CsrfRejected, verify_csrf
+from api.web.i18n import choose_language
+from api.web.render import render
+from api.web.sessions import SessionInfo
+from engine.actors import Actor
+from engine.errors import EngineError, Unauthenticated
+from engine.models import Person
+
+
+class SignInRequired(Exception):
+    """The page needs a signed-in person."""
+
+
+class RateLimited(Exception):
+    """Too many bad sign-in attempts from one address."""
+
+
+@dataclass(frozen=True)
+class WebUser:
+    """The signed-in person of a request, their actor and their language."""
+
+    person: Person
+    actor: Actor
+    lang: str
+    session: SessionInfo
+
+    @property
+    def id(self) -> int:
+        """Return the person's id."""
+        return self.person.id or 0
+
+    @property
+    def coordinates(self) -> bool:
+        """Tell whether the person may create and run agreements."""
+        return "coordinator" in self.person.role_set or "admin" in self.person.role_set
+
+
+def load_user(request: Request, session: Session) -> WebUser | None:
+    """Return the signed-in person of a request, or None."""
+    info: SessionInfo | None = getattr(request.state, "web_session", None)
+    if info is None:
+        return None
+    person = session.get(Person, info.person_id)
+    if person is None or not person.active:
+        return None
+    lang = choose_language(request, person.language)
+    request.state.web_lang = lang
+    return WebUser(person=person, actor=actor_for(person), lang=lang, session=info)
+
+
+def optional_user(request: Request, session: SessionDep) -> WebUser | None:
+    """Dependency: the signed-in person or None."""
+    return load_user(request, session)
+
+
+def required_user(request: Request, session: SessionDep) -> WebUser:
+    """Dependency: the signed-in person; otherwise the page sends them to sign in."""
+    user = load_user(request, session)
+    if user is None:
+        raise SignInRequired()
+    return user
+
+
+OptionalUser = Annotated[WebUser | None, Depends(optional_user)]
+User = Annotated[WebUser, Depends(required_user)]
+
+
+def error_page(request: Request, status: int, *, message: str | None = None, detail: str | None = None) -> Response:
+    """Render the error page for a status, in the request's language."""
+    lang = getattr(request.state, "web_lang", None) or choose_language(request)
+    return render(request, "error.html", lang, status=status, status_code=status,
+                  message=message or f"error.{status if status in (403, 404, 409, 422, 429) else 'other'}",
+                  detail=detail)
+
+
+class WebRoute(APIRoute):
+    """A route whose errors become pages."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (SignInRequired, Unauthenticated):
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                if request.method != "GET":
+                    target = "/tasks"
+                return RedirectResponse(f"/signin?next={quote(target, safe='')}", status_code=303)
+            except CsrfRejected as exc:
+                return error_page(request, 403, message="error.csrf", detail=str(exc))
+            except RateLimited:
+                return error_page(request, 429)
+            except RequestValidationError:  # a path that is not an id, e.g. /agreements/abc
+                return error_page(request, 404)
+            except EngineError as exc:
+                return error_page(request, exc.status_code, detail=exc.detail)
+
+        return run
+
+
+def web_router() -> APIRouter:
+    """Return a router of pages: HTML errors, CSRF checked on every state-changing request, no OpenAPI."""
+    return APIRouter(route_class=WebRoute, dependencies=[Depends(verify_csrf)], include_in_schema=False)

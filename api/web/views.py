@@ -1,0 +1,126 @@
+"""What the agreement pages show: the agreement, every party's progress, what the viewer may do, and history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from api.access import readable_case
+from api.web.delegation import acting_actor, principals_of
+from api.web.queries import HistoryEntry, history, is_overdue, org_name
+from api.web.routing import WebUser
+from engine.actors import Actor
+from engine.calendar import effective_deadline
+from engine.errors import CaseNotFound, NotFound
+from engine.models import Organisation, Person
+from workflows.agreement.read import read_agreement
+from workflows.agreement.schemas import AgreementRead, PartyRead
+
+
+@dataclass
+class PartyView:
+    """One party as the progress table shows it."""
+
+    party: PartyRead
+    name: str
+    overdue: bool
+    signers: list[tuple[str, str | None]]  # (signatory, substitute who signed for them)
+
+
+@dataclass
+class ActingAs:
+    """A party the viewer can act for: their own organisation, or that of someone they substitute."""
+
+    party: PartyView
+    principal: Person | None
+    signer_id: int
+    listed: bool
+    has_signed: bool
+    can_decide: bool
+    can_sign: bool
+
+
+@dataclass
+class AgreementView:
+    """Everything the agreement page needs."""
+
+    agreement: AgreementRead
+    parties: list[PartyView]
+    acting: list[ActingAs]
+    coordinates: bool
+    deadline: date | None
+    overdue: list[PartyView] = field(default_factory=list)
+    history: list[HistoryEntry] = field(default_factory=list)
+
+    @property
+    def names(self) -> dict[str, str]:
+        """Return each party's name by organisation key."""
+        return {p.party.organisation: p.name for p in self.parties}
+
+
+def readable_by_any(session: Session, actors: list[Actor], agreement_id: int) -> None:
+    """Raise CaseNotFound unless one of the actors may read the agreement."""
+    for actor in actors:
+        try:
+            readable_case(session, actor, agreement_id)
+            return
+        except CaseNotFound:
+            continue
+    raise CaseNotFound(f"no agreement with id {agreement_id}")
+
+
+def _party_views(session: Session, data: AgreementRead, lang: str, today: date) -> list[PartyView]:
+    orgs = {o.key: o for o in session.execute(select(Organisation).where(
+        col(Organisation.key).in_([p.organisation for p in data.parties]))).scalars()}
+    substitutes = {s.on_behalf_of_person_id for p in data.parties for s in p.signatures if s.on_behalf_of_person_id}
+    names = dict(session.execute(select(Person.id, Person.name).where(col(Person.id).in_(substitutes))).all())
+    open_ = data.state in ("circulating", "needs_renegotiation")
+    return [PartyView(p, org_name(orgs[p.organisation], lang) if p.organisation in orgs else p.organisation_name,
+                      open_ and is_overdue(data.deadline, p.state, today),
+                      [(s.person_name, names.get(s.on_behalf_of_person_id or 0)) for s in p.signatures])
+            for p in data.parties]
+
+
+def _acting(user: WebUser, principals: list[Person], org_keys: dict[int, str], parties: list[PartyView],
+            circulating: bool) -> list[ActingAs]:
+    out = []
+    who: list[tuple[Person, Person | None]] = [(user.person, None)] if "signatory" in user.person.role_set else []
+    who += [(p, p) for p in principals if "signatory" in p.role_set]
+    for person, principal in who:
+        for view in parties:
+            party = view.party
+            if party.organisation != org_keys.get(person.organisation_id or 0):
+                continue
+            signatory = next((s for s in party.signatories if s.person_id == person.id), None)
+            listed, signed = signatory is not None, bool(signatory and signatory.has_signed)
+            can_decide = circulating and party.state == "invited"
+            can_sign = circulating and party.state == "approved" and listed and not signed
+            if principal is not None and not (can_decide or can_sign or listed):
+                continue
+            out.append(ActingAs(view, principal, person.id or 0, listed, signed, can_decide, can_sign))
+    return out
+
+
+def agreement_view(session: Session, user: WebUser, agreement_id: int, today: date, lang: str) -> AgreementView:
+    """Assemble the agreement page for a viewer (raises CaseNotFound when they may not see it)."""
+    principals = principals_of(session, user.id, today)
+    actors = [user.actor] + [acting_actor(session, user.actor, p.id, today) for p in principals]
+    readable_by_any(session, actors, agreement_id)
+    session.rollback()  # read what the last write committed, not an older snapshot
+    try:
+        data = read_agreement(session, agreement_id)
+    except NotFound:
+        raise CaseNotFound(f"no agreement with id {agreement_id}") from None
+    org_keys = dict(session.execute(select(Organisation.id, Organisation.key).where(col(Organisation.id).in_(
+        {p.organisation_id for p in [user.person, *principals] if p.organisation_id}))).all())
+    parties = _party_views(session, data, lang, today)
+    coordinates = user.actor.is_admin or (data.coordinator_id == user.id and "coordinator" in user.actor.roles)
+    acting = _acting(user, principals, org_keys, parties, data.state == "circulating")
+    case_ids = [agreement_id] + ([p.party.case_id for p in parties] if coordinates
+                                 else [a.party.party.case_id for a in acting])
+    return AgreementView(data, parties, acting, coordinates,
+                         effective_deadline(data.deadline) if data.deadline else None,
+                         [p for p in parties if p.overdue], history(session, sorted(set(case_ids))))
