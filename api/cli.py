@@ -118,15 +118,19 @@ def serve(demo: Annotated[bool, typer.Option(help="Load the register and a demo 
     from engine.schema import upgrade
 
     settings = _settings()
+    base = f"http://{host}:{port}"
+    if demo and settings.base_url == Settings.model_fields["base_url"].default:
+        settings.base_url = base  # links in the demo's emails point at this server
     upgrade(settings.database_url)
     ctx = build_context(settings)
     if demo:
-        from api.demo import load_demo
+        from api.demo import load_demo, sign_in_links
 
-        info = load_demo(ctx, settings.admin_token)
+        info = sign_in_links(ctx, load_demo(ctx, settings.admin_token), settings.base_url)
         settings.admin_token = info.admin_token
-        base = f"http://{host}:{port}"
         typer.echo("\nVuosikello demo\n" + "=" * 15)
+        typer.echo(f"  sign in as signatory:   {info.signatory_link}")
+        typer.echo(f"  sign in as coordinator: {info.coordinator_link}")
         typer.echo(f"  service:            {base}/   (API docs {base}/docs)")
         typer.echo(f"  agreement:          {base}/api/v1/agreements/{info.agreement_id}")
         typer.echo(f"  captured mail:      {base}/mail")

@@ -42,6 +42,8 @@ class DemoInfo:
     coordinator_token: str
     signatory_token: str
     signatory_org: str
+    signatory_link: str = ""
+    coordinator_link: str = ""
 
 
 def _person(session: Session, org: Organisation, name: str, roles: str, now: object, lang: str = "fi",
@@ -102,4 +104,26 @@ def load_demo(ctx: AppContext, admin_token: str | None = None) -> DemoInfo:
         if i < 10:
             ctx.engine.run(lambda uow, a=actor, k=org.key: service.sign(uow, case.id, k, a))
     info.agreement_id = case.id
+    return info
+
+
+def sign_in_links(ctx: AppContext, info: DemoInfo, base_url: str) -> DemoInfo:
+    """Issue single-use sign-in links for the demo signatory (to their party case) and the coordinator."""
+    from engine.links import issue_link, link_expiry, link_url
+
+    now = ctx.clock.now()
+    with Session(ctx.db.write_engine) as session:
+        agreement = session.get(Case, info.agreement_id)
+        party = session.execute(select(Case).join(Organisation, Organisation.id == Case.organisation_id).where(
+            Case.parent_id == info.agreement_id, Organisation.key == info.signatory_org)).scalars().first()
+        signer = session.execute(select(Person).where(Person.organisation_id == (party.organisation_id if party
+                                                                                 else None))).scalars().first()
+        if agreement is None or party is None or signer is None:
+            return info
+        expires = link_expiry(agreement.deadline, now)
+        info.signatory_link = link_url(base_url, issue_link(session, person_id=signer.id or 0, case_id=party.id,
+                                                            expires_at=expires, now=now))
+        info.coordinator_link = link_url(base_url, issue_link(session, person_id=agreement.coordinator_id or 0,
+                                                              case_id=agreement.id, expires_at=expires, now=now))
+        session.commit()
     return info
