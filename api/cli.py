@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +11,7 @@ import typer
 from sqlmodel import Session
 
 from engine.clock import SystemClock
-from engine.db import make_database
+from engine.db import Database, make_database
 from engine.settings import Settings, get_settings
 
 app = typer.Typer(help="Vuosikello: workflows and reminders for cooperation between Finnish public bodies.",
@@ -22,6 +24,16 @@ app.add_typer(db_app, name="db")
 app.add_typer(org_app, name="organisations")
 app.add_typer(wf_app, name="workflows")
 app.add_typer(audit_app, name="audit")
+
+
+@contextmanager
+def _database() -> Iterator[Database]:
+    """Open the configured database for one command and close its connections afterwards."""
+    db = make_database(_settings().database_url)
+    try:
+        yield db
+    finally:
+        db.dispose()
 
 
 def _settings() -> Settings:
@@ -44,8 +56,7 @@ def organisations_import(file: Annotated[Path, typer.Argument(exists=True, dir_o
     from engine.directory import import_organisations
     from engine.errors import InvalidInput
 
-    db = make_database(_settings().database_url)
-    with Session(db.write_engine) as session:
+    with _database() as db, Session(db.write_engine) as session:
         try:
             stats = import_organisations(session, file, SystemClock().now())
         except InvalidInput as exc:
@@ -83,8 +94,7 @@ def audit_verify() -> None:
     """Verify the hash chain of every case's events; exit 1 on any problem."""
     from engine.audit import verify_all
 
-    db = make_database(_settings().database_url)
-    with Session(db.engine) as session:
+    with _database() as db, Session(db.engine) as session:
         cases, events, problems = verify_all(session)
     for p in problems:
         typer.echo(f"TAMPERED  {p}", err=True)
@@ -98,9 +108,8 @@ def admin_token(email: str = "admin@vuosikello.local", name: str = "Administrato
     """Create an administrator (if needed) and print a new API token for it."""
     from engine.directory import ensure_admin, issue_token
 
-    db = make_database(_settings().database_url)
     now = SystemClock().now()
-    with Session(db.write_engine) as session:
+    with _database() as db, Session(db.write_engine) as session:
         person = ensure_admin(session, None, now, email=email, name=name)
         token = issue_token(session, person.id or 0, now, "cli")
         session.commit()

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -27,11 +27,21 @@ def _body(error: str, detail: str, **extra: Any) -> dict[str, Any]:
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
-    parts = [p for p in loc if p not in ("body", "query", "path", "header")] or list(loc)
+    # drop only the leading location: a body field may itself be called "body" (a decision's body)
+    parts = list(loc[1:]) if len(loc) > 1 and loc[0] in ("body", "query", "path", "header", "cookie") else list(loc)
     out = ""
     for p in parts:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out
+
+
+def _out_of_range_field(request: Request) -> str:
+    """Name the path or query parameter the database could not take (a NUL, a number beyond INTEGER)."""
+    for name, value in [*request.path_params.items(), *request.query_params.items()]:
+        text = str(value)
+        if "\x00" in text or (text.lstrip("-").isdigit() and not -(2**31) <= int(text) < 2**31):
+            return name
+    return "body"
 
 
 def _record_denial(request: Request, exc: NotPermitted) -> None:
@@ -68,9 +78,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        names = {401: "Unauthenticated", 403: "NotPermitted", 404: "NotFound", 405: "MethodNotAllowed"}
+        names = {400: "BadRequest", 401: "Unauthenticated", 403: "NotPermitted", 404: "NotFound",
+                 405: "MethodNotAllowed"}
         return JSONResponse(_body(names.get(exc.status_code, "HTTPError"), str(exc.detail)),
                             status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(DataError)
+    @app.exception_handler(OverflowError)
+    async def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
+        # the database refused a value (PG: integer out of range, NUL in text; SQLite: int beyond 64 bits)
+        field = _out_of_range_field(request)
+        return JSONResponse(_body("InvalidInput", f"{field}: a value is out of range or contains a NUL character",
+                                  field=field), status_code=422)
 
     @app.exception_handler(OperationalError)
     async def _db_busy(request: Request, exc: OperationalError) -> JSONResponse:

@@ -13,7 +13,7 @@ from engine.actors import SYSTEM, Actor
 from engine.calendar import HELSINKI
 from engine.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from engine.models import Organisation, Person
-from engine.service import CaseRow, FireContext, TransitionRecord, UnitOfWork
+from engine.service import CaseRow, FireContext, TransitionRecord, UnitOfWork, actor_roles
 from workflows.agreement.models import Decision, DocumentVersion, PartySignatory, Signature
 from workflows.agreement.schemas import AgreementCreate, DecisionIn, DocumentIn, TerminateIn, WithdrawIn
 
@@ -276,6 +276,7 @@ def decide(uow: UnitOfWork, agreement_id: int, organisation_key: str, data: Deci
     """Record a party's decision on the current text; a repeat of the stored decision changes nothing."""
     party = party_case(uow, agreement_id, organisation_key)
     parent = uow.case(agreement_id)
+    _may_decide(uow, party, actor, organisation_key)  # before the repeat check: it would answer anyone
     today = uow.now.astimezone(HELSINKI).date()
     if data.decided_on > today:
         raise InvalidInput("decided_on", f"{data.decided_on.isoformat()} is in the future")
@@ -301,6 +302,13 @@ def decide(uow: UnitOfWork, agreement_id: int, organisation_key: str, data: Deci
     payload["decision_id"] = decision.id
     uow.fire(party.id, trigger, actor=actor, payload=payload, document_hash=parent.data["sha256"])
     return decision, True
+
+
+def _may_decide(uow: UnitOfWork, party: CaseRow, actor: Actor, organisation_key: str) -> None:
+    needed = {r for t in uow.machine_of(party).definition.transitions_for("approve") for r in t.roles}
+    if not actor_roles(uow, party, actor) & needed:
+        raise NotPermitted(f"you may not record the decision of {organisation_key}",
+                           case_id=party.id, action="decide")
 
 
 def sign(uow: UnitOfWork, agreement_id: int, organisation_key: str, actor: Actor) -> tuple[Signature, bool]:
