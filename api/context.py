@@ -47,13 +47,15 @@ class AppContext:
         def timers_job(fence: object) -> int:
             return self.run_timers(fence)
 
-        def mail_job(_fence: object) -> int:
-            return self.delivery.deliver_due_sync()
+        def mail_job(fence: object) -> int:
+            return self.delivery.deliver_due_sync(fence=fence)  # type: ignore[arg-type]
         return [timers_job, mail_job]
 
     def start_scheduler(self) -> Scheduler:
         """Start the background scheduler (raises SchedulerLocked on a SQLite file already served)."""
-        self.scheduler = Scheduler(self.engine, self.scheduler_jobs(), self.settings.scheduler_interval_seconds)
+        # on taking the lead, mail a crashed or deposed leader had claimed is released at once, not after 5 minutes
+        self.scheduler = Scheduler(self.engine, self.scheduler_jobs(), self.settings.scheduler_interval_seconds,
+                                   on_lead=[self.delivery.release_claims])
         self.scheduler.start()
         return self.scheduler
 

@@ -16,9 +16,13 @@ from engine.models import Case, Event
 GENESIS = "0" * 64
 
 
+# One encoder for every event: json.dumps with non-default options builds a new encoder on each call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def canonical_json(value: Any) -> str:
     """Serialise deterministically (sorted keys, no spaces, ISO dates)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL.encode(value)
 
 
 def event_hash(*, case_id: int, seq: int, at: datetime, actor_id: int | None, on_behalf_of_id: int | None,

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
+
+from engine.statements import CaseStatements
 
 IMMEDIATE = "vk_write"
 
@@ -30,8 +34,14 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # A write transaction takes the write lock up front, so two writers never deadlock on upgrade.
-        immediate = conn.get_execution_options().get(IMMEDIATE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        driver = conn.connection.driver_connection
+        if driver.in_transaction:  # a WriteTransaction began it already; this Connection only joins it
+            return
+        sql = "BEGIN IMMEDIATE" if conn.get_execution_options().get(IMMEDIATE, False) else "BEGIN"
+        try:  # straight to the driver: exec_driver_sql costs ~10 µs, a sixth of a whole transition
+            driver.execute(sql)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(sql, (), exc, sqlite3.Error) from exc
 
 
 @dataclass
@@ -41,6 +51,16 @@ class Database:
     url: str
     engine: Engine
     write_engine: Engine
+    _statements: CaseStatements | None = field(default=None, init=False, repr=False)
+    # SQLite write connections kept checked out between transactions (see WriteTransaction.close)
+    _idle_writers: list[Any] = field(default_factory=list, init=False, repr=False)
+
+    @property
+    def statements(self) -> CaseStatements:
+        """Return the engine's hot statements compiled for this database's dialect."""
+        if self._statements is None:
+            self._statements = CaseStatements(self.engine.dialect)
+        return self._statements
 
     @property
     def dialect(self) -> str:
@@ -50,7 +70,7 @@ class Database:
     @property
     def is_sqlite(self) -> bool:
         """Tell whether this is SQLite."""
-        return self.dialect == "sqlite"
+        return self.engine.dialect.name == "sqlite"
 
     @contextmanager
     def read_session(self) -> Iterator[Session]:
@@ -60,7 +80,83 @@ class Database:
 
     def dispose(self) -> None:
         """Close every pooled connection."""
+        while self._idle_writers:
+            self._idle_writers.pop().close()
         self.engine.dispose()
+
+
+IDLE_WRITERS = 4
+
+
+class WriteTransaction:
+    """One write transaction on a pooled DBAPI connection; an SQLAlchemy Connection joins it only on demand.
+
+    The engine's own statements run on the DBAPI connection directly: checking out, beginning and committing
+    through a bare pool connection costs about half of what an SQLAlchemy Connection does. On SQLite a few
+    clean connections also stay checked out between transactions (`Database._idle_writers`), which saves the
+    pool's checkout and reset (~50 Python calls, a tenth of a transition); a SQLite connection cannot go
+    stale, and only one that ended outside any transaction is kept. Work that needs Core or the ORM gets
+    `connection`, an SQLAlchemy Connection over the same DBAPI connection and transaction, which then owns
+    the commit, the rollback and the return to the pool.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._conn: Connection | None = None
+        self._error: type[Exception] = db.statements.dbapi_error
+        self._sqlite = not db.statements.with_parent
+        fairy = None
+        if self._sqlite and db._idle_writers:
+            try:
+                fairy = db._idle_writers.pop()
+            except IndexError:  # another thread took the last one
+                fairy = None
+        self._fairy = fairy or self._call(db.write_engine.raw_connection)
+        self.driver: Any = self._fairy.driver_connection
+        if self._sqlite:  # take the write lock up front; PostgreSQL begins with the first statement
+            try:
+                self._call(self.driver.execute, "BEGIN IMMEDIATE")
+            except BaseException:
+                self._fairy.close()
+                raise
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except self._error as exc:
+            raise DBAPIError.instance(str(args[0]) if args else None, (), exc, self._error) from exc
+
+    @property
+    def connection(self) -> Connection:
+        """Return an SQLAlchemy Connection inside this transaction (for Core statements and Sessions)."""
+        if self._conn is None:
+            conn = Connection(self.db.write_engine, connection=self._fairy)
+            conn.begin()  # bookkeeping only: the DBAPI transaction is already open (see _on_begin)
+            self._conn = conn
+        return self._conn
+
+    def commit(self) -> None:
+        """Commit the transaction."""
+        if self._conn is not None:
+            self._conn.commit()
+        else:
+            self._call(self.driver.commit)
+
+    def rollback(self) -> None:
+        """Roll the transaction back."""
+        if self._conn is not None:
+            self._conn.rollback()
+        else:
+            self._call(self.driver.rollback)
+
+    def close(self) -> None:
+        """Give the connection back: to the idle writers when it is a clean SQLite one, else to the pool."""
+        if self._conn is not None:
+            self._conn.close()
+        elif self._sqlite and not self.driver.in_transaction and len(self.db._idle_writers) < IDLE_WRITERS:
+            self.db._idle_writers.append(self._fairy)
+        else:
+            self._fairy.close()
 
 
 def make_database(url: str, *, busy_timeout_ms: int = 30000, pool_size: int = 10) -> Database:

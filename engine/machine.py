@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from transitions import Machine, MachineError
 
-from engine.definition import WorkflowDefinition
+from engine.definition import PayloadField, TransitionSpec, WorkflowDefinition
 
 Guard = Callable[[Any], bool]
+
+
+@dataclass(frozen=True)
+class Route:
+    """What one trigger can do from one state: its transitions, who may fire it, the payload it takes."""
+
+    specs: tuple[TransitionSpec, ...]
+    roles: frozenset[str]
+    payload: dict[str, PayloadField]
 
 
 class _Handle:
@@ -47,6 +57,10 @@ class WorkflowMachine:
             send_event=True,
         )
         self._local = threading.local()
+        # Definitions do not change once loaded: answer "what may happen here" from tables, not list scans.
+        self._allowed = {state: tuple(definition.triggers_from(state)) for state in definition.states}
+        self._routes = {(state, trigger): self._route(state, trigger)
+                        for state, triggers in self._allowed.items() for trigger in triggers}
 
     @staticmethod
     def _spec(t: Any) -> dict[str, Any]:
@@ -68,11 +82,14 @@ class WorkflowMachine:
 
     def fire(self, state: str, trigger: str, ctx: Any) -> str | None:
         """Run a trigger from a state; return the new state, or None when the guards refused."""
+        event = self.machine.events.get(trigger)
+        if event is None:
+            return None
         handle = self._handle()
         handle.state = state
         handle.ctx = ctx
         try:
-            ok = handle.trigger(trigger)  # type: ignore[attr-defined]
+            ok = event.trigger(handle)  # what handle.trigger(name) does, minus a lookup and a partial
         except MachineError:
             return None
         finally:
@@ -81,4 +98,16 @@ class WorkflowMachine:
 
     def allowed_triggers(self, state: str) -> list[str]:
         """Return the triggers the definition allows in a state."""
-        return self.definition.triggers_from(state)
+        allowed = self._allowed.get(state)
+        return list(allowed) if allowed is not None else self.definition.triggers_from(state)
+
+    def _route(self, state: str, trigger: str) -> Route:
+        specs = tuple(t for t in self.definition.transitions_for(trigger) if state in t.source or "*" in t.source)
+        return Route(specs, frozenset(r for t in specs for r in t.roles), specs[0].payload)
+
+    def route(self, state: str, trigger: str) -> Route | None:
+        """Return what a trigger can do from a state, or None when the definition does not allow it there."""
+        found = self._routes.get((state, trigger))
+        if found is None and state not in self._allowed and trigger in self.definition.triggers_from(state):
+            found = self._route(state, trigger)  # a state this version does not declare: only "*" sources
+        return found

@@ -82,7 +82,11 @@ class Leadership:
             conn.close()
             return False
         self._conn = conn
-        self.epoch = self._bump_epoch()
+        try:
+            self.epoch = self._bump_epoch()
+        except BaseException:
+            self.release()  # never keep the lock without an epoch: nobody could lead until eviction
+            raise
         log.info("scheduler leadership taken by %s (epoch %s)", self.holder, self.epoch)
         return True
 
@@ -90,8 +94,15 @@ class Leadership:
         now = self.engine.clock.now()
         beat = conn.execute(text("SELECT heartbeat_at FROM scheduler_lease WHERE name='main'")).scalar()
         if beat is not None and now - beat.replace(tzinfo=now.tzinfo) > STALE_AFTER:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype='advisory' "
-                              "AND objid=:k AND granted"), {"k": LOCK_KEY})
+            # The lock's session and every open transaction of the stale leader: each fenced transaction holds
+            # the lease row, and a frozen one would block the new leader's epoch bump for as long as it sleeps.
+            # Only this database's backends (advisory locks and pg_locks span the whole server).
+            conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM (SELECT DISTINCT l.pid FROM pg_locks l "
+                "LEFT JOIN pg_class c ON c.oid = l.relation WHERE l.granted AND l.pid <> pg_backend_pid() "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND ((l.locktype = 'advisory' AND l.classid = 0 AND l.objid = :k) OR (l.locktype = 'relation' "
+                "AND c.relname = 'scheduler_lease' AND l.mode = 'RowExclusiveLock'))) AS stale"), {"k": LOCK_KEY})
             log.warning("terminated a scheduler leader whose heartbeat was stale since %s", beat)
         conn.commit()
 
@@ -123,12 +134,14 @@ class Leadership:
 
     def fence(self, uow: UnitOfWork) -> None:
         """Refuse the transaction unless this process still holds the newest epoch; renew the heartbeat."""
-        current = uow.session.execute(text("SELECT epoch FROM scheduler_lease WHERE name='main'")).scalar()
-        if current != self.epoch:
+        # One conditional UPDATE checks and renews at once; its row lock makes a takeover's epoch bump wait
+        # until this transaction ends, so no work commits under an epoch that has already moved on.
+        renewed = uow.session.execute(text("UPDATE scheduler_lease SET heartbeat_at=:t WHERE name='main' AND epoch=:e"),
+                                      {"t": uow.now.replace(tzinfo=None), "e": self.epoch}).rowcount
+        if renewed != 1:
+            current = uow.session.execute(text("SELECT epoch FROM scheduler_lease WHERE name='main'")).scalar()
             self.epoch = None
             raise LostLeadership(f"scheduler epoch moved to {current}")
-        uow.session.execute(text("UPDATE scheduler_lease SET heartbeat_at=:t WHERE name='main'"),
-                            {"t": uow.now.replace(tzinfo=None)})
 
     def release(self) -> None:
         """Give up leadership."""
@@ -152,11 +165,14 @@ class Leadership:
 class Scheduler:
     """Runs the sweeps every `interval` seconds in a background thread, only while leading."""
 
-    def __init__(self, engine: Engine, jobs: list[Job], interval: float = 1.0) -> None:
+    def __init__(self, engine: Engine, jobs: list[Job], interval: float = 1.0,
+                 on_lead: list[Job] | None = None) -> None:
         self.leadership = Leadership(engine)
         self.jobs = jobs
+        self.on_lead = on_lead or []  # run once per epoch this process leads, before its jobs (crash recovery)
         self.interval = interval
         self._aps: BackgroundScheduler | None = None
+        self._led_epoch: int | None = None
 
     def start(self) -> None:
         """Start ticking; on SQLite raise SchedulerLocked if another scheduler holds the file."""
@@ -172,6 +188,10 @@ class Scheduler:
         try:
             if not self.leadership.acquire():
                 return 0
+            if self._led_epoch != self.leadership.epoch:
+                for hook in self.on_lead:
+                    hook(self.leadership.fence)
+                self._led_epoch = self.leadership.epoch
             return sum(int(job(self.leadership.fence) or 0) for job in self.jobs)
         except LostLeadership:
             log.warning("lost scheduler leadership")

@@ -1,29 +1,48 @@
 """Timers: armed when a case enters a state, cancelled when it leaves, fired by a sweep of due rows.
 
 The timer rows are the schedule. A sweep claims due rows (FOR UPDATE SKIP LOCKED on PostgreSQL, the write lock on
-SQLite), fires each inside a savepoint of one transaction and marks it, so a timer fires exactly once however late
-the sweep runs. Reminders that fell due together (after downtime) are coalesced to the latest one.
+SQLite), fires them in one transaction and marks them, so a timer fires exactly once however late the sweep runs.
+Reminders that fell due together (after downtime) are coalesced to the latest one. A batch runs in one savepoint;
+if any timer in it fails, the batch is redone with a savepoint per timer, so one broken timer never stops the others
+(and costs nothing while none is broken). A timer cancelled by an earlier timer of its batch (its state was left)
+does not fire.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 
 from engine.actors import SYSTEM
 from engine.calendar import deadline_instant, parse_offset, relative_instant, reminder_instant
 from engine.definition import TimerSpec
 from engine.errors import EngineError
-from engine.models import Timer
+from engine.models import Case, Timer
 from engine.service import CaseRow, Engine, TransitionRecord, UnitOfWork
 
 log = logging.getLogger("vuosikello.timers")
 TIMER = Timer.__table__  # type: ignore[attr-defined]
+CASE = Case.__table__  # type: ignore[attr-defined]
+_CASE_COLS = [CASE.c[f.name] for f in dataclasses.fields(CaseRow)]
 TimerHandler = Callable[[UnitOfWork, Any, CaseRow], None]
+# Built once: constructing a statement costs more than SQLite running it.
+_CANCEL = (update(TIMER).where(TIMER.c.case_id == bindparam("b_case"), TIMER.c.status == "pending")
+           .values(status="cancelled", note=bindparam("b_note"), fired_at=bindparam("b_at")))
+_MARK = (update(TIMER).where(TIMER.c.id == bindparam("b_id"))
+         .values(status=bindparam("b_status"), note=bindparam("b_note"), fired_at=bindparam("b_at")))
+_LATER = TIMER.alias("later")
+_SUPERSEDED = select(TIMER.c.id).where(TIMER.c.id.in_(bindparam("b_ids", expanding=True)), exists().where(
+    _LATER.c.case_id == TIMER.c.case_id, _LATER.c.armed_seq == TIMER.c.armed_seq, _LATER.c.name == TIMER.c.name,
+    _LATER.c.status == "pending", _LATER.c.due_at <= bindparam("b_now", type_=TIMER.c.due_at.type),
+    _LATER.c.due_at > TIMER.c.due_at))
+# The cases whose timers were cancelled in the running sweep batch (set by the sweep, filled by `cancel`).
+_cancelled_cases: ContextVar[set[int] | None] = ContextVar("cancelled_cases", default=None)
 
 
 def _deadline_of(uow: UnitOfWork, case: CaseRow, spec: TimerSpec) -> date | None:
@@ -91,8 +110,10 @@ def arm(uow: UnitOfWork, case: CaseRow, state: str, seq: int) -> int:
 
 def cancel(uow: UnitOfWork, case_id: int, note: str) -> None:
     """Cancel a case's pending timers."""
-    uow.session.execute(update(TIMER).where(TIMER.c.case_id == case_id, TIMER.c.status == "pending")
-                        .values(status="cancelled", note=note, fired_at=uow.now))
+    uow.session.connection().execute(_CANCEL, {"b_case": case_id, "b_note": note, "b_at": uow.now})
+    cancelled = _cancelled_cases.get()
+    if cancelled is not None:
+        cancelled.add(case_id)
 
 
 def on_transition(uow: UnitOfWork, record: TransitionRecord) -> None:
@@ -134,48 +155,94 @@ class TimerSweep:
                 .order_by(TIMER.c.due_at, TIMER.c.id).limit(self.batch))
         if not uow.db.is_sqlite:
             stmt = stmt.with_for_update(skip_locked=True)
-        timers = uow.session.execute(stmt).all()
-        for timer in timers:
-            self._one(uow, timer, now)
+        conn = uow.session.connection()
+        timers = conn.execute(stmt).all()
+        if not timers:
+            return 0
+        self._lock_cases(uow, conn, {t.case_id for t in timers})
+        reminders = [t.id for t in timers if t.kind != "deadline"]
+        superseded = set(conn.execute(_SUPERSEDED, {"b_ids": reminders, "b_now": now}).scalars()) if reminders \
+            else set()
+        cancelled: set[int] = set()
+        token = _cancelled_cases.set(cancelled)
+        try:
+            outcomes = self._all_at_once(uow, timers, superseded, cancelled)
+            if outcomes is None:
+                outcomes = [self._one(uow, t, superseded, cancelled) for t in timers]
+        finally:
+            _cancelled_cases.reset(token)
+        marks = [{"b_id": t.id, "b_status": o[0], "b_note": o[1], "b_at": uow.now}
+                 for t, o in zip(timers, outcomes, strict=True) if o is not None]
+        if marks:
+            conn.execute(_MARK, marks)
         return len(timers)
 
-    def _one(self, uow: UnitOfWork, timer: Any, now: datetime) -> None:
-        status, note = "fired", None
+    @staticmethod
+    def _lock_cases(uow: UnitOfWork, conn: Any, ids: set[int]) -> None:
+        """Lock and cache the batch's cases and their parents in one query, in id order (as `uow.case` would)."""
+        parents = select(CASE.c.parent_id).where(CASE.c.id.in_(ids), CASE.c.parent_id.is_not(None))
+        stmt = select(*_CASE_COLS).where(CASE.c.id.in_(ids) | CASE.c.id.in_(parents)).order_by(CASE.c.id)
+        if not uow.db.is_sqlite:
+            stmt = stmt.with_for_update()
+        for row in conn.execute(stmt):
+            uow._rows.setdefault(row[0], CaseRow(*row))
+
+    def _all_at_once(self, uow: UnitOfWork, timers: list[Any], superseded: set[int],
+                     cancelled: set[int]) -> list[tuple[str, str | None] | None] | None:
+        """Fire a batch in one savepoint; None (all undone) if any timer failed, to be redone one by one."""
+        after = len(uow._after)
         savepoint = uow.session.begin_nested()
         try:
-            if self._superseded(uow, timer, now):
-                status, note = "coalesced", "a later reminder for the same deadline fell due as well"
-            else:
-                case = uow.case(timer.case_id)
-                if timer.kind == "deadline":
-                    if timer.trigger:
-                        uow.fire(case.id, timer.trigger, actor=SYSTEM, payload={}, strict_payload=False)
-                else:
-                    handler = self.handlers.get(timer.kind)
-                    if handler is None:
-                        raise RuntimeError(f"no handler for {timer.kind} timers")
-                    handler(uow, timer, case)
+            outcomes = [self._fire(uow, t, superseded, cancelled) for t in timers]
             savepoint.commit()
+            return outcomes
+        except Exception:  # noqa: BLE001 - redone timer by timer, where the failure is recorded
+            savepoint.rollback()
+            self._undo(uow, after, cancelled, set())
+            return None
+
+    def _one(self, uow: UnitOfWork, timer: Any, superseded: set[int],
+             cancelled: set[int]) -> tuple[str, str | None] | None:
+        """Fire one timer in its own savepoint; return its (status, note), or None if it was cancelled."""
+        after, before = len(uow._after), set(cancelled)
+        savepoint = uow.session.begin_nested()
+        try:
+            outcome = self._fire(uow, timer, superseded, cancelled)
+            savepoint.commit()
+            return outcome
         except EngineError as exc:
             savepoint.rollback()
-            uow._rows.clear()
-            status, note = "skipped", str(exc.detail)[:1000]
+            self._undo(uow, after, cancelled, before)
+            return "skipped", str(exc.detail)[:1000]
         except Exception as exc:  # noqa: BLE001 - one broken timer must not stop the others
             savepoint.rollback()
-            uow._rows.clear()
+            self._undo(uow, after, cancelled, before)
             log.exception("timer %s failed", timer.id)
-            status, note = "failed", f"{type(exc).__name__}: {exc}"[:1000]
-        uow.session.execute(update(TIMER).where(TIMER.c.id == timer.id)
-                            .values(status=status, note=note, fired_at=uow.now))
+            return "failed", f"{type(exc).__name__}: {exc}"[:1000]
 
     @staticmethod
-    def _superseded(uow: UnitOfWork, timer: Any, now: datetime) -> bool:
+    def _undo(uow: UnitOfWork, after: int, cancelled: set[int], before: set[int]) -> None:
+        """Forget what a rolled-back savepoint did: cached case rows, after-commit effects, cancellations."""
+        uow._rows.clear()
+        del uow._after[after:]
+        cancelled.intersection_update(before)
+
+    def _fire(self, uow: UnitOfWork, timer: Any, superseded: set[int],
+              cancelled: set[int]) -> tuple[str, str | None] | None:
+        if timer.case_id in cancelled:
+            return None  # an earlier timer of this batch left the state that armed it: already cancelled
+        if timer.id in superseded:
+            return "coalesced", "a later reminder for the same deadline fell due as well"
+        case = uow.case(timer.case_id)
         if timer.kind == "deadline":
-            return False
-        later = uow.session.execute(select(TIMER.c.id).where(and_(
-            TIMER.c.case_id == timer.case_id, TIMER.c.armed_seq == timer.armed_seq, TIMER.c.name == timer.name,
-            TIMER.c.status == "pending", TIMER.c.due_at <= now, TIMER.c.due_at > timer.due_at)).limit(1)).first()
-        return later is not None
+            if timer.trigger:
+                uow.fire(case.id, timer.trigger, actor=SYSTEM, payload={}, strict_payload=False)
+        else:
+            handler = self.handlers.get(timer.kind)
+            if handler is None:
+                raise RuntimeError(f"no handler for {timer.kind} timers")
+            handler(uow, timer, case)
+        return "fired", None
 
 
 def next_due(engine: Engine) -> datetime | None:

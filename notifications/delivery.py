@@ -4,18 +4,21 @@ Temporary failures retry with exponential backoff and jitter for 24 hours; perma
 message and on its case. Without SMTP settings mail is captured: marked `captured` and shown at /mail.
 A row is claimed (status `sending`) in its own short transaction before the SMTP exchange; a crash between the
 server's acceptance and the commit of `sent` is the only way to deliver twice, and the Message-ID stays the same.
+Claims left by a crashed or deposed scheduler leader go back to the queue when the next leader starts
+(`release_claims`); a sender checks its claims while it sends and stops once they were taken from it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlmodel import Session
 
 from engine.actors import SYSTEM
 from engine.models import OutboxMessage
@@ -34,6 +37,7 @@ from notifications.smtp import (
 log = logging.getLogger("vuosikello.delivery")
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 STALE_CLAIM = timedelta(minutes=5)
+CLAIM_RECHECK = 1.0  # seconds of sending after which a batch checks that its claims still stand
 
 
 def to_message(row: Any, sender: str, domain: str) -> Any:
@@ -56,8 +60,28 @@ class Delivery:
         self.batch = batch
 
     # -- claiming ------------------------------------------------------------------------------------------
-    def _claim(self, now: datetime) -> list[Any]:
+    def release_claims(self, fence: Callable[[Any], None] | None = None) -> int:
+        """Put every claimed row back in the queue; the scheduler calls this when this process starts leading.
+
+        Only the leader sends, so rows still `sending` then were claimed by a leader that crashed or was deposed:
+        they go out again now instead of after STALE_CLAIM (a row the server had accepted is sent twice, with
+        the same Message-ID, which is the one duplicate the outbox allows).
+        """
+        def work(uow: Any) -> int:
+            if fence is not None:
+                fence(uow)
+            released: int = uow.session.execute(update(OUTBOX).where(OUTBOX.c.status == "sending")
+                                                .values(status="pending", claimed_at=None)).rowcount
+            return released
+        count: int = self.engine.run(work)
+        if count:
+            log.warning("%s outbox claims of a previous scheduler leader released", count)
+        return count
+
+    def _claim(self, now: datetime, fence: Callable[[Any], None] | None = None) -> list[Any]:
         def work(uow: Any) -> list[Any]:
+            if fence is not None:  # a deposed leader stops here; the live one renews its heartbeat
+                fence(uow)
             # claims left by a crashed sender go back to the queue
             uow.session.execute(update(OUTBOX).where(OUTBOX.c.status == "sending",
                                                      OUTBOX.c.claimed_at < now - STALE_CLAIM)
@@ -74,11 +98,18 @@ class Delivery:
         rows: list[Any] = self.engine.run(work)
         return rows
 
+    def _still_claimed(self, row_id: int, claimed: datetime) -> bool:
+        with self.engine.db.read_session() as session:
+            found = session.execute(select(OUTBOX.c.id).where(OUTBOX.c.id == row_id, OUTBOX.c.status == "sending",
+                                                              OUTBOX.c.claimed_at == claimed)).first()
+        return found is not None
+
     # -- recording ------------------------------------------------------------------------------------------
-    def _mark(self, row_id: int, **values: Any) -> None:
-        with Session(self.engine.db.write_engine) as session:
-            session.execute(update(OUTBOX).where(OUTBOX.c.id == row_id).values(**values))
-            session.commit()
+    def _mark(self, row_id: int, claimed: datetime, **values: Any) -> None:
+        """Record an outcome while the claim stands: a released and reclaimed row is no longer ours to mark."""
+        with self.engine.db.write_engine.begin() as conn:  # a bare connection: a Session costs twice as much
+            conn.execute(update(OUTBOX).where(OUTBOX.c.id == row_id, OUTBOX.c.status == "sending",
+                                              OUTBOX.c.claimed_at == claimed).values(**values))
 
     def _failed_permanently(self, row: Any, error: str, now: datetime, status: str) -> None:
         def work(uow: Any) -> None:
@@ -92,7 +123,7 @@ class Delivery:
 
     def _outcome(self, row: Any, now: datetime, exc: DeliveryError | None, refused: dict[str, str]) -> None:
         if exc is None:
-            self._mark(row.id, status="sent", sent_at=now, attempts=row.attempts + 1, refused=refused,
+            self._mark(row.id, now, status="sent", sent_at=now, attempts=row.attempts + 1, refused=refused,
                        last_error=None, claimed_at=None)
             if refused:
                 self._failed_note(row, refused)
@@ -104,7 +135,7 @@ class Delivery:
         if now - row.created_at >= RETRY_WINDOW:
             self._failed_permanently(row, f"gave up after 24 hours: {exc}", now, "dead")
             return
-        self._mark(row.id, status="pending", attempts=attempts, last_error=str(exc)[:2000], claimed_at=None,
+        self._mark(row.id, now, status="pending", attempts=attempts, last_error=str(exc)[:2000], claimed_at=None,
                    next_attempt_at=now + timedelta(seconds=backoff_delay(attempts)))
 
     def _failed_note(self, row: Any, refused: dict[str, str]) -> None:
@@ -118,26 +149,39 @@ class Delivery:
         self.engine.run(work)
 
     # -- sending ---------------------------------------------------------------------------------------------
-    async def deliver_due(self, now: datetime | None = None) -> int:
-        """Send every due row; return how many were handled."""
+    async def deliver_due(self, now: datetime | None = None, fence: Callable[[Any], None] | None = None) -> int:
+        """Send every due row (each claim checked by the scheduler's `fence`); return how many were handled."""
         handled = 0
         sender = SmtpSender(self.smtp) if self.smtp else None
         try:
             while True:
                 at = now or self.engine.clock.now()
-                rows = await asyncio.to_thread(self._claim, at)
-                for row in rows:
-                    await self._send_one(sender, row, at)
-                handled += len(rows)
+                rows = await asyncio.to_thread(self._claim, at, fence)
+                sent = await self._send_claimed(sender, rows, at)
+                handled += sent
+                if sent < len(rows):  # our claims were released: a new leader sends the rest
+                    return handled
                 if len(rows) < self.batch:
                     return handled
         finally:
             if sender is not None:
                 await sender.close()
 
+    async def _send_claimed(self, sender: SmtpSender | None, rows: list[Any], at: datetime) -> int:
+        """Send claimed rows in order while the claims stand; return how many were handled."""
+        checked = time.monotonic()
+        for i, row in enumerate(rows):
+            if time.monotonic() - checked > CLAIM_RECHECK:  # slow, or frozen and woken up
+                if not await asyncio.to_thread(self._still_claimed, row.id, at):
+                    log.warning("outbox claims released by a new scheduler leader; %s left", len(rows) - i)
+                    return i
+                checked = time.monotonic()
+            await self._send_one(sender, row, at)
+        return len(rows)
+
     async def _send_one(self, sender: SmtpSender | None, row: Any, now: datetime) -> None:
         if sender is None:  # captured locally
-            await asyncio.to_thread(self._mark, row.id, status="captured", sent_at=now, attempts=row.attempts + 1,
+            await asyncio.to_thread(self._mark, row.id, now, status="captured", sent_at=now, attempts=row.attempts + 1,
                                     claimed_at=None)
             return
         error: DeliveryError | None = None
@@ -152,15 +196,15 @@ class Delivery:
             error = PermanentDeliveryError(f"{type(exc).__name__}: {exc}")
         await asyncio.to_thread(self._outcome, row, now, error, refused)
 
-    def deliver_due_sync(self, now: datetime | None = None) -> int:
+    def deliver_due_sync(self, now: datetime | None = None, fence: Callable[[Any], None] | None = None) -> int:
         """Run `deliver_due` to completion from synchronous code."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.deliver_due(now))
+            return asyncio.run(self.deliver_due(now, fence))
         # called from inside a running loop (e.g. a test driving a browser): run on a thread of its own
         with ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(lambda: asyncio.run(self.deliver_due(now))).result()
+            return pool.submit(lambda: asyncio.run(self.deliver_due(now, fence))).result()
 
 
 def smtp_config_from(settings: Any) -> SmtpConfig | None:

@@ -10,7 +10,21 @@ from fastapi.staticfiles import StaticFiles
 from api.web import delegation
 from api.web.config import WebConfig
 from api.web.render import STATIC_DIR
-from api.web.routes import agreements, coordinator, signin, substitutes, tasks
+from api.web.routes import (
+    admin,
+    agreements,
+    clock,
+    coordinator,
+    cycles,
+    dashboards,
+    email_templates,
+    nominations,
+    signin,
+    simulation,
+    substitutes,
+    survey,
+    tasks,
+)
 from api.web.sessions import WebSessionMiddleware
 
 if TYPE_CHECKING:
@@ -23,6 +37,9 @@ def mount_web(app: FastAPI, ctx: AppContext, config: WebConfig | None = None) ->
     delegation.wire(ctx.registry)
     # coordinator first: /agreements/new must win over /agreements/{agreement_id}
     for module in (signin, tasks, coordinator, agreements, substitutes):
+        app.include_router(module.router)
+    # part 2: administration, dashboards, the annual clock, nomination and cycle forms, the survey
+    for module in (admin, simulation, email_templates, dashboards, clock, nominations, cycles, survey):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(WebSessionMiddleware, ctx=ctx, config=config)

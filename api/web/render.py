@@ -55,8 +55,9 @@ def render_markdown(text: str) -> Markup:
         if token.type in ("heading_open", "heading_close"):
             token.tag = f"h{min(int(token.tag[1]) + 2, 6)}"
     html = _markdown.renderer.render(tokens, _markdown.options, {})
-    return Markup(nh3.clean(html,  # noqa: S704 - nh3 has just sanitised it tags=_ALLOWED_TAGS, attributes={"a": {"href", "title"}, "abbr": {"title"}},
-                            url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow"))
+    clean = nh3.clean(html, tags=_ALLOWED_TAGS, attributes={"a": {"href", "title"}, "abbr": {"title"}},
+                      url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow")
+    return Markup(clean)  # noqa: S704 - nh3 has just sanitised it
 
 
 def _date(lang: str, value: date | None) -> str:

@@ -42,6 +42,7 @@ class _Failure:
 
     @property
     def reply(self) -> str:
+        """The SMTP reply line."""
         return f"{self.code} {self.text}"
 
 
@@ -176,7 +177,7 @@ class _Controller(Controller):
         return protocol
 
     def _trigger_server(self) -> None:
-        if self.port == 0 and self.server is not None:
+        if self.port == 0 and isinstance(self.server, asyncio.Server):
             self.port = int(self.server.sockets[0].getsockname()[1])
         super()._trigger_server()
 
@@ -192,10 +193,12 @@ class SmtpTestServer:
 
     @property
     def running(self) -> bool:
+        """Whether the server is listening."""
         return self._controller is not None
 
     @property
     def messages(self) -> list[ReceivedMessage]:
+        """Shortcut for handler.messages."""
         return self.handler.messages
 
     def start(self) -> None:

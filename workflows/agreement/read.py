@@ -1,23 +1,46 @@
-"""Read model of an agreement: state, current text and hash, each party with decision and signatures."""
+"""Read model of an agreement: state, current text and hash, each party with decision and signatures.
+
+Six prebuilt statements select plain columns (no ORM objects: a 25-party agreement would otherwise load about 80
+of them) and the result is validated once, as one nested dict, into `AgreementRead`.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlmodel import Session, col
 
 from engine.errors import NotFound
 from engine.models import Case, Organisation, Person
 from workflows.agreement.models import Decision, DocumentVersion, PartySignatory, Signature
-from workflows.agreement.schemas import (
-    AgreementRead,
-    DecisionRead,
-    PartyRead,
-    SignatoryRead,
-    SignatureRead,
-)
+from workflows.agreement.schemas import AgreementRead, DecisionRead
 from workflows.agreement.service import AGREEMENT, decision_citation
+
+_AID = bindparam("agreement_id")
+_PARTY_OF_AGREEMENT = (col(Case.parent_id) == _AID)
+
+_AGREEMENT = select(Case.id, Case.workflow, Case.title, Case.state, Case.version, Case.workflow_version,
+                    Case.deadline, Case.coordinator_id, Case.data).where(col(Case.id) == _AID)
+_DOCUMENT = select(DocumentVersion.number, DocumentVersion.text).where(
+    col(DocumentVersion.id) == bindparam("document_id"))
+_PARTIES = (select(Case.id, Case.state, Case.data, Organisation.key, Organisation.name_fi)
+            .join(Organisation, col(Organisation.id) == col(Case.organisation_id))
+            .where(_PARTY_OF_AGREEMENT).order_by(col(Case.id)))
+_SIGNATORIES = (select(PartySignatory.party_case_id, PartySignatory.person_id, Person.name)
+                .join(Person, col(Person.id) == col(PartySignatory.person_id))
+                .join(Case, col(Case.id) == col(PartySignatory.party_case_id))
+                .where(_PARTY_OF_AGREEMENT).order_by(col(PartySignatory.id)))
+_DECISIONS = (select(Decision.party_case_id, Decision.id, Decision.outcome, Decision.body, Decision.decided_on,
+                     Decision.section, Decision.minutes_url, Decision.note, Decision.document_sha256,
+                     Decision.recorded_at)
+              .join(Case, col(Case.id) == col(Decision.party_case_id))
+              .where(_PARTY_OF_AGREEMENT, col(Decision.voided_at).is_(None)).order_by(col(Decision.id)))
+_SIGNATURES = (select(Signature.party_case_id, Signature.id, Signature.person_id, Signature.on_behalf_of_person_id,
+                      Signature.document_sha256, Signature.signed_at)
+               .join(Case, col(Case.id) == col(Signature.party_case_id))
+               .where(_PARTY_OF_AGREEMENT, col(Signature.voided_at).is_(None)).order_by(col(Signature.id)))
 
 
 def decision_read(d: Decision) -> DecisionRead:
@@ -27,55 +50,48 @@ def decision_read(d: Decision) -> DecisionRead:
                         citation=decision_citation(d), recorded_at=d.recorded_at)
 
 
+def _decision(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "outcome": row.outcome, "body": row.body, "decided_on": row.decided_on,
+            "section": row.section, "minutes_url": row.minutes_url, "note": row.note,
+            "document_sha256": row.document_sha256, "citation": decision_citation(row),
+            "recorded_at": row.recorded_at}
+
+
 def read_agreement(session: Session, agreement_id: int) -> AgreementRead:
-    """Load one agreement with all its parties in a fixed, small number of queries."""
-    case = session.get(Case, agreement_id)
+    """Load one agreement with all its parties in six queries, whatever the number of parties."""
+    params = {"agreement_id": agreement_id}
+    conn = session.connection()  # Core statements: the Session's ORM execution layer has nothing to add here
+    case = conn.execute(_AGREEMENT, params).first()
     if case is None or case.workflow != AGREEMENT:
         raise NotFound(f"no agreement with id {agreement_id}")
-    doc = session.get(DocumentVersion, case.data["document_version_id"])
-    children = list(session.execute(
-        select(Case).where(Case.parent_id == agreement_id).order_by(col(Case.id))).scalars())
-    ids = [c.id for c in children]
-    orgs = {o.id: o for o in session.execute(select(Organisation).where(
-        col(Organisation.id).in_([c.organisation_id for c in children]))).scalars()}
-    signers: dict[int, list[tuple[int, str]]] = {i: [] for i in ids if i is not None}
-    for party_id, person_id, name in session.execute(
-            select(PartySignatory.party_case_id, PartySignatory.person_id, Person.name)
-            .join(Person, col(Person.id) == col(PartySignatory.person_id))
-            .where(col(PartySignatory.party_case_id).in_(ids)).order_by(col(PartySignatory.id))):
-        signers[party_id].append((person_id, name))
-    decisions: dict[int, Decision] = {}
-    for d in session.execute(select(Decision).where(col(Decision.party_case_id).in_(ids),
-                                                    col(Decision.voided_at).is_(None))
-                             .order_by(col(Decision.id))).scalars():
-        decisions[d.party_case_id] = d
-    names = {pid: name for rows in signers.values() for pid, name in rows}
-    sigs: dict[int, list[SignatureRead]] = {i: [] for i in ids if i is not None}
-    for s in session.execute(select(Signature).where(col(Signature.party_case_id).in_(ids),
-                                                     col(Signature.voided_at).is_(None))
-                             .order_by(col(Signature.id))).scalars():
-        sigs[s.party_case_id].append(SignatureRead(
-            id=s.id or 0, person_id=s.person_id, person_name=names.get(s.person_id, ""),
-            on_behalf_of_person_id=s.on_behalf_of_person_id, document_sha256=s.document_sha256,
-            signed_at=s.signed_at))
-    parties = []
-    for c in children:
-        cid = c.id or 0
-        org = orgs[c.organisation_id or 0]
-        signed_ids = {s.person_id for s in sigs[cid]}
-        dec = decisions.get(cid)
-        parties.append(PartyRead(
-            case_id=cid, organisation=org.key, organisation_name=org.name_fi, state=c.state,
-            required_signatures=int(c.data.get("required_signatures", 1)),
-            signatories=[SignatoryRead(person_id=p, name=n, has_signed=p in signed_ids) for p, n in signers[cid]],
-            decision=decision_read(dec) if dec else None, signatures=sigs[cid]))
+    doc = conn.execute(_DOCUMENT, {"document_id": case.data["document_version_id"]}).first()
+    parties: dict[int, dict[str, Any]] = {}
+    for p in conn.execute(_PARTIES, params):
+        parties[p.id] = {"case_id": p.id, "organisation": p.key, "organisation_name": p.name_fi, "state": p.state,
+                         "required_signatures": int(p.data.get("required_signatures", 1)), "signatories": [],
+                         "decision": None, "signatures": []}
+    names: dict[int, str] = {}
+    for party_id, person_id, name in conn.execute(_SIGNATORIES, params):
+        parties[party_id]["signatories"].append({"person_id": person_id, "name": name, "has_signed": False})
+        names[person_id] = name
+    for d in conn.execute(_DECISIONS, params):
+        parties[d.party_case_id]["decision"] = _decision(d)  # the newest valid one wins
+    for s in conn.execute(_SIGNATURES, params):
+        party = parties[s.party_case_id]
+        party["signatures"].append({"id": s.id, "person_id": s.person_id, "person_name": names.get(s.person_id, ""),
+                                    "on_behalf_of_person_id": s.on_behalf_of_person_id,
+                                    "document_sha256": s.document_sha256, "signed_at": s.signed_at})
+    for party in parties.values():
+        signed = {s["person_id"] for s in party["signatures"]}
+        for signatory in party["signatories"]:
+            signatory["has_signed"] = signatory["person_id"] in signed
+    states = [p["state"] for p in parties.values()]
     in_force_at = case.data.get("in_force_at")
-    return AgreementRead(
-        id=case.id or 0, title=case.title, state=case.state, version=case.version,
-        workflow_version=case.workflow_version, deadline=case.deadline, coordinator_id=case.coordinator_id,
-        document_version=doc.number if doc else 0, document_sha256=case.data["sha256"],
-        document=doc.text if doc else "", in_force_sha256=case.data.get("in_force_sha256"),
-        in_force_at=datetime.fromisoformat(in_force_at) if in_force_at else None,
-        parties_total=len(parties),
-        parties_approved=sum(p.state in ("approved", "signed") for p in parties),
-        parties_signed=sum(p.state == "signed" for p in parties), parties=parties)
+    return AgreementRead.model_validate({
+        "id": case.id, "title": case.title, "state": case.state, "version": case.version,
+        "workflow_version": case.workflow_version, "deadline": case.deadline, "coordinator_id": case.coordinator_id,
+        "document_version": doc.number if doc else 0, "document_sha256": case.data["sha256"],
+        "document": doc.text if doc else "", "in_force_sha256": case.data.get("in_force_sha256"),
+        "in_force_at": datetime.fromisoformat(in_force_at) if in_force_at else None,
+        "parties_total": len(states), "parties_approved": sum(s in ("approved", "signed") for s in states),
+        "parties_signed": sum(s == "signed" for s in states), "parties": list(parties.values())})

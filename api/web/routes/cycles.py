@@ -1,0 +1,82 @@
+"""Coordinators' annual cycle pages: create a year's cycle from a form and follow it.
+
+A cycle's page shows its milestones, the measures by status, the report requests and the survey's summary.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Form, Request
+from sqlalchemy import select
+from sqlmodel import Session
+from starlette.responses import RedirectResponse, Response
+
+from api.deps import SessionDep
+from api.web import board
+from api.web.forms import Form as WebForm
+from api.web.render import render
+from api.web.routes.agreements import today_of
+from api.web.routes.dashboards import require_coordinator
+from api.web.routing import User, WebUser, web_router
+from engine.errors import Conflict
+from workflows.cycle import service
+from workflows.cycle.models import CycleSchedule
+from workflows.cycle.read import read_cycle
+from workflows.cycle.schedule import cycle_dates, next_cycle_year
+from workflows.cycle.schemas import DEFAULT_MILESTONES, CycleCreate
+
+router = web_router()
+NOTICES = {"created"}
+
+
+def _milestones(session: Session) -> dict[str, dict[str, int]]:
+    row = session.execute(select(CycleSchedule).where(CycleSchedule.name == "default")).scalars().first()
+    return dict(row.milestones) if row else dict(DEFAULT_MILESTONES)
+
+
+def _new_page(request: Request, session: Session, user: WebUser, form: WebForm, status: int = 200) -> Response:
+    milestones = _milestones(session)
+    year = form.get("year")
+    dates = cycle_dates(milestones, int(year)) if year.isdigit() and 2000 <= int(year) <= 2100 else None
+    return render(request, "cycle_new.html", user.lang, status=status, user=user, form=form, dates=dates,
+                  cycles=board.cycles(session))
+
+
+@router.get("/cycles/new")
+def new_cycle_page(request: Request, user: User, session: SessionDep) -> Response:
+    """Show the form for a year's cycle, proposing the next year the schedule would create."""
+    require_coordinator(user)
+    year = next_cycle_year(_milestones(session), today_of(request))
+    return _new_page(request, session, user, WebForm({"year": str(year)}))
+
+
+@router.post("/cycles/new")
+def create_cycle(request: Request, user: User, session: SessionDep, year: Annotated[str, Form()] = "") -> Response:
+    """Create a year's cycle now (it is otherwise created on the schedule's date)."""
+    require_coordinator(user)
+    form = WebForm({"year": year})
+    text = form.get("year")
+    if not text.isdigit() or not 2000 <= int(text) <= 2100:
+        form.fail("year", "cycle.error.year")
+        return _new_page(request, session, user, form, status=422)
+    try:
+        case = request.app.state.ctx.engine.run(
+            lambda uow: service.create_cycle(uow, CycleCreate(year=int(text)), user.actor))
+    except Conflict:
+        form.fail("year", f"cycle.error.exists|{text}")
+        return _new_page(request, session, user, form, status=422)
+    return RedirectResponse(f"/cycles/{case.id}?notice=created", status_code=303)
+
+
+@router.get("/cycles/{cycle_id}")
+def cycle_page(request: Request, cycle_id: int, user: User, session: SessionDep,
+               notice: str | None = None) -> Response:
+    """Follow a cycle: its milestones, the measures by status, the report requests and the survey."""
+    session.rollback()  # read what the last write committed
+    data = read_cycle(session, request.app.state.ctx.registry, cycle_id)
+    measures = board.measures_by_status(session, cycle_id)
+    keys = {m.responsible for ms in measures.values() for m in ms} | {r.responsible for r in data.report_requests}
+    return render(request, "cycle.html", user.lang, user=user, c=data, measures=measures,
+                  names=board.responsible_names(session, keys, user.lang), today=today_of(request),
+                  measure_overdue=board.measure_overdue, notice=notice if notice in NOTICES else None)

@@ -1,0 +1,228 @@
+"""Persisted transitions per second through the engine against raw SQL doing the same writes, SQLite and PostgreSQL.
+
+Each side runs one transaction per transition: lock and read the case, update its state, version and hash head,
+insert the hash-chained event, commit. The engine side is `Engine.run(lambda uow: uow.fire(...))` on cases of a
+one-state loop definition (`touch`: open -> open, one integer payload field); the baseline is raw sqlite3 (WAL,
+synchronous=NORMAL, BEGIN IMMEDIATE, as the engine configures it) or raw psycopg (SELECT ... FOR UPDATE). Rounds
+alternate between the two sides, on the same kind of database, and the best round of each is compared.
+
+    .venv/bin/python -m bench.transitions [--count 3000] [--rounds 5] [--no-postgres] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import hashlib
+import json
+import pstats
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    PG_URL,
+    fresh_postgres,
+    fresh_sqlite,
+    loop_registry,
+    machine_facts,
+    print_facts,
+    psycopg_url,
+)
+from engine.actors import SYSTEM
+from engine.clock import SystemClock
+from engine.db import Database
+from engine.service import Engine
+
+CASES = 1000
+SELECT = ('SELECT id, workflow, workflow_version, state, version, parent_id, organisation_id, coordinator_id, '
+          'title, deadline, data, event_count, head_hash FROM "case" WHERE id = {p}')
+UPDATE = ('UPDATE "case" SET state = {p}, version = {p}, updated_at = {p}, event_count = {p}, head_hash = {p} '
+          'WHERE id = {p} AND version = {p}')
+INSERT = ('INSERT INTO event (case_id, seq, at, actor_id, on_behalf_of_id, trigger, name, from_state, to_state, '
+          'payload, document_hash, prev_hash, hash) VALUES ({ps})')
+
+
+def _sql(template: str, p: str) -> str:
+    return template.format(p=p, ps=", ".join([p] * 13))
+
+
+def create_cases(engine: Engine, count: int) -> list[int]:
+    """Create `count` loop cases in batches; return their ids."""
+    ids: list[int] = []
+    for start in range(0, count, 500):
+        batch = min(500, count - start)
+        ids += engine.run(lambda uow, b=batch: [uow.create_case("bench_loop", actor=SYSTEM).id for _ in range(b)])
+    return ids
+
+
+def _sealed(row: Any, n: int, now: datetime) -> tuple[int, str, str]:
+    """Compute what the engine computes for an event: sequence, payload JSON and chained hash."""
+    seq = row[11] + 1
+    payload = json.dumps({"n": n}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    body = "\x1f".join([str(row[0]), str(seq), now.isoformat(), "None", "None", "touch", "Touched", "open",
+                        "open", payload, "None", row[12]])
+    return seq, payload, hashlib.sha256(body.encode()).hexdigest()
+
+
+def raw_sqlite(path: Path, ids: list[int]) -> Callable[[int], None]:
+    """Return a runner doing the engine's writes with bare sqlite3."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
+        conn.execute(f"PRAGMA {pragma}")
+    select, update, insert = (_sql(t, "?") for t in (SELECT, UPDATE, INSERT))
+    counter = iter(range(10**9))
+
+    def run(count: int) -> None:
+        for _ in range(count):
+            n = next(counter)
+            cid = ids[n % len(ids)]
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute(select, (cid,)).fetchone()
+            now = datetime.now(UTC)
+            stamp = now.replace(tzinfo=None).isoformat(" ")
+            seq, payload, digest = _sealed(row, n, now)
+            conn.execute(update, ("open", row[4] + 1, stamp, seq, digest, cid, row[4]))
+            conn.execute(insert, (cid, seq, stamp, None, None, "touch", "Touched", "open", "open", payload, None,
+                                  row[12], digest))
+            conn.execute("COMMIT")
+
+    return run
+
+
+def raw_postgres(url: str, ids: list[int]) -> Callable[[int], None]:
+    """Return a runner doing the engine's writes with bare psycopg."""
+    import psycopg
+
+    conn = psycopg.connect(psycopg_url(url))
+    select, update, insert = (_sql(t, "%s") for t in (SELECT, UPDATE, INSERT))
+    select += " FOR UPDATE"
+    counter = iter(range(10**9))
+
+    def run(count: int) -> None:
+        for _ in range(count):
+            n = next(counter)
+            cid = ids[n % len(ids)]
+            row = conn.execute(select, (cid,)).fetchone()
+            now = datetime.now(UTC)
+            seq, payload, digest = _sealed(row, n, now)
+            conn.execute(update, ("open", row[4] + 1, now.replace(tzinfo=None), seq, digest, cid, row[4]))
+            conn.execute(insert, (cid, seq, now.replace(tzinfo=None), None, None, "touch", "Touched", "open",
+                                  "open", payload, None, row[12], digest))
+            conn.commit()
+
+    return run
+
+
+def through_engine(engine: Engine, ids: list[int]) -> Callable[[int], None]:
+    """Return a runner firing `touch` through the engine, one transaction each."""
+    counter = iter(range(10**9))
+
+    def run(count: int) -> None:
+        for _ in range(count):
+            n = next(counter)
+            cid = ids[n % len(ids)]
+            engine.run(lambda uow: uow.fire(cid, "touch", payload={"n": n}))
+
+    return run
+
+
+def compare(name: str, baseline: Callable[[int], None], engine_run: Callable[[int], None], count: int,
+            rounds: int) -> dict[str, float]:
+    """Alternate rounds of the two runners; print and return the best rates and their ratio.
+
+    Wall-clock rates are the goal's measure. On SQLite, where all the work happens in this process, rates from
+    CPU time (time.process_time) are printed too: they barely move when other processes share the machine.
+    """
+    baseline(200)
+    engine_run(200)  # warm up: caches, prepared statements, the WAL
+    wall: dict[str, list[float]] = {"raw": [], "engine": []}
+    cpu: dict[str, list[float]] = {"raw": [], "engine": []}
+    for _ in range(rounds):
+        for side, runner in (("raw", baseline), ("engine", engine_run)):
+            w0, c0 = time.perf_counter(), time.process_time()
+            runner(count)
+            wall[side].append(count / (time.perf_counter() - w0))
+            cpu[side].append(count / max(time.process_time() - c0, 1e-9))
+    base, eng = max(wall["raw"]), max(wall["engine"])
+    result = {"raw": base, "engine": eng, "ratio": eng / base,
+              "raw_cpu": max(cpu["raw"]), "engine_cpu": max(cpu["engine"])}
+    result["ratio_cpu"] = result["engine_cpu"] / result["raw_cpu"]
+    print(f"  {name:<10} raw {base:7.0f}/s   engine {eng:7.0f}/s   ratio {eng / base:.2f}x"
+          f"   rounds raw {[round(r) for r in wall['raw']]} engine {[round(r) for r in wall['engine']]}")
+    if name == "sqlite":
+        print(f"  {'':<10} by CPU time: raw {result['raw_cpu']:7.0f}/s   engine {result['engine_cpu']:7.0f}/s   "
+              f"ratio {result['ratio_cpu']:.2f}x")
+    return result
+
+
+def bench_sqlite(workdir: Path, count: int, rounds: int) -> dict[str, float]:
+    """Compare on two identical SQLite files."""
+    registry = loop_registry()
+    engine_db = fresh_sqlite(workdir / "engine.db")
+    raw_db = fresh_sqlite(workdir / "raw.db")
+    engine = Engine(engine_db, registry, SystemClock())
+    ids = create_cases(engine, CASES)
+    raw_ids = create_cases(Engine(raw_db, registry, SystemClock()), CASES)
+    raw_db.dispose()
+    result = compare("sqlite", raw_sqlite(workdir / "raw.db", raw_ids), through_engine(engine, ids), count, rounds)
+    engine_db.dispose()
+    return result
+
+
+def bench_postgres(url: str, count: int, rounds: int) -> dict[str, float] | None:
+    """Compare on one PostgreSQL database, on two disjoint sets of cases."""
+    db = fresh_postgres(url)
+    if db is None:
+        return None
+    engine = Engine(db, loop_registry(), SystemClock())
+    ids = create_cases(engine, CASES)
+    raw_ids = create_cases(engine, CASES)
+    result = compare("postgresql", raw_postgres(url, raw_ids), through_engine(engine, ids), count, rounds)
+    db.dispose()
+    return result
+
+
+def profile_engine(workdir: Path, count: int, db: Database | None = None) -> None:
+    """Print the engine's hot path on SQLite, by cumulative and own time."""
+    db = db or fresh_sqlite(workdir / "profile.db")
+    engine = Engine(db, loop_registry(), SystemClock())
+    run = through_engine(engine, create_cases(engine, CASES))
+    run(200)
+    profiler = cProfile.Profile()
+    profiler.runcall(run, count)
+    stats = pstats.Stats(profiler).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(35)
+    stats.sort_stats("tottime").print_stats(25)
+    db.dispose()
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the comparison on SQLite and PostgreSQL and print the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=3000, help="transitions per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--pg-url", default=PG_URL)
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="profile the engine on SQLite instead")
+    parser.add_argument("--no-facts", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="vk-bench-") as tmp:
+        if args.profile:
+            profile_engine(Path(tmp), args.count)
+            return {}
+        print("transitions per second (one transaction each; best of the rounds)")
+        if not args.no_facts:
+            print_facts(machine_facts(None if args.no_postgres else args.pg_url))
+        results: dict[str, Any] = {"sqlite": bench_sqlite(Path(tmp), args.count, args.rounds)}
+        if not args.no_postgres:
+            results["postgresql"] = bench_postgres(args.pg_url, args.count, args.rounds)
+    return results
+
+
+if __name__ == "__main__":
+    main()
