@@ -6,7 +6,7 @@ one-state loop definition (`touch`: open -> open, one integer payload field); th
 synchronous=NORMAL, BEGIN IMMEDIATE, as the engine configures it) or raw psycopg (SELECT ... FOR UPDATE). Rounds
 alternate between the two sides, on the same kind of database, and the best round of each is compared.
 
-    .venv/bin/python -m bench.transitions [--count 3000] [--rounds 5] [--no-postgres] [--profile]
+    .venv/bin/python -m bench.transitions [--count 3000] [--rounds 5] [--no-postgres] [--profile | --ablate]
 """
 
 from __future__ import annotations
@@ -201,6 +201,53 @@ def profile_engine(workdir: Path, count: int, db: Database | None = None) -> Non
     db.dispose()
 
 
+def ablate(workdir: Path, count: int, rounds: int) -> dict[str, float]:
+    """Print the CPU time of one transition on SQLite with parts of the engine's savings undone, one at a time.
+
+    Each variant puts back one cost the hot path avoids: an SQLAlchemy Connection over the transaction (what
+    Core statements or a Session need), an ORM Session opened in every transaction, no idle write connections
+    (a pool checkout and reset per transaction). Alternating rounds, minimum CPU µs per transition.
+    """
+    import engine.db as engine_db
+
+    db = fresh_sqlite(workdir / "ablate.db")
+    engine = Engine(db, loop_registry(), SystemClock())
+    ids = create_cases(engine, CASES)
+    counter = iter(range(10**9))
+
+    def variant(extra: Callable[[Any], Any], idle: int = engine_db.IDLE_WRITERS) -> Callable[[int], None]:
+        def run(n: int) -> None:
+            saved, engine_db.IDLE_WRITERS = engine_db.IDLE_WRITERS, idle
+            try:
+                for _ in range(n):
+                    k = next(counter)
+                    engine.run(lambda uow: (extra(uow), uow.fire(ids[k % CASES], "touch", payload={"n": k})))
+            finally:
+                engine_db.IDLE_WRITERS = saved
+        return run
+
+    variants = {
+        "raw sqlite3 baseline": raw_sqlite(workdir / "ablate.db", ids),
+        "engine as shipped": variant(lambda uow: None),
+        "+ SQLAlchemy Connection": variant(lambda uow: uow.conn),
+        "+ ORM Session per transaction": variant(lambda uow: uow.session.connection()),
+        "- idle write connections": variant(lambda uow: None, idle=0),
+    }
+    best = {name: float("inf") for name in variants}
+    for run in variants.values():
+        run(200)
+    for _ in range(rounds):
+        for name, run in variants.items():
+            c0 = time.process_time()
+            run(count)
+            best[name] = min(best[name], (time.process_time() - c0) / count * 1e6)
+    print("CPU µs per transition on SQLite (minimum over the rounds)")
+    for name, micros in best.items():
+        print(f"  {name:<32} {micros:7.1f} µs")
+    db.dispose()
+    return best
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the comparison on SQLite and PostgreSQL and print the ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -209,12 +256,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--pg-url", default=PG_URL)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--profile", action="store_true", help="profile the engine on SQLite instead")
+    parser.add_argument("--ablate", action="store_true", help="CPU cost of each saving, undone one at a time")
     parser.add_argument("--no-facts", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="vk-bench-") as tmp:
         if args.profile:
             profile_engine(Path(tmp), args.count)
             return {}
+        if args.ablate:
+            return ablate(Path(tmp), args.count, args.rounds)
         print("transitions per second (one transaction each; best of the rounds)")
         if not args.no_facts:
             print_facts(machine_facts(None if args.no_postgres else args.pg_url))
