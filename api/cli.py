@@ -43,7 +43,7 @@ def _settings() -> Settings:
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply the database migrations."""
-    from engine.schema import upgrade
+    from api.schema import upgrade
 
     settings = _settings()
     upgrade(settings.database_url, revision)
@@ -124,7 +124,7 @@ def serve(demo: Annotated[bool, typer.Option(help="Load the register and a demo 
 
     from api.app import create_app
     from api.context import build_context
-    from engine.schema import upgrade
+    from api.schema import upgrade
 
     settings = _settings()
     base = f"http://{host}:{port}"

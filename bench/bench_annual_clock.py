@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from api.context import build_context
+from api.schema import metadata
 from engine.actors import Actor
 from engine.clock import ManualClock
 from engine.db import make_database
 from engine.directory import DEFAULT_ORGANISATIONS, import_organisations
 from engine.models import Case, Organisation, Person
-from engine.schema import all_models
 from engine.settings import Settings
 from workflows.annual_clock.ical import render_ics
 from workflows.annual_clock.items import collect, scope_for
@@ -44,9 +44,8 @@ NETWORKS = ["network:alke", "network:alsu", "network:hallintojohtajat", "network
 
 def build(folder: Path) -> Any:
     """Create the network's data; return the context."""
-    all_models()
     db = make_database(f"sqlite:///{folder / 'bench.db'}")
-    SQLModel.metadata.create_all(db.engine)
+    metadata().create_all(db.engine)
     clock = ManualClock(datetime(2026, 1, 12, 8, 0, tzinfo=UTC))
     ctx = build_context(Settings(environment="test", database_url=db.url, scheduler_enabled=False), clock=clock, db=db)
     with Session(db.engine, expire_on_commit=False) as s:

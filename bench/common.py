@@ -9,12 +9,11 @@ import sys
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlmodel import SQLModel
 
+from api.schema import metadata
 from engine.db import Database, make_database
 from engine.definition import parse_definition
 from engine.registry import Registry
-from engine.schema import all_models
 
 ROOT = Path(__file__).resolve().parent.parent
 # A dedicated database: the benchmarks drop and recreate every table in it.
@@ -50,15 +49,13 @@ def fresh_sqlite(path: Path) -> Database:
     """Create an empty SQLite file with the whole schema."""
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
-    all_models()
     db = make_database(f"sqlite:///{path}")
-    SQLModel.metadata.create_all(db.engine)
+    metadata().create_all(db.engine)
     return db
 
 
 def fresh_postgres(url: str = PG_URL) -> Database | None:
     """Drop and recreate the schema in the benchmark's PostgreSQL database; None when unreachable."""
-    all_models()
     db = make_database(url)
     try:
         with db.engine.connect() as conn:
@@ -67,10 +64,10 @@ def fresh_postgres(url: str = PG_URL) -> Database | None:
         print(f"  PostgreSQL unreachable at {url}: {str(exc).splitlines()[0]} -- skipped")
         db.dispose()
         return None
-    SQLModel.metadata.drop_all(db.engine)
+    metadata().drop_all(db.engine)
     with db.engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    SQLModel.metadata.create_all(db.engine)
+    metadata().create_all(db.engine)
     return db
 
 

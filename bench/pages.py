@@ -20,15 +20,15 @@ from datetime import date
 
 import httpx
 from sqlalchemy import text
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from api.context import build_context
+from api.schema import metadata
 from api.web.config import WebConfig
 from api.web.sessions import start_session
 from engine.clock import ManualClock
 from engine.db import make_database
 from engine.directory import DEFAULT_ORGANISATIONS, import_organisations
-from engine.schema import all_models
 from engine.settings import Settings
 from tests.conftest import START
 from tests.support.builders import create_agreement, make_user
@@ -40,12 +40,11 @@ OPEN_CASES = 50
 
 
 def _database(kind: str) -> str:
-    all_models()
     if kind == "sqlite":
         return f"sqlite:///{tempfile.mkdtemp()}/bench.db"
     url = os.environ.get("VUOSIKELLO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
     db = make_database(url)
-    SQLModel.metadata.drop_all(db.engine)
+    metadata().drop_all(db.engine)
     with db.engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     db.dispose()
@@ -85,7 +84,7 @@ def load(base: str, cookies: list[str], paths: list[str], rounds: int) -> tuple[
 def main(kind: str = "sqlite", rounds: int = 10) -> None:
     url = _database(kind)
     db = make_database(url, pool_size=60)
-    SQLModel.metadata.create_all(db.engine)
+    metadata().create_all(db.engine)
     clock = ManualClock(START)
     ctx = build_context(Settings(environment="test", database_url=url, base_url="http://testserver",
                                  scheduler_enabled=False), clock=clock, db=db)

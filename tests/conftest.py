@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from api.context import AppContext, build_context
+from api.schema import create_all, metadata
 from engine.clock import ManualClock
 from engine.db import Database, make_database
 from engine.directory import DEFAULT_ORGANISATIONS, import_organisations
-from engine.schema import all_models
 from engine.settings import Settings
 
 pytest_plugins = ["tests.support.smtp_fixtures"]
@@ -43,18 +43,17 @@ def pg_database() -> Iterator[Database]:
         if IN_CI:
             pytest.fail(f"PostgreSQL is required under CI but unreachable at {PG_URL}: {problem}")
         pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {problem}")
-    all_models()
     db = make_database(PG_URL, pool_size=30)
     with db.engine.begin() as conn:  # a clean slate, whatever an earlier run left behind
         conn.execute(text("DROP SCHEMA public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
-    SQLModel.metadata.create_all(db.engine)
+    create_all(db)
     yield db
     db.dispose()
 
 
 def _truncate(db: Database) -> None:
-    names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+    names = ", ".join(f'"{t.name}"' for t in metadata().sorted_tables)
     with db.engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
@@ -63,10 +62,9 @@ def _truncate(db: Database) -> None:
 def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
     """A fresh, empty database of each kind."""
     if request.param == "sqlite":
-        all_models()
         path = tmp_path_factory.mktemp("db") / "vuosikello.db"
         db = make_database(f"sqlite:///{path}")
-        SQLModel.metadata.create_all(db.engine)
+        create_all(db)
         yield db
         db.dispose()
     else:

@@ -15,15 +15,15 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 from sqlalchemy import update
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from api.app import create_app
 from api.context import AppContext, build_context
+from api.schema import metadata
 from engine.clock import ManualClock
 from engine.db import make_database
 from engine.directory import DEFAULT_ORGANISATIONS, import_organisations
 from engine.models import Person
-from engine.schema import all_models
 from engine.settings import Settings
 from tests.conftest import START
 from tests.support.builders import User, create_agreement, decision, make_user
@@ -35,10 +35,9 @@ schemathesis.experimental.OPEN_API_3_1.enable()  # FastAPI publishes OpenAPI 3.1
 @pytest.fixture(scope="module")
 def api_ctx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppContext]:
     """A SQLite service with the register, an admin, and agreements in draft, circulating and in force."""
-    all_models()
     url = f"sqlite:///{tmp_path_factory.mktemp('schemathesis') / 'vuosikello.db'}"
     db = make_database(url)
-    SQLModel.metadata.create_all(db.engine)
+    metadata().create_all(db.engine)
     clock = ManualClock(START)
     settings_ = Settings(environment="test", database_url=url, admin_token=None, base_url="http://testserver",
                          scheduler_enabled=False)

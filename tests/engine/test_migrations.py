@@ -1,4 +1,4 @@
-"""Migrations: `engine.schema.upgrade` builds, on an empty SQLite file and an empty PostgreSQL schema, exactly the
+"""Migrations: `api.schema.upgrade` builds, on an empty SQLite file and an empty PostgreSQL schema, exactly the
 tables the models describe (Alembic's autogenerate comparison finds nothing to add, drop or alter)."""
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
-from sqlmodel import SQLModel
 
+from api.schema import alembic_config, metadata, upgrade
 from engine.db import Database, make_database
-from engine.schema import alembic_config, all_models, upgrade
 from tests.conftest import PG_URL
 
 SCHEMA = "vk_migration_check"
@@ -23,10 +22,9 @@ SCHEMA = "vk_migration_check"
 
 def differences(db: Database) -> list[Any]:
     """Return what Alembic would autogenerate to bring the database to the models."""
-    all_models()
     with db.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True, "render_as_batch": db.is_sqlite})
-        return list(compare_metadata(context, SQLModel.metadata))
+        return list(compare_metadata(context, metadata()))
 
 
 def check_upgraded(url: str) -> None:
@@ -34,8 +32,7 @@ def check_upgraded(url: str) -> None:
     db = make_database(url)
     try:
         tables = set(inspect(db.engine).get_table_names())
-        all_models()
-        assert set(SQLModel.metadata.tables) <= tables, sorted(set(SQLModel.metadata.tables) - tables)
+        assert set(metadata().tables) <= tables, sorted(set(metadata().tables) - tables)
         diff = differences(db)
         assert diff == [], "migrations and models differ (regenerate the migration):\n" + "\n".join(map(str, diff))
         with db.engine.connect() as conn:

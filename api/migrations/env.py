@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlmodel import SQLModel
 
+from api.schema import metadata
 from engine.db import make_database
-from engine.schema import all_models
 
-all_models()
-target_metadata = SQLModel.metadata
+target_metadata = metadata()
 
 
 def run_migrations_online() -> None:
