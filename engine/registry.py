@@ -1,30 +1,34 @@
-"""The set of loaded workflow definitions (every version), their machines, guards and hooks."""
+"""The set of loaded workflow definitions (every version), their machines, guards and hooks; installs plugins."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.definition import WorkflowDefinition, load_definition
 from engine.errors import DefinitionError, NotFound
 from engine.machine import Guard, WorkflowMachine
-
-if TYPE_CHECKING:
-    from engine.service import CaseRow, TransitionRecord, UnitOfWork
-
-Listener = Callable[["UnitOfWork", "TransitionRecord"], None]
-Resolver = Callable[["UnitOfWork", "CaseRow", str], list[int]]
+from engine.plugin import Listener, Resolver, TriggerHandler, WorkflowPlugin
+from engine.records import CaseRow
 
 
 @dataclass
 class Registry:
-    """Definitions by (name, version); listeners called after every transition inside its transaction."""
+    """Definitions by (name, version); listeners called after transitions inside their transaction.
+
+    A transition's listeners run in this order: those scoped to the case's workflow, then those of every case,
+    then the parent workflow's child listener. Workflow reactions come first because they may move the deadline
+    that the timer listener (one of every case's) reads.
+    """
 
     machines: dict[tuple[str, int], WorkflowMachine] = field(default_factory=dict)
     listeners: list[Listener] = field(default_factory=list)
+    scoped_listeners: dict[str, list[Listener]] = field(default_factory=dict)
     child_listeners: dict[str, Listener] = field(default_factory=dict)
+    triggers: dict[tuple[str, str], TriggerHandler] = field(default_factory=dict)
+    plugins: list[WorkflowPlugin] = field(default_factory=list)
     sources: dict[tuple[str, int], Path] = field(default_factory=dict)
     resolvers: dict[str, Resolver] = field(default_factory=dict)
     services: dict[str, Any] = field(default_factory=dict)  # shared helpers, e.g. the mail configuration
@@ -74,9 +78,30 @@ class Registry:
         """Return the newest definition of every workflow."""
         return [self.machine(n).definition for n in self.names()]
 
-    def on_transition(self, listener: Listener) -> None:
-        """Call a listener after every transition, inside the same transaction."""
-        self.listeners.append(listener)
+    def install(self, plugins: Iterable[WorkflowPlugin]) -> None:
+        """Load each plugin's definitions with their guards and wire its hooks and trigger handlers."""
+        for plugin in plugins:
+            for folder, guards in plugin.definitions.items():
+                self.load_dir(folder, dict(guards))
+            for workflow, listeners in plugin.listeners.items():
+                for listener in listeners:
+                    self.on_transition(listener, workflow=workflow)
+            for parent, listener in plugin.child_listeners.items():
+                self.on_child_transition(parent, listener)
+            for workflow, resolver in plugin.recipients.items():
+                self.on_recipients(workflow, resolver)
+            for key, handler in plugin.triggers.items():
+                if key in self.triggers:
+                    raise DefinitionError(f"plugin {plugin.name}: trigger {key[1]!r} of {key[0]!r} has two handlers")
+                self.triggers[key] = handler
+            self.plugins.append(plugin)
+
+    def on_transition(self, listener: Listener, *, workflow: str | None = None) -> None:
+        """Call a listener after every transition (or only those of one workflow's cases), in the same transaction."""
+        if workflow is None:
+            self.listeners.append(listener)
+        else:
+            self.scoped_listeners.setdefault(workflow, []).append(listener)
 
     def on_child_transition(self, parent_workflow: str, listener: Listener) -> None:
         """Let a parent workflow react to its children's transitions in the same transaction."""
@@ -86,7 +111,11 @@ class Registry:
         """Tell who a role (party, coordinator, ...) means on a workflow's cases, as person ids."""
         self.resolvers[workflow] = resolver
 
-    def recipients(self, uow: UnitOfWork, case: CaseRow, role: str) -> list[int]:
+    def trigger_handler(self, workflow: str, trigger: str) -> TriggerHandler | None:
+        """Return the service function that owns a trigger of a workflow, if one does."""
+        return self.triggers.get((workflow, trigger))
+
+    def recipients(self, uow: Any, case: CaseRow, role: str) -> list[int]:
         """Return the person ids a role means on a case (the coordinator role works everywhere)."""
         resolver = self.resolvers.get(case.workflow)
         if resolver is not None:

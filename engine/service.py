@@ -22,53 +22,13 @@ from engine.clock import Clock
 from engine.db import Database, WriteTransaction
 from engine.errors import CaseNotFound, Conflict, GuardRejected, InvalidTransition, NotPermitted
 from engine.payload import validate_payload
+from engine.records import CaseRow, TransitionRecord
 from engine.registry import Registry
 from engine.statements import Cursor
 
 if TYPE_CHECKING:
     from engine.machine import WorkflowMachine
 
-
-
-@dataclass
-class CaseRow:
-    """A locked case as the unit of work sees it; writes go through the unit of work."""
-
-    id: int
-    workflow: str
-    workflow_version: int
-    state: str
-    version: int
-    parent_id: int | None
-    organisation_id: int | None
-    coordinator_id: int | None
-    title: str
-    deadline: date | None
-    data: dict[str, Any]
-    event_count: int
-    head_hash: str
-
-
-@dataclass
-class TransitionRecord:
-    """What one fired trigger did; handed to listeners inside the transaction."""
-
-    case: CaseRow
-    trigger: str
-    event_name: str
-    from_state: str | None
-    to_state: str
-    actor: Actor
-    payload: dict[str, Any]
-    event_id: int
-    seq: int
-    at: datetime
-    document_hash: str | None
-
-    @property
-    def changed_state(self) -> bool:
-        """Tell whether the state actually changed (not an internal transition)."""
-        return self.from_state != self.to_state
 
 
 @dataclass
@@ -298,6 +258,8 @@ class UnitOfWork:
         try:
             if self.depth > 20:
                 raise RuntimeError("transition cascade deeper than 20: a definition loops")
+            for listener in self.registry.scoped_listeners.get(record.case.workflow, ()):
+                listener(self, record)
             for listener in self.registry.listeners:
                 listener(self, record)
             parent_id = record.case.parent_id

@@ -24,7 +24,8 @@ from engine.calendar import deadline_instant, parse_offset, relative_instant, re
 from engine.definition import TimerSpec
 from engine.errors import EngineError
 from engine.models import Case, Timer
-from engine.service import CaseRow, Engine, TransitionRecord, UnitOfWork
+from engine.records import CaseRow, TransitionRecord
+from engine.service import Engine, UnitOfWork
 
 log = logging.getLogger("vuosikello.timers")
 TIMER = Timer.__table__  # type: ignore[attr-defined]

@@ -7,7 +7,8 @@ from typing import Any
 
 from engine.calendar import HELSINKI, deadline_instant, effective_deadline
 from engine.models import Organisation
-from engine.service import CaseRow, TransitionRecord, UnitOfWork
+from engine.records import CaseRow, TransitionRecord
+from engine.service import UnitOfWork
 from notifications.mime import deadline_ics
 from notifications.outbox import mail_config, queue_email
 

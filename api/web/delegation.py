@@ -19,7 +19,8 @@ from engine.calendar import HELSINKI
 from engine.errors import InvalidInput, NotFound, NotPermitted
 from engine.models import Person
 from engine.registry import Registry
-from engine.service import TransitionRecord, UnitOfWork
+from engine.records import TransitionRecord
+from engine.service import UnitOfWork
 
 MAX_PERIOD = timedelta(days=366)
 
