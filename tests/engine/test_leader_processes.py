@@ -22,6 +22,7 @@ from notifications import delivery
 from tests.support.builders import create_agreement, make_user
 from tests.support.service_process import ServiceProcess, create_probe_cases, insert_timers, write_probe_definition
 from tests.support.smtp_server import RecordingHandler, SmtpTestServer
+from tests.support.waiting import wait_until
 
 on_postgres = pytest.mark.parametrize("database", [pytest.param("postgres", marks=pytest.mark.postgres)],
                                       indirect=True)
@@ -29,6 +30,9 @@ on_postgres = pytest.mark.parametrize("database", [pytest.param("postgres", mark
 TIMERS = 1000
 FROZEN_TIMERS = 300
 CASES = 100
+# Each step has its own bound, not the test as a whole (a total-time bound fails on a loaded machine without naming
+# the slow step): a started service is ready within READY_TIMEOUT (service_process.py), a new leader takes over
+# within TAKEOVER_LIMIT, and the survivors finish every timer and email within FINISH_TIMEOUT.
 TAKEOVER_LIMIT = 30.0
 FINISH_TIMEOUT = 60.0
 
@@ -42,22 +46,32 @@ def _lease(db) -> tuple[int, int] | None:
 
 def _wait_for_leader(db, services: dict[int, ServiceProcess], *, newer_than: int, timeout: float) -> tuple[int, int]:
     """Wait until one of `services` leads with an epoch above `newer_than`; return (epoch, pid)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
+    def new_lease() -> tuple[int, int] | None:
         lease = _lease(db)
-        if lease and lease[0] > newer_than and lease[1] in services:
-            return lease
-        time.sleep(0.05)
-    raise AssertionError(f"no new leader within {timeout} s (lease {_lease(db)})")
+        return lease if lease and lease[0] > newer_than and lease[1] in services else None
+
+    return wait_until(new_lease, within=timeout, poll=0.05, seen=lambda: f"lease (epoch, pid) {_lease(db)}",
+                      what=f"one of {sorted(services)} leads with an epoch above {newer_than}")
 
 
-def _done(db, count: int) -> bool:
+def _wait_for_all_done(db, count: int, about: str) -> None:
+    """Wait until every timer fired and every email was sent; fail naming what is left after FINISH_TIMEOUT."""
+    wait_until(lambda: _done(db, count), within=FINISH_TIMEOUT, what=f"all {count} timers fired and sent ({about})",
+               seen=lambda: f"(pending timers, outbox rows, unsent) {_progress(db)}")
+
+
+def _progress(db) -> tuple[int, int, int]:
+    """Return (timers still pending, outbox rows, outbox rows not yet sent)."""
     with Session(db.engine) as s:
         pending = s.execute(select(func.count()).select_from(Timer).where(Timer.status == "pending")).scalar()
         unsent = s.execute(select(func.count()).select_from(OutboxMessage)
                            .where(OutboxMessage.status != "sent")).scalar()
         queued = s.execute(select(func.count()).select_from(OutboxMessage)).scalar()
-    return pending == 0 and unsent == 0 and queued == count
+    return int(pending or 0), int(queued or 0), int(unsent or 0)
+
+
+def _done(db, count: int) -> bool:
+    return _progress(db) == (0, count, 0)
 
 
 def _setup(ctx, tmp_path: Path, spread: timedelta, count: int) -> Path:
@@ -126,9 +140,7 @@ def test_leader_killed_repeatedly_each_timer_fires_once(ctx, tmp_path) -> None:
                 epoch, leader = _wait_for_leader(ctx.db, services, newer_than=epoch, timeout=TAKEOVER_LIMIT + 5)
                 takeovers.append(time.monotonic() - killed_at)
                 replacement.wait_ready()
-            end = time.monotonic() + FINISH_TIMEOUT
-            while time.monotonic() < end and not _done(ctx.db, TIMERS):
-                time.sleep(0.2)
+            _wait_for_all_done(ctx.db, TIMERS, f"seed {seed}, {kills} kills")
             for s in services.values():
                 assert s.terminate() == 0, s.log_tail()
         finally:
@@ -138,9 +150,7 @@ def test_leader_killed_repeatedly_each_timer_fires_once(ctx, tmp_path) -> None:
     about = f"seed {seed}, {kills} kills, takeovers {[round(t, 2) for t in takeovers]} s"
     duplicates = _assert_each_timer_fired_once(ctx, received, TIMERS, kills, about)
     assert max(takeovers) <= TAKEOVER_LIMIT, about
-    elapsed = time.monotonic() - started
-    print(f"\nleader test: {about}; duplicates {duplicates}; {elapsed:.1f} s")
-    assert elapsed < 120
+    print(f"\nleader test: {about}; duplicates {duplicates}; {time.monotonic() - started:.1f} s")
 
 
 @pytest.mark.slow
@@ -165,9 +175,7 @@ def test_frozen_leader_is_evicted_and_fenced_out(ctx, tmp_path) -> None:
             epoch, new_leader = _wait_for_leader(ctx.db, services, newer_than=epoch, timeout=TAKEOVER_LIMIT + 5)
             takeover = time.monotonic() - frozen_at
             os.kill(leader, signal.SIGCONT)  # wakes up believing it leads, mid-transaction perhaps
-            end = time.monotonic() + FINISH_TIMEOUT
-            while time.monotonic() < end and not _done(ctx.db, FROZEN_TIMERS):
-                time.sleep(0.2)
+            _wait_for_all_done(ctx.db, FROZEN_TIMERS, f"leader {leader} frozen, {new_leader} took over")
             time.sleep(1.5)  # give the woken process its ticks: it must step down, not fire anything
             assert _lease(ctx.db) == (epoch, new_leader)
             for s in services.values():

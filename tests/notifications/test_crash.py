@@ -17,10 +17,15 @@ from engine.models import OutboxMessage, Timer
 from tests.support.builders import make_user
 from tests.support.service_process import ServiceProcess, create_probe_cases, insert_timers, write_probe_definition
 from tests.support.smtp_server import RecordingHandler, SmtpTestServer
+from tests.support.waiting import wait_until
 
 REMINDERS = 1000
 CASES = 20
 SPREAD = timedelta(seconds=12)  # the reminders fall due over this window after the first start
+# Each step has its own bound (a total-time bound would fail on a loaded machine without naming the slow step):
+# a (re)started service is ready within READY_TIMEOUT (service_process.py), makes progress in the phase a kill
+# waits for within PROGRESS_TIMEOUT, and once the kills are over finishes every reminder within FINISH_TIMEOUT.
+PROGRESS_TIMEOUT = 15.0
 FINISH_TIMEOUT = 60.0
 
 
@@ -46,16 +51,17 @@ def _progress(db) -> tuple[int, int, int]:
     return pending, len(rows), sum(1 for r in rows if r != "sent")
 
 
-def _await_progress(db, phase: str, timeout: float = 15.0) -> None:
-    """Wait until timers fire (phase `sweep`) or mail is sent (phase `mail`), or the timeout passes."""
-    def done(progress: tuple[int, int, int]) -> int:
-        pending, queued, unsent = progress
+def _await_progress(db, phase: str, service: ServiceProcess, about: str) -> None:
+    """Wait until the service fires timers (phase `sweep`) or sends mail (phase `mail`); fail if it stalls."""
+    def done() -> int:
+        pending, queued, unsent = _progress(db)
         return REMINDERS - pending if phase == "sweep" else queued - unsent
 
-    before = done(_progress(db))
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and done(_progress(db)) == before < REMINDERS:  # no waiting once all is done
-        time.sleep(0.05)
+    before = done()
+    what = "firing timers" if phase == "sweep" else "sending mail"
+    wait_until(lambda: before >= REMINDERS or done() != before,  # no waiting once all is done
+               within=PROGRESS_TIMEOUT, poll=0.05, what=f"service {service.pid} made progress {what} ({about})",
+               seen=lambda: f"(pending timers, outbox rows, unsent) {_progress(db)}\n{service.log_tail()}")
 
 
 @pytest.mark.slow
@@ -85,21 +91,18 @@ def test_kill_9_while_1000_reminders_fall_due(ctx, tmp_path) -> None:
         # where a kill can fall between the server's acceptance and the commit), then falls at a random moment.
         phases = ["sweep", "mail", *(rng.choice(["sweep", "mail"]) for _ in range(kills - 2))]
         rng.shuffle(phases)
-        at_kill = []
+        at_kill: list[tuple[object, ...]] = []
         service = ServiceProcess.start(env, log)
         try:
             for phase in phases:
-                _await_progress(ctx.db, phase)
+                _await_progress(ctx.db, phase, service, f"seed {seed}, kill {len(at_kill) + 1} of {kills}")
                 time.sleep(rng.uniform(0, 0.5))
                 service.kill9()
                 at_kill.append((phase, *_progress(ctx.db)))
                 service = ServiceProcess.start(env, log)
-            deadline_at = time.monotonic() + FINISH_TIMEOUT
-            while time.monotonic() < deadline_at:
-                pending, queued, unsent = _progress(ctx.db)
-                if pending == 0 and queued == REMINDERS and unsent == 0:
-                    break
-                time.sleep(0.2)
+            wait_until(lambda: _progress(ctx.db) == (0, REMINDERS, 0), within=FINISH_TIMEOUT,
+                       what=f"after {kills} kills every reminder fired and sent (seed {seed}, at each kill {at_kill})",
+                       seen=lambda: f"(pending timers, outbox rows, unsent) {_progress(ctx.db)}\n{service.log_tail()}")
             assert service.terminate() == 0, service.log_tail()
         finally:
             service.stop()
@@ -129,9 +132,7 @@ def test_kill_9_while_1000_reminders_fall_due(ctx, tmp_path) -> None:
         assert first.session in cut and last_of_session[first.session] == mid, about
     assert sum(duplicates.values()) <= kills, about
     assert len(cut) <= kills, about
-    elapsed = time.monotonic() - started
-    print(f"\ncrash test: {about}; duplicates {sum(duplicates.values())}; {elapsed:.1f} s")
-    assert elapsed < 90
+    print(f"\ncrash test: {about}; duplicates {sum(duplicates.values())}; {time.monotonic() - started:.1f} s")
 
 
 def _statuses(ctx) -> dict[str, str]:
