@@ -8,7 +8,6 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlmodel import Session
 
 from api.admin_state import load_admin_state
 from api.context import AppContext, build_context
@@ -41,9 +40,8 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.admin_token:
-            with Session(ctx.db.write_engine) as session:
-                ensure_admin(session, settings.admin_token, ctx.clock.now())
-                session.commit()
+            token = settings.admin_token
+            ctx.engine.run(lambda uow: ensure_admin(uow.session, token, uow.now))
         if settings.scheduler_enabled and ctx.scheduler is None:
             ctx.start_scheduler()  # SQLite: refuses (SchedulerLocked) when another process serves the file
         try:

@@ -12,6 +12,8 @@ from sqlmodel import Session
 
 from engine.clock import SystemClock
 from engine.db import Database, make_database
+from engine.registry import Registry
+from engine.service import Engine, UnitOfWork
 from engine.settings import Settings, get_settings
 
 app = typer.Typer(help="Vuosikello: workflows and reminders for cooperation between Finnish public bodies.",
@@ -36,6 +38,11 @@ def _database() -> Iterator[Database]:
         db.dispose()
 
 
+def _engine(db: Database) -> Engine:
+    """Return an engine for the command's writes (it fires no workflow, so it needs no definitions)."""
+    return Engine(db, Registry(), SystemClock())
+
+
 def _settings() -> Settings:
     return get_settings()
 
@@ -56,13 +63,12 @@ def organisations_import(file: Annotated[Path, typer.Argument(exists=True, dir_o
     from engine.directory import import_organisations
     from engine.errors import InvalidInput
 
-    with _database() as db, Session(db.write_engine) as session:
+    with _database() as db:
         try:
-            stats = import_organisations(session, file, SystemClock().now())
+            stats = _engine(db).run(lambda uow: import_organisations(uow.session, file, uow.now))
         except InvalidInput as exc:
             typer.echo(f"refused: {exc.detail}", err=True)
             raise typer.Exit(2) from None
-        session.commit()
     typer.echo(f"organisations: {stats}")
 
 
@@ -108,11 +114,12 @@ def admin_token(email: str = "admin@vuosikello.local", name: str = "Administrato
     """Create an administrator (if needed) and print a new API token for it."""
     from engine.directory import ensure_admin, issue_token
 
-    now = SystemClock().now()
-    with _database() as db, Session(db.write_engine) as session:
-        person = ensure_admin(session, None, now, email=email, name=name)
-        token = issue_token(session, person.id or 0, now, "cli")
-        session.commit()
+    def issue(uow: UnitOfWork) -> str:
+        person = ensure_admin(uow.session, None, uow.now, email=email, name=name)
+        return issue_token(uow.session, person.id or 0, uow.now, "cli")
+
+    with _database() as db:
+        token = _engine(db).run(issue)
     typer.echo(token)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -14,6 +15,7 @@ from engine.actors import Actor
 from engine.calendar import HELSINKI, effective_deadline
 from engine.directory import DEFAULT_ORGANISATIONS, ensure_admin, import_organisations, issue_token
 from engine.models import Case, Organisation, Person
+from engine.service import UnitOfWork
 from workflows.agreement import service
 from workflows.agreement.schemas import AgreementCreate, DecisionIn, PartyIn
 
@@ -62,7 +64,8 @@ def load_demo(ctx: AppContext, admin_token: str | None = None) -> DemoInfo:
     """Load the register and a Pirkanmaa agreement in circulation (idempotent)."""
     now = ctx.clock.now()
     admin_token = admin_token or ("vk_demo_" + secrets.token_urlsafe(24))
-    with Session(ctx.db.write_engine, expire_on_commit=False) as session:
+    def load_people(uow: UnitOfWork) -> tuple[Any, ...]:
+        session = uow.session
         import_organisations(session, DEFAULT_ORGANISATIONS, now)
         ensure_admin(session, admin_token, now)
         orgs = session.execute(select(Organisation).where(
@@ -78,8 +81,11 @@ def load_demo(ctx: AppContext, admin_token: str | None = None) -> DemoInfo:
         coordinator_token = issue_token(session, coordinator.id or 0, now, "demo")
         first_muni = next(o for o in orgs if o.kind == "municipality")
         signatory_token = issue_token(session, signers[first_muni.key].id or 0, now, "demo")
-        session.commit()
         existing = session.execute(select(Case.id).where(Case.workflow == "agreement")).scalar()
+        return orgs, council, coordinator, signers, second, coordinator_token, first_muni, signatory_token, existing
+
+    (orgs, council, coordinator, signers, second, coordinator_token, first_muni, signatory_token,
+     existing) = ctx.engine.run(load_people)
     info = DemoInfo(existing or 0, admin_token, coordinator_token, signatory_token, first_muni.key)
     if existing:
         return info
@@ -112,18 +118,20 @@ def sign_in_links(ctx: AppContext, info: DemoInfo, base_url: str) -> DemoInfo:
     from engine.links import issue_link, link_expiry, link_url
 
     now = ctx.clock.now()
-    with Session(ctx.db.write_engine) as session:
+
+    def issue(uow: UnitOfWork) -> None:
+        session = uow.session
         agreement = session.get(Case, info.agreement_id)
         party = session.execute(select(Case).join(Organisation, Organisation.id == Case.organisation_id).where(
             Case.parent_id == info.agreement_id, Organisation.key == info.signatory_org)).scalars().first()
         signer = session.execute(select(Person).where(Person.organisation_id == (party.organisation_id if party
                                                                                  else None))).scalars().first()
         if agreement is None or party is None or signer is None:
-            return info
+            return
         expires = link_expiry(agreement.deadline, now)
         info.signatory_link = link_url(base_url, issue_link(session, person_id=signer.id or 0, case_id=party.id,
                                                             expires_at=expires, now=now))
         info.coordinator_link = link_url(base_url, issue_link(session, person_id=agreement.coordinator_id or 0,
                                                               case_id=agreement.id, expires_at=expires, now=now))
-        session.commit()
+    ctx.engine.run(issue)
     return info

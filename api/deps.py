@@ -1,14 +1,13 @@
-"""FastAPI dependencies: the shared context, sessions, and the authenticated actor."""
+"""FastAPI dependencies: the shared context, the request's unit of work and session, and the authenticated actor."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from sqlmodel import Session
 
 from api.context import AppContext
+from api.unit import SessionDep, WorkDep, get_session, get_work
 from engine.actors import Actor
 from engine.directory import person_for_token
 from engine.errors import NotPermitted, Unauthenticated
@@ -24,13 +23,6 @@ def get_ctx(request: Request) -> AppContext:
 CtxDep = Annotated[AppContext, Depends(get_ctx)]
 
 
-def get_session(ctx: CtxDep) -> Iterator[Session]:
-    """Open a read session for one request."""
-    with Session(ctx.db.engine, expire_on_commit=False) as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def actor_for(person: Person) -> Actor:
@@ -80,3 +72,6 @@ def if_match(if_match: Annotated[str | None, Header(description="Expected case v
 
 
 ExpectedVersion = Annotated[int | None, Depends(if_match)]
+
+
+__all__ = ["ActorDep", "AdminDep", "CtxDep", "ExpectedVersion", "SessionDep", "WorkDep", "get_session", "get_work"]

@@ -9,7 +9,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, OperationalError
-from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.errors import EngineError, NotPermitted
@@ -20,7 +19,8 @@ log = logging.getLogger("vuosikello.api")
 
 def _body(error: str, detail: str, **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"error": error, "detail": detail}
-    body.update({k: v for k, v in extra.items() if k in ("field", "allowed") and v is not None})
+    body.update({k: v for k, v in extra.items()
+                 if k in ("field", "allowed", "current_version", "current_sha256") and v is not None})
     if extra.get("lines"):
         body["problems"] = extra["lines"]
     return body
@@ -49,13 +49,12 @@ def _record_denial(request: Request, exc: NotPermitted) -> None:
     if ctx is None:
         return
     actor = getattr(request.state, "actor", None)
-    try:
-        with Session(ctx.db.write_engine) as session:
-            session.add(AccessDenial(at=ctx.clock.now(), actor_id=getattr(actor, "person_id", None),
-                                     case_id=exc.extra.get("case_id"),  # type: ignore[arg-type]
-                                     action=f"{request.method} {request.url.path}"[:200], reason=exc.detail[:500]))
-            session.commit()
-    except OperationalError:  # the refusal itself must still be answered
+    denial = AccessDenial(at=ctx.clock.now(), actor_id=getattr(actor, "person_id", None),
+                          case_id=exc.extra.get("case_id"),  # type: ignore[arg-type]
+                          action=f"{request.method} {request.url.path}"[:200], reason=exc.detail[:500])
+    try:  # its own transaction: the request's unit of work was rolled back, the refusal must still be kept
+        ctx.engine.run(lambda uow: uow.session.add(denial))
+    except (OperationalError, EngineError):  # the refusal itself must still be answered
         log.warning("could not record access denial", exc_info=True)
 
 

@@ -101,7 +101,8 @@ def main(kind: str = "sqlite", rounds: int = 10) -> None:
         with Session(db.engine) as session:
             session.add(PartySignatory(party_case_id=fx.id + 1, person_id=me.id))
             session.commit()
-    cookies = [start_session(ctx, WebConfig(cookie_secure=False), me.id, "link") for _ in range(CLIENTS)]
+    cookies = [ctx.engine.run(lambda uow: start_session(uow.session, WebConfig(cookie_secure=False), me.id, "link",
+                                                        uow.now)) for _ in range(CLIENTS)]
     paths = [p for p in os.environ.get("BENCH_PATHS", "").split(",") if p] or ["/tasks", f"/agreements/{first.id}"]
     with live_server(ctx) as base:
         # the clients run in another process, so that they do not compete with the server for the GIL

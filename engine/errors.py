@@ -1,6 +1,13 @@
-"""The engine's error hierarchy; the API maps each class to one HTTP status."""
+"""The engine's error hierarchy; the API maps each class to one HTTP status.
+
+Every error carries an English `detail` for logs and API clients, and may carry a `message_id` with its
+`params`: the id of a message in the engine's catalogue (`engine/locale`), which the API and the pages show in
+the person's language. Params are plain values (strings, numbers, lists of strings).
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class EngineError(Exception):
@@ -8,9 +15,12 @@ class EngineError(Exception):
 
     status_code = 400
 
-    def __init__(self, detail: str, **extra: object) -> None:
+    def __init__(self, detail: str, *, message_id: str | None = None, params: dict[str, Any] | None = None,
+                 **extra: object) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.message_id = message_id
+        self.params: dict[str, Any] = dict(params or {})
         self.extra = extra
 
 
@@ -59,8 +69,10 @@ class InvalidInput(EngineError):
 
     status_code = 422
 
-    def __init__(self, field: str, detail: str) -> None:
-        super().__init__(f"{field}: {detail}", field=field)
+    def __init__(self, field: str, detail: str, *, message_id: str | None = None,
+                 params: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{field}: {detail}", field=field, message_id=message_id,
+                         params={"field": field, **(params or {})})
         self.field = field
 
 

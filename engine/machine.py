@@ -96,6 +96,19 @@ class WorkflowMachine:
             handle.ctx = None
         return handle.state if ok else None
 
+    def would_pass(self, state: str, trigger: str, ctx: Any) -> bool:
+        """Tell whether some transition of a trigger from a state has every guard passing (nothing is changed)."""
+        route = self.route(state, trigger)
+        if route is None:
+            return False
+        for spec in route.specs:
+            try:
+                if all(self.guards[c](ctx) for c in spec.conditions):
+                    return True
+            except (KeyError, LookupError):  # a guard that needs the payload decides only when fired
+                return True
+        return False
+
     def allowed_triggers(self, state: str) -> list[str]:
         """Return the triggers the definition allows in a state."""
         allowed = self._allowed.get(state)

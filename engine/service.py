@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -22,6 +22,7 @@ from engine.clock import Clock
 from engine.db import Database, WriteTransaction
 from engine.errors import CaseNotFound, Conflict, GuardRejected, InvalidTransition, NotPermitted
 from engine.payload import validate_payload
+from engine.permissions import permitted_by_roles, roles_held
 from engine.records import CaseRow, TransitionRecord
 from engine.registry import Registry
 from engine.statements import Cursor
@@ -29,6 +30,7 @@ from engine.statements import Cursor
 if TYPE_CHECKING:
     from engine.machine import WorkflowMachine
 
+T = TypeVar("T")
 
 
 @dataclass
@@ -41,24 +43,21 @@ class FireContext:
     payload: dict[str, Any]
     trigger: str
     rejection: str | None = None
+    rejection_id: str | None = None
+    rejection_params: dict[str, Any] = field(default_factory=dict)
+
+    def refuse(self, detail: str, message_id: str, **params: Any) -> bool:
+        """Record why a guard refused (English for logs, a message id for people) and return False."""
+        self.rejection = detail
+        self.rejection_id = message_id
+        self.rejection_params = params
+        return False
 
 
 def actor_roles(uow: UnitOfWork, case: CaseRow, actor: Actor) -> set[str]:
     """Return the roles an actor holds on one case."""
-    if actor.is_system:
-        return {"system"}
-    roles: set[str] = set()
-    if actor.is_admin:
-        roles.add("admin")
-    coordinators = {case.coordinator_id}
-    if case.parent_id is not None:
-        coordinators.add(uow.case(case.parent_id).coordinator_id)
-    if actor.person_id in coordinators and "coordinator" in actor.roles:
-        roles.add("coordinator")
-    if case.organisation_id is not None and actor.organisation_id == case.organisation_id \
-            and "signatory" in actor.roles:
-        roles.add("party")
-    return roles
+    parent_coordinator = uow.case(case.parent_id).coordinator_id if case.parent_id is not None else None
+    return roles_held(actor, case, parent_coordinator)
 
 
 @dataclass
@@ -75,6 +74,7 @@ class UnitOfWork:
     depth: int = 0
     _session: Session | None = None
     _cursor: Cursor | None = None
+    _ended: bool = False
 
     @property
     def conn(self) -> Connection:
@@ -107,6 +107,74 @@ class UnitOfWork:
             self._session.close()
 
     @property
+    def open(self) -> bool:
+        """Tell whether the transaction is still open (neither committed nor rolled back)."""
+        return not self._ended
+
+    def apply(self, work: Callable[[UnitOfWork], T]) -> T:
+        """Run `work` inside this transaction, turning the database's refusals into engine errors."""
+        try:
+            return work(self)
+        except IntegrityError as exc:
+            raise Conflict(f"the change conflicts with stored data: {exc.orig}",
+                           message_id="error.conflict_stored") from exc
+        except OperationalError as exc:
+            if _is_retryable(exc):
+                raise Conflict("the database was busy with a conflicting change; retry",
+                               message_id="error.busy") from exc
+            raise
+
+    def attempt(self, work: Callable[[UnitOfWork], T]) -> T:
+        """Run `work` under a savepoint: when it raises, what it wrote is undone and the transaction goes on."""
+        nested = self.session.begin_nested()
+        after = len(self._after)
+        try:
+            result = self.apply(work)
+            nested.commit()  # flushes the ORM's pending rows, so a refusal of theirs is raised here too
+        except BaseException:
+            if nested.is_active:
+                nested.rollback()
+            del self._after[after:]
+            self._rows = {}  # rows changed by the undone part are read (and locked) again on next use
+            self.depth = 0
+            raise
+        return result
+
+    def commit(self) -> None:
+        """Write what is pending and commit; then run the after-commit side effects (once, only on success)."""
+        if self._ended:
+            raise RuntimeError("this unit of work has already ended")
+        try:
+            self.apply(lambda _uow: self._finish())
+            self.tx.commit()
+        except BaseException as exc:
+            self.rollback()
+            if isinstance(exc, IntegrityError | OperationalError):
+                self.apply(_reraise(exc))
+            raise
+        self._end()
+        after, self._after = self._after, []
+        for fn in after:
+            fn()
+
+    def rollback(self) -> None:
+        """Undo everything this unit of work wrote; its side effects never run."""
+        if self._ended:
+            return
+        try:
+            self.tx.rollback()
+        finally:
+            self._after.clear()
+            self._end()
+
+    def _end(self) -> None:
+        self._ended = True
+        try:
+            self._close()
+        finally:
+            self.tx.close()
+
+    @property
     def now(self) -> datetime:
         """Return the transaction's time (read once, so one transaction has one timestamp)."""
         if self._now is None:
@@ -129,7 +197,8 @@ class UnitOfWork:
                 self._rows[values[0]] = CaseRow(*values)
         row = self._rows.get(case_id)
         if row is None:
-            raise CaseNotFound(f"no case with id {case_id}")
+            raise CaseNotFound(f"no case with id {case_id}", message_id="error.case_not_found",
+                               params={"id": case_id})
         if not statements.with_parent and row.parent_id is not None and row.parent_id not in self._rows:
             self.case(row.parent_id)
         return row
@@ -184,25 +253,43 @@ class UnitOfWork:
                 f"trigger {trigger!r} is not allowed in state {case.state!r}; "
                 f"allowed: {', '.join(allowed) or 'none (final state)'}",
                 allowed=allowed, state=case.state,
+                message_id="error.invalid_transition",
+                params={"workflow": case.workflow, "trigger": trigger, "state": case.state, "allowed": allowed},
             )
         if expected_version is not None and expected_version != case.version:
-            raise Conflict(f"case {case_id} is at version {case.version}, not {expected_version}; reload and retry")
+            raise Conflict(f"case {case_id} is at version {case.version}, not {expected_version}; reload and retry",
+                           message_id="error.stale_version",
+                           params={"version": case.version, "expected": expected_version})
         specs = route.specs
         self._check_roles(case, actor, trigger, route.roles)
         payload = validate_payload(route.payload, payload or {}, strict=strict_payload)
         ctx = FireContext(self, case, actor, payload, trigger)
         dest = machine.fire(case.state, trigger, ctx)
         if dest is None:
-            raise GuardRejected(ctx.rejection or f"{trigger!r} refused by its conditions in state {case.state!r}")
+            raise GuardRejected(ctx.rejection or f"{trigger!r} refused by its conditions in state {case.state!r}",
+                                message_id=ctx.rejection_id or "error.guard_rejected",
+                                params={"workflow": case.workflow, "trigger": trigger, "state": case.state,
+                                        **ctx.rejection_params})
         spec = next((t for t in specs if (t.dest or case.state) == dest), specs[0])
         return self._transition(case, trigger, spec.event_name, dest, actor, payload, document_hash)
+
+    def permitted_triggers(self, case_id: int, actor: Actor) -> list[str]:
+        """Return the triggers this actor may fire on a case now: allowed in its state, a role held, guards pass."""
+        case = self.case(case_id)
+        machine = self.machine_of(case)
+        out = []
+        for trigger in permitted_by_roles(machine, case.state, actor_roles(self, case, actor)):
+            if machine.would_pass(case.state, trigger, FireContext(self, case, actor, {}, trigger)):
+                out.append(trigger)
+        return out
 
     def _check_roles(self, case: CaseRow, actor: Actor, trigger: str, needed: frozenset[str]) -> None:
         held = actor_roles(self, case, actor)
         if not held & needed:
             raise NotPermitted(
                 f"{trigger!r} on case {case.id} needs one of the roles {', '.join(sorted(needed))}",
-                case_id=case.id, action=trigger,
+                case_id=case.id, action=trigger, message_id="error.not_permitted",
+                params={"workflow": case.workflow, "trigger": trigger},
             )
 
     def _transition(self, case: CaseRow, trigger: str, event_name: str, dest: str, actor: Actor,
@@ -214,7 +301,8 @@ class UnitOfWork:
             "cid": case.id, "old_version": case.version, "state": dest, "version": case.version + 1,
             "updated_at": self.now, "event_count": seq, "head_hash": digest})
         if changed != 1:
-            raise Conflict(f"case {case.id} was changed by someone else; reload and retry")
+            raise Conflict(f"case {case.id} was changed by someone else; reload and retry",
+                           message_id="error.changed_meanwhile")
         case.state = dest
         case.version += 1
         record = self._append(case, event_values, seq, digest, trigger, event_name, source, dest, actor, payload,
@@ -284,45 +372,41 @@ class Engine:
         self.registry = registry
         self.clock = clock
 
-    def run(self, work: Callable[[UnitOfWork], Any]) -> Any:
-        """Run `work` in one transaction; commit, then run the after-commit side effects."""
+    def begin(self) -> UnitOfWork:
+        """Open a unit of work (one write transaction); the caller ends it with `commit` or `rollback`."""
         # A bare pooled connection, not a Session: the engine's own writes go through compiled statements,
-        # and a Session (~70 µs to open and commit) joins the transaction only when `work` asks for one.
+        # and a Session (~70 µs to open and commit) joins the transaction only when the work asks for one.
         try:
             tx = WriteTransaction(self.db)
         except OperationalError as exc:
             if _is_retryable(exc):
-                raise Conflict("the database was busy with a conflicting change; retry") from exc
+                raise Conflict("the database was busy with a conflicting change; retry",
+                               message_id="error.busy") from exc
             raise
-        uow = UnitOfWork(self.db, self.registry, self.clock, tx)
+        return UnitOfWork(self.db, self.registry, self.clock, tx)
+
+    def run(self, work: Callable[[UnitOfWork], T]) -> T:
+        """Run `work` in one transaction; commit, then run the after-commit side effects."""
+        uow = self.begin()
         try:
-            result = work(uow)
-            uow._finish()
-            tx.commit()
-        except IntegrityError as exc:
-            tx.rollback()
-            raise Conflict(f"the change conflicts with stored data: {exc.orig}") from exc
-        except OperationalError as exc:
-            tx.rollback()
-            if _is_retryable(exc):
-                raise Conflict("the database was busy with a conflicting change; retry") from exc
-            raise
+            result = uow.apply(work)
         except BaseException:
-            tx.rollback()
+            uow.rollback()
             raise
-        finally:
-            uow._close()
-            tx.close()
-        for fn in uow._after:
-            fn()
+        uow.commit()
         return result
 
     def fire(self, case_id: int, trigger: str, **kwargs: Any) -> TransitionRecord:
         """Fire one trigger in its own transaction."""
-        record: TransitionRecord = self.run(lambda uow: uow.fire(case_id, trigger, **kwargs))
-        return record
+        return self.run(lambda uow: uow.fire(case_id, trigger, **kwargs))
 
 
 def _is_retryable(exc: DBAPIError) -> bool:
     text = str(exc.orig).lower()
     return any(s in text for s in ("deadlock", "could not serialize", "database is locked"))
+
+
+def _reraise(exc: BaseException) -> Callable[[UnitOfWork], None]:
+    def again(_uow: UnitOfWork) -> None:
+        raise exc
+    return again

@@ -14,19 +14,19 @@ from sqlmodel import Session, col
 from engine.actors import Actor
 from engine.definition import WorkflowDefinition, parse_definition
 from engine.errors import InvalidInput, NotFound
-from engine.models import Case, StoredDefinition
+from engine.models import Case, StoredDefinition, table_of
 from engine.registry import Registry
 from engine.service import UnitOfWork
 from engine.timers import rearm
 
-CASE = Case.__table__  # type: ignore[attr-defined]
+CASE = table_of(Case)
 
 
 def load_stored(session: Session, registry: Registry) -> int:
     """Register every stored version not loaded yet (at start-up); return how many."""
     count = 0
-    for row in session.execute(select(StoredDefinition).order_by(StoredDefinition.name,
-                                                                 StoredDefinition.version)).scalars():
+    for row in session.scalars(select(StoredDefinition).order_by(col(StoredDefinition.name),
+                                                               col(StoredDefinition.version))):
         if (row.name, row.version) not in registry.machines:
             registry.register(parse_definition(row.source, f"stored {row.name} v{row.version}"),
                               registry.guards.get(row.name))
@@ -49,14 +49,18 @@ def check_version(registry: Registry, source: str, name: str) -> WorkflowDefinit
     return definition
 
 
-def store_version(session: Session, registry: Registry, source: str, name: str, *, actor: Actor,
-                  now: object) -> WorkflowDefinition:
-    """Validate, store and activate a new version: new cases take it from now on."""
+def store_version(uow: UnitOfWork, registry: Registry, source: str, name: str, *,
+                  actor: Actor) -> WorkflowDefinition:
+    """Validate and store a new version; it is activated (new cases take it) once the transaction commits."""
     definition = check_version(registry, source, name)
-    session.add(StoredDefinition(name=name, version=definition.version, source=source, created_by=actor.person_id,
-                                 created_at=now))  # type: ignore[arg-type]
-    session.flush()
-    registry.register(definition, registry.guards.get(name))
+    uow.session.add(StoredDefinition(name=name, version=definition.version, source=source,
+                                     created_by=actor.person_id, created_at=uow.now))
+    uow.session.flush()  # two saves of the same version: the second is refused here by the unique key
+
+    def activate() -> None:
+        if (name, definition.version) not in registry.machines:
+            registry.register(definition, registry.guards.get(name))
+    uow.after_commit(activate)
     return definition
 
 
@@ -78,8 +82,8 @@ def migrate_cases(uow: UnitOfWork, name: str, from_version: int, to_version: int
             raise InvalidInput(f"mapping.{old}", f"{old!r} is not a state of version {from_version}")
         if new not in target.states:
             raise InvalidInput(f"mapping.{old}", f"{new!r} is not a state of version {to_version}")
-    running = uow.session.execute(select(Case.id, Case.state).where(
-        Case.workflow == name, Case.workflow_version == from_version,
+    running = uow.session.execute(select(col(Case.id), col(Case.state)).where(
+        col(Case.workflow) == name, col(Case.workflow_version) == from_version,
         col(Case.state).not_in(source.final_states)).order_by(col(Case.id))).all()
     stranded = sorted({state for _id, state in running if mapping.get(state, state) not in target.states})
     if stranded:

@@ -8,10 +8,10 @@ from typing import Any
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
-from sqlmodel import Session
 
-from api.deps import AdminDep, CtxDep, SessionDep
+from api.deps import AdminDep, CtxDep, SessionDep, WorkDep
 from api.schemas import ERROR_RESPONSES
+from api.unit import UnitOfWorkRoute
 from engine.definition import parse_definition, to_mermaid
 from engine.errors import DefinitionError, InvalidInput
 from engine.simulate import simulate
@@ -19,7 +19,7 @@ from engine.versions import migrate_cases, store_version
 from notifications import template_store
 from notifications.render import LANGUAGES, template_names
 
-router = APIRouter(tags=["administration"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["administration"], responses=ERROR_RESPONSES, route_class=UnitOfWorkRoute)
 
 
 class DefinitionSource(BaseModel):
@@ -136,11 +136,11 @@ def validate_definition(name: str, body: DefinitionSource, ctx: CtxDep, _admin: 
 
 
 @router.post("/workflows/{name}/versions", response_model=VersionCreated, status_code=status.HTTP_201_CREATED)
-def create_version(name: str, body: DefinitionSource, ctx: CtxDep, actor: AdminDep) -> VersionCreated:
+def create_version(work: WorkDep, session: SessionDep, name: str, body: DefinitionSource, ctx: CtxDep,
+                   actor: AdminDep) -> VersionCreated:
     """Store and activate a new version: new cases take it, running cases keep theirs."""
-    with Session(ctx.db.write_engine) as session:
-        definition = store_version(session, ctx.registry, body.source, name, actor=actor, now=ctx.clock.now())
-        session.commit()
+    definition = work.run(lambda uow: store_version(uow, ctx.registry, body.source, name, actor=actor))
+    session.flush()
     return VersionCreated(name=name, version=definition.version, diagram=to_mermaid(definition))
 
 
@@ -163,13 +163,13 @@ def simulate_definition(name: str, body: SimulationIn, ctx: CtxDep, _admin: Admi
 
 
 @router.post("/workflows/{name}/migrations", response_model=MigrationOut)
-def migrate(name: str, body: MigrationIn, ctx: CtxDep, actor: AdminDep) -> MigrationOut:
+def migrate(work: WorkDep, name: str, body: MigrationIn, ctx: CtxDep, actor: AdminDep) -> MigrationOut:
     """Move running cases to another version with a state mapping; a mapping that would strand a case is refused."""
     ctx.registry.machine(name, body.from_version)
     ctx.registry.machine(name, body.to_version)
     if body.from_version == body.to_version:
         raise InvalidInput("to_version", "must differ from from_version")
-    report = ctx.engine.run(lambda uow: migrate_cases(uow, name, body.from_version, body.to_version, body.mapping,
+    report = work.run(lambda uow: migrate_cases(uow, name, body.from_version, body.to_version, body.mapping,
                                                       actor))
     return MigrationOut(moved=report.moved, cases=report.cases)
 
@@ -187,26 +187,25 @@ def get_template(name: str, session: SessionDep, _admin: AdminDep) -> Any:
 
 
 @router.put("/templates/{name}/{lang}", response_model=dict[str, str])
-def save_template(name: str, lang: str, body: TemplateParts, ctx: CtxDep, actor: AdminDep) -> dict[str, str]:
+def save_template(session: SessionDep, name: str, lang: str, body: TemplateParts, ctx: CtxDep,
+                  actor: AdminDep) -> dict[str, str]:
     """Save edited parts of one language; returns the preview with sample data."""
     if not body.given():
         raise InvalidInput("subject", "send at least one of subject, txt, html")
-    with Session(ctx.db.write_engine) as session:
-        preview = template_store.save(session, ctx.registry, name, lang, body.given(), actor_id=actor.person_id,
-                                      now=ctx.clock.now())
-        session.commit()
+    preview = template_store.save(session, ctx.registry, name, lang, body.given(), actor_id=actor.person_id,
+                                  now=ctx.clock.now())
+    session.flush()
     return preview
 
 
 @router.delete("/templates/{name}/{lang}", status_code=status.HTTP_204_NO_CONTENT)
-def revert_template(name: str, lang: str, ctx: CtxDep, _admin: AdminDep) -> None:
+def revert_template(session: SessionDep, name: str, lang: str, ctx: CtxDep, _admin: AdminDep) -> None:
     """Go back to the shipped text of one language."""
     if lang not in LANGUAGES:
         raise InvalidInput("lang", f"must be one of {', '.join(LANGUAGES)}")
-    with Session(ctx.db.write_engine) as session:
-        template_store.sources(session, name)
-        template_store.revert(session, ctx.registry, name, lang)
-        session.commit()
+    template_store.sources(session, name)
+    template_store.revert(session, ctx.registry, name, lang)
+    session.flush()
 
 
 @router.post("/templates/{name}/preview", response_model=dict[str, str])

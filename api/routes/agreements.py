@@ -6,8 +6,9 @@ from fastapi import APIRouter, Response, status
 from sqlmodel import Session
 
 from api.access import readable_case
-from api.deps import ActorDep, CtxDep, ExpectedVersion, SessionDep
+from api.deps import ActorDep, ExpectedVersion, SessionDep, WorkDep
 from api.schemas import ERROR_RESPONSES
+from api.unit import UnitOfWorkRoute
 from engine.actors import Actor
 from engine.models import Person
 from workflows.agreement import service
@@ -20,24 +21,25 @@ from workflows.agreement.schemas import (
     DocumentIn,
     SignatureRead,
     SignatureResult,
+    SignIn,
     TerminateIn,
     WithdrawIn,
 )
 
-router = APIRouter(prefix="/agreements", tags=["agreements"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/agreements", tags=["agreements"], responses=ERROR_RESPONSES,
+                   route_class=UnitOfWorkRoute)
 
 
 def _read(session: Session, actor: Actor, agreement_id: int) -> AgreementRead:
-    session.rollback()  # end the read snapshot taken before the write (SQLite would not see it), expire its rows
     readable_case(session, actor, agreement_id)
     return read_agreement(session, agreement_id)
 
 
 @router.post("", response_model=AgreementRead, status_code=status.HTTP_201_CREATED)
-def create(body: AgreementCreate, ctx: CtxDep, session: SessionDep, actor: ActorDep,
+def create(body: AgreementCreate, work: WorkDep, session: SessionDep, actor: ActorDep,
            response: Response) -> AgreementRead:
     """Create an agreement in draft, with its parties and their signatories."""
-    case = ctx.engine.run(lambda uow: service.create_agreement(uow, body, actor))
+    case = work.run(lambda uow: service.create_agreement(uow, body, actor))
     response.headers["Location"] = f"/api/v1/agreements/{case.id}"
     return _read(session, actor, case.id)
 
@@ -49,29 +51,29 @@ def get(agreement_id: int, session: SessionDep, actor: ActorDep) -> AgreementRea
 
 
 @router.post("/{agreement_id}/circulate", response_model=AgreementRead)
-def circulate(agreement_id: int, ctx: CtxDep, session: SessionDep, actor: ActorDep,
+def circulate(agreement_id: int, work: WorkDep, session: SessionDep, actor: ActorDep,
               expected_version: ExpectedVersion) -> AgreementRead:
     """Send the draft to the parties."""
     readable_case(session, actor, agreement_id)
-    ctx.engine.run(lambda uow: service.circulate(uow, agreement_id, actor, expected_version))
+    work.run(lambda uow: service.circulate(uow, agreement_id, actor, expected_version))
     return _read(session, actor, agreement_id)
 
 
 @router.put("/{agreement_id}/document", response_model=AgreementRead)
-def revise(agreement_id: int, body: DocumentIn, ctx: CtxDep, session: SessionDep, actor: ActorDep,
+def revise(agreement_id: int, body: DocumentIn, work: WorkDep, session: SessionDep, actor: ActorDep,
            expected_version: ExpectedVersion) -> AgreementRead:
     """Store a new version of the text; every party is asked again."""
     readable_case(session, actor, agreement_id)
-    ctx.engine.run(lambda uow: service.revise(uow, agreement_id, body, actor, expected_version))
+    work.run(lambda uow: service.revise(uow, agreement_id, body, actor, expected_version))
     return _read(session, actor, agreement_id)
 
 
 @router.post("/{agreement_id}/parties/{organisation_key}/decision", response_model=DecisionResult)
-def decide(agreement_id: int, organisation_key: str, body: DecisionIn, ctx: CtxDep, session: SessionDep,
+def decide(agreement_id: int, organisation_key: str, body: DecisionIn, work: WorkDep, session: SessionDep,
            actor: ActorDep, response: Response) -> DecisionResult:
     """Record the party's decision (body, date, § of the minutes); repeating it changes nothing."""
     readable_case(session, actor, agreement_id)
-    decision, created = ctx.engine.run(
+    decision, created = work.run(
         lambda uow: service.decide(uow, agreement_id, organisation_key, body, actor))
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     agreement = _read(session, actor, agreement_id)
@@ -81,11 +83,12 @@ def decide(agreement_id: int, organisation_key: str, body: DecisionIn, ctx: CtxD
 
 
 @router.post("/{agreement_id}/parties/{organisation_key}/signatures", response_model=SignatureResult)
-def sign(agreement_id: int, organisation_key: str, ctx: CtxDep, session: SessionDep, actor: ActorDep,
-         response: Response) -> SignatureResult:
-    """Sign for your own organisation; signing twice is one signature."""
+def sign(agreement_id: int, organisation_key: str, work: WorkDep, session: SessionDep, actor: ActorDep,
+         response: Response, body: SignIn | None = None) -> SignatureResult:
+    """Sign for your own organisation; signing twice is one signature. With `document_sha256`, only that text."""
     readable_case(session, actor, agreement_id)
-    signature, created = ctx.engine.run(lambda uow: service.sign(uow, agreement_id, organisation_key, actor))
+    seen = body.document_sha256 if body else None
+    signature, created = work.run(lambda uow: service.sign(uow, agreement_id, organisation_key, actor, seen))
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     agreement = _read(session, actor, agreement_id)
     person = session.get(Person, signature.person_id)
@@ -99,18 +102,18 @@ def sign(agreement_id: int, organisation_key: str, ctx: CtxDep, session: Session
 
 
 @router.post("/{agreement_id}/withdraw", response_model=AgreementRead)
-def withdraw(agreement_id: int, ctx: CtxDep, session: SessionDep, actor: ActorDep,
+def withdraw(agreement_id: int, work: WorkDep, session: SessionDep, actor: ActorDep,
              body: WithdrawIn | None = None) -> AgreementRead:
     """Withdraw an agreement that is not in force."""
     readable_case(session, actor, agreement_id)
-    ctx.engine.run(lambda uow: service.withdraw(uow, agreement_id, body or WithdrawIn(), actor))
+    work.run(lambda uow: service.withdraw(uow, agreement_id, body or WithdrawIn(), actor))
     return _read(session, actor, agreement_id)
 
 
 @router.post("/{agreement_id}/terminate", response_model=AgreementRead)
-def terminate(agreement_id: int, body: TerminateIn, ctx: CtxDep, session: SessionDep,
+def terminate(agreement_id: int, body: TerminateIn, work: WorkDep, session: SessionDep,
               actor: ActorDep) -> AgreementRead:
     """Terminate an agreement in force, with a reason and an end date."""
     readable_case(session, actor, agreement_id)
-    ctx.engine.run(lambda uow: service.terminate(uow, agreement_id, body, actor))
+    work.run(lambda uow: service.terminate(uow, agreement_id, body, actor))
     return _read(session, actor, agreement_id)

@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from api.deps import ActorDep, CtxDep, SessionDep
 from api.schemas import ERROR_RESPONSES
+from api.unit import UnitOfWorkRoute
 from engine.actors import Actor
 from engine.calendar import HELSINKI
 from engine.errors import InvalidInput, NotPermitted
@@ -21,7 +22,7 @@ from workflows.annual_clock import ical
 from workflows.annual_clock.items import Item, collect, scope_for
 from workflows.annual_clock.svg import render_page, render_svg
 
-router = APIRouter(prefix="/calendar", tags=["calendar"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/calendar", tags=["calendar"], responses=ERROR_RESPONSES, route_class=UnitOfWorkRoute)
 Year = Annotated[int | None, Query(ge=2000, le=2100)]
 OrgKey = Annotated[str | None, Query(max_length=80, description="kind:code; omit for the whole network")]
 Lang = Annotated[str, Query(pattern="^(fi|sv|en)$")]
@@ -44,9 +45,10 @@ class FeedIssued(BaseModel):
     organisation: str | None
 
 
-def _items(session: Session, actor: Actor, now: Any, year: int, organisation: str | None) -> tuple[list[Item], str]:
-    if organisation is None:
-        return collect(session, scope_for(session), date(year, 1, 1), date(year, 12, 31), now), "verkosto"
+def _items(session: Session, actor: Actor, now: Any, year: int,
+           organisation: str | None) -> tuple[list[Item], str | None]:
+    if organisation is None:  # the heading None is the wheel's "whole network", in the wheel's language
+        return collect(session, scope_for(session), date(year, 1, 1), date(year, 12, 31), now), None
     org = session.execute(select(Organisation).where(Organisation.key == organisation)).scalars().first()
     if org is None:
         raise InvalidInput("organisation", f"unknown organisation {organisation!r} (use kind:code)")
@@ -88,16 +90,15 @@ def page(ctx: CtxDep, session: SessionDep, actor: ActorDep, year: Year = None, o
 
 
 @router.post("/feeds", response_model=FeedIssued, status_code=status.HTTP_201_CREATED)
-def create_feed(body: FeedCreate, ctx: CtxDep, actor: ActorDep) -> FeedIssued:
+def create_feed(session: SessionDep, body: FeedCreate, ctx: CtxDep, actor: ActorDep) -> FeedIssued:
     """Issue a calendar feed URL for yourself or your organisation; an earlier URL stops working."""
     if body.person_id is None and body.organisation is None:
         if actor.person_id is None:
             raise NotPermitted("only a person has a personal feed")
         body = body.model_copy(update={"person_id": actor.person_id})
-    with Session(ctx.db.write_engine, expire_on_commit=False) as session:
-        _feed, token = ical.create_feed(session, actor, ctx.clock.now(), person_id=body.person_id,
-                                        organisation_key=body.organisation, language=body.language)
-        session.commit()
+    _feed, token = ical.create_feed(session, actor, ctx.clock.now(), person_id=body.person_id,
+                                    organisation_key=body.organisation, language=body.language)
+    session.flush()
     base = ctx.settings.base_url.rstrip("/")
     return FeedIssued(url=f"{base}/api/v1/calendar/feeds/{token}.ics", person_id=body.person_id,
                       organisation=body.organisation)

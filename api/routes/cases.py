@@ -12,13 +12,14 @@ from sqlmodel import Session, col
 
 from api.access import readable_case, visible_cases
 from api.context import AppContext
-from api.deps import ActorDep, CtxDep, ExpectedVersion, SessionDep
+from api.deps import ActorDep, CtxDep, ExpectedVersion, SessionDep, WorkDep
 from api.schemas import ERROR_RESPONSES, CaseRead, EventRead, Page
+from api.unit import UnitOfWorkRoute
 from engine.calendar import HELSINKI
 from engine.models import Case, Event, Organisation
-from workflows.handlers import dispatch
+from workflows.triggers import dispatch
 
-router = APIRouter(prefix="/cases", tags=["cases"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/cases", tags=["cases"], responses=ERROR_RESPONSES, route_class=UnitOfWorkRoute)
 
 
 def case_read(ctx: AppContext, session: Session, case: Case, org_keys: dict[int, str] | None = None) -> CaseRead:
@@ -92,12 +93,11 @@ def get_events(case_id: int, session: SessionDep, actor: ActorDep) -> list[Event
 
 
 @router.post("/{case_id}/triggers/{trigger}", response_model=CaseRead)
-def fire_trigger(case_id: int, trigger: str, ctx: CtxDep, session: SessionDep, actor: ActorDep,
+def fire_trigger(work: WorkDep, case_id: int, trigger: str, ctx: CtxDep, session: SessionDep, actor: ActorDep,
                  expected_version: ExpectedVersion,
                  payload: Annotated[dict[str, Any] | None, Body(description="The trigger's payload")] = None,
                  ) -> CaseRead:
     """Fire a trigger on a case; 409 names the allowed triggers when it is not allowed now."""
     readable_case(session, actor, case_id)
-    ctx.engine.run(lambda uow: dispatch(uow, case_id, trigger, actor, payload or {}, expected_version))
-    session.rollback()  # end the read snapshot taken before the write, and expire what it loaded
+    work.run(lambda uow: dispatch(uow, case_id, trigger, actor, payload or {}, expected_version))
     return case_read(ctx, session, readable_case(session, actor, case_id))

@@ -9,8 +9,9 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 from sqlmodel import col
 
-from api.deps import ActorDep, AdminDep, CtxDep, SessionDep
+from api.deps import ActorDep, AdminDep, CtxDep, SessionDep, WorkDep
 from api.schemas import ERROR_RESPONSES
+from api.unit import UnitOfWorkRoute
 from engine.models import Case
 from workflows.cycle import reports, schedule, service
 from workflows.cycle.annual_report import render_html, render_pdf, report_data
@@ -29,7 +30,7 @@ from workflows.cycle.schemas import (
     SurveyIn,
 )
 
-router = APIRouter(prefix="/cycles", tags=["cycles"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/cycles", tags=["cycles"], responses=ERROR_RESPONSES, route_class=UnitOfWorkRoute)
 Lang = Annotated[str, Query(pattern="^(fi|sv|en)$")]
 
 
@@ -44,31 +45,29 @@ def _schedule_read(row: schedule.CycleSchedule, planner_id: int | None, today_ye
 
 
 @router.put("/schedule", response_model=ScheduleRead)
-def put_schedule(body: ScheduleIn, ctx: CtxDep, actor: AdminDep) -> ScheduleRead:
+def put_schedule(work: WorkDep, body: ScheduleIn, ctx: CtxDep, actor: AdminDep) -> ScheduleRead:
     """Set the yearly schedule (admin); next year's cycle is created on its `cycle_created` date."""
-    def work(uow: service.UnitOfWork) -> ScheduleRead:
+    def _do(uow: service.UnitOfWork) -> ScheduleRead:
         row = schedule.set_schedule(uow, body, actor)
         return _schedule_read(row, row.case_id, uow.now.year)
-    result: ScheduleRead = ctx.engine.run(work)
+    result: ScheduleRead = work.run(_do)
     return result
 
 
 @router.get("/schedule", response_model=ScheduleRead)
-def get_schedule(ctx: CtxDep, _actor: ActorDep) -> ScheduleRead:
+def get_schedule(session: SessionDep, ctx: CtxDep, _actor: ActorDep) -> ScheduleRead:
     """Return the yearly schedule."""
-    def work(uow: service.UnitOfWork) -> ScheduleRead:
-        row = schedule.get_schedule(uow)
-        return _schedule_read(row, row.case_id, uow.now.year)
-    result: ScheduleRead = ctx.engine.run(work)
-    return result
+    now = ctx.clock.now()
+    row = schedule.read_schedule(session, now)
+    return _schedule_read(row, row.case_id, now.year)
 
 
 @router.post("", response_model=CycleRead, status_code=status.HTTP_201_CREATED)
-def create(body: CycleCreate, ctx: CtxDep, session: SessionDep, actor: ActorDep, response: Response) -> CycleRead:
+def create(work: WorkDep, body: CycleCreate, ctx: CtxDep, session: SessionDep, actor: ActorDep,
+           response: Response) -> CycleRead:
     """Create a year's cycle by hand (it is also created on schedule)."""
-    case = ctx.engine.run(lambda uow: service.create_cycle(uow, body, actor))
+    case = work.run(lambda uow: service.create_cycle(uow, body, actor))
     response.headers["Location"] = f"/api/v1/cycles/{case.id}"
-    session.rollback()  # end the read snapshot taken before the write
     return read_cycle(session, ctx.registry, case.id)
 
 
@@ -87,54 +86,49 @@ def get(cycle_id: int, ctx: CtxDep, session: SessionDep, _actor: ActorDep) -> Cy
 
 
 @router.post("/{cycle_id}/agree", response_model=CycleRead)
-def agree(cycle_id: int, body: AgreeIn, ctx: CtxDep, session: SessionDep, actor: ActorDep) -> CycleRead:
+def agree(work: WorkDep, cycle_id: int, body: AgreeIn, ctx: CtxDep, session: SessionDep, actor: ActorDep) -> CycleRead:
     """Record the measures the planning meeting agreed."""
-    ctx.engine.run(lambda uow: service.agree(uow, cycle_id, body, actor))
-    session.rollback()
+    work.run(lambda uow: service.agree(uow, cycle_id, body, actor))
     return read_cycle(session, ctx.registry, cycle_id)
 
 
 @router.post("/{cycle_id}/measures", response_model=CycleRead, status_code=status.HTTP_201_CREATED)
-def add_measures(cycle_id: int, body: MeasuresAdd, ctx: CtxDep, session: SessionDep, actor: ActorDep) -> CycleRead:
+def add_measures(work: WorkDep, cycle_id: int, body: MeasuresAdd, ctx: CtxDep, session: SessionDep,
+                 actor: ActorDep) -> CycleRead:
     """Add measures during the year."""
-    ctx.engine.run(lambda uow: service.add_later(uow, cycle_id, body.measures, actor))
-    session.rollback()
+    work.run(lambda uow: service.add_later(uow, cycle_id, body.measures, actor))
     return read_cycle(session, ctx.registry, cycle_id)
 
 
 @router.post("/{cycle_id}/measures/{measure_id}/notes", response_model=CycleRead, status_code=status.HTTP_201_CREATED)
-def add_note(cycle_id: int, measure_id: int, body: NoteIn, ctx: CtxDep, session: SessionDep,
+def add_note(work: WorkDep, cycle_id: int, measure_id: int, body: NoteIn, ctx: CtxDep, session: SessionDep,
              actor: ActorDep) -> CycleRead:
     """Record a dated status note on a measure (its responsible, coordinators, administrators)."""
-    ctx.engine.run(lambda uow: service.note(uow, cycle_id, measure_id, body, actor))
-    session.rollback()
+    work.run(lambda uow: service.note(uow, cycle_id, measure_id, body, actor))
     return read_cycle(session, ctx.registry, cycle_id)
 
 
 @router.put("/{cycle_id}/reports/{responsible}", response_model=CycleRead)
-def report(cycle_id: int, responsible: str, body: ReportIn, ctx: CtxDep, session: SessionDep,
+def report(work: WorkDep, cycle_id: int, responsible: str, body: ReportIn, ctx: CtxDep, session: SessionDep,
            actor: ActorDep) -> CycleRead:
     """Submit a report for a network (network:alke) or council (regional_council:06); a repeat is a new version."""
-    ctx.engine.run(lambda uow: reports.submit_report(uow, cycle_id, responsible, body, actor))
-    session.rollback()
+    work.run(lambda uow: reports.submit_report(uow, cycle_id, responsible, body, actor))
     return read_cycle(session, ctx.registry, cycle_id)
 
 
 @router.put("/{cycle_id}/survey", response_model=CycleRead)
-def survey(cycle_id: int, body: SurveyIn, ctx: CtxDep, session: SessionDep, actor: ActorDep,
+def survey(work: WorkDep, cycle_id: int, body: SurveyIn, ctx: CtxDep, session: SessionDep, actor: ActorDep,
            organisation: Annotated[str | None, Query(max_length=80, description="Coordinators: for whom")] = None,
            ) -> CycleRead:
     """Answer the annual survey of the regional directors (ratings 1-5 and free text) for your council."""
-    ctx.engine.run(lambda uow: reports.answer_survey(uow, cycle_id, body, actor, organisation))
-    session.rollback()
+    work.run(lambda uow: reports.answer_survey(uow, cycle_id, body, actor, organisation))
     return read_cycle(session, ctx.registry, cycle_id)
 
 
 @router.post("/{cycle_id}/close", response_model=CycleRead)
-def close(cycle_id: int, body: CloseIn, ctx: CtxDep, session: SessionDep, actor: ActorDep) -> CycleRead:
+def close(work: WorkDep, cycle_id: int, body: CloseIn, ctx: CtxDep, session: SessionDep, actor: ActorDep) -> CycleRead:
     """Close the reviewed cycle with feedback for Kuntaliitto; generates the annual report, carries measures over."""
-    ctx.engine.run(lambda uow: service.close(uow, cycle_id, body.feedback, actor))
-    session.rollback()
+    work.run(lambda uow: service.close(uow, cycle_id, body.feedback, actor))
     return read_cycle(session, ctx.registry, cycle_id)
 
 
@@ -155,7 +149,7 @@ def report_pdf(cycle_id: int, session: SessionDep, _actor: ActorDep, lang: Lang 
 
 
 @router.put("/networks/{network}/members/{person_id}", status_code=status.HTTP_204_NO_CONTENT)
-def add_member(network: str, person_id: int, ctx: CtxDep, actor: AdminDep) -> Response:
+def add_member(work: WorkDep, network: str, person_id: int, ctx: CtxDep, actor: AdminDep) -> Response:
     """Let a person report for a network (admin)."""
-    ctx.engine.run(lambda uow: reports.add_network_member(uow, network, person_id, actor))
+    work.run(lambda uow: reports.add_network_member(uow, network, person_id, actor))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

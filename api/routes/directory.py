@@ -19,11 +19,12 @@ from api.schemas import (
     TokenCreate,
     TokenIssued,
 )
+from api.unit import UnitOfWorkRoute
 from engine.directory import issue_token, organisation_by_key, person_or_404
 from engine.errors import Conflict, InvalidInput, NotPermitted
 from engine.models import ORG_KINDS, Organisation, Person
 
-router = APIRouter(responses=ERROR_RESPONSES)
+router = APIRouter(responses=ERROR_RESPONSES, route_class=UnitOfWorkRoute)
 
 
 @router.get("/organisations", response_model=Page[OrganisationRead], tags=["organisations"])
@@ -86,15 +87,14 @@ def _email_free(session: Session, email: str, person_id: int | None = None) -> s
 
 
 @router.post("/people", response_model=PersonRead, status_code=status.HTTP_201_CREATED, tags=["people"])
-def create_person(body: PersonCreate, ctx: CtxDep, _admin: AdminDep) -> PersonRead:
+def create_person(session: SessionDep, body: PersonCreate, ctx: CtxDep, _admin: AdminDep) -> PersonRead:
     """Create a person (admin)."""
-    with Session(ctx.db.write_engine, expire_on_commit=False) as session:
-        person = Person(name=body.name, email=_email_free(session, str(body.email)), language=body.language,
-                        organisation_id=_org_id(session, body.organisation), roles=",".join(sorted(set(body.roles))),
-                        title=body.title, created_at=ctx.clock.now())
-        session.add(person)
-        session.commit()
-        return person_read(session, person)
+    person = Person(name=body.name, email=_email_free(session, str(body.email)), language=body.language,
+                    organisation_id=_org_id(session, body.organisation), roles=",".join(sorted(set(body.roles))),
+                    title=body.title, created_at=ctx.clock.now())
+    session.add(person)
+    session.flush()
+    return person_read(session, person)
 
 
 @router.get("/people", response_model=Page[PersonRead], tags=["people"])
@@ -126,35 +126,34 @@ def get_person(person_id: int, session: SessionDep, actor: ActorDep) -> PersonRe
 
 
 @router.patch("/people/{person_id}", response_model=PersonRead, tags=["people"])
-def update_person(person_id: int, body: PersonUpdate, ctx: CtxDep, _admin: AdminDep) -> PersonRead:
+def update_person(session: SessionDep, person_id: int, body: PersonUpdate, ctx: CtxDep, _admin: AdminDep) -> PersonRead:
     """Change a person (admin)."""
-    with Session(ctx.db.write_engine, expire_on_commit=False) as session:
-        person = person_or_404(session, person_id)
-        changes = body.model_dump(exclude_unset=True)
-        for field in ("name", "language", "title", "active", "digest"):
-            if field in changes:
-                if changes[field] is None and field in ("name", "language", "active", "digest"):
-                    raise InvalidInput(field, "may not be null")
-                setattr(person, field, changes[field])
-        if "email" in changes:
-            if changes["email"] is None:
-                raise InvalidInput("email", "may not be null")
-            person.email = _email_free(session, str(changes["email"]), person_id)
-        if "organisation" in changes:
-            person.organisation_id = _org_id(session, changes["organisation"])
-        if "roles" in changes:
-            person.roles = ",".join(sorted(set(changes["roles"] or [])))
-        session.commit()
-        return person_read(session, person)
+    person = person_or_404(session, person_id)
+    changes = body.model_dump(exclude_unset=True)
+    for field in ("name", "language", "title", "active", "digest"):
+        if field in changes:
+            if changes[field] is None and field in ("name", "language", "active", "digest"):
+                raise InvalidInput(field, "may not be null")
+            setattr(person, field, changes[field])
+    if "email" in changes:
+        if changes["email"] is None:
+            raise InvalidInput("email", "may not be null")
+        person.email = _email_free(session, str(changes["email"]), person_id)
+    if "organisation" in changes:
+        person.organisation_id = _org_id(session, changes["organisation"])
+    if "roles" in changes:
+        person.roles = ",".join(sorted(set(changes["roles"] or [])))
+    session.flush()
+    return person_read(session, person)
 
 
 @router.post("/people/{person_id}/tokens", response_model=TokenIssued, status_code=status.HTTP_201_CREATED,
              tags=["people"])
-def create_token(person_id: int, ctx: CtxDep, _admin: AdminDep, body: TokenCreate | None = None) -> TokenIssued:
+def create_token(session: SessionDep, person_id: int, ctx: CtxDep, _admin: AdminDep,
+                 body: TokenCreate | None = None) -> TokenIssued:
     """Issue a personal API token; it is shown once and stored only as a hash."""
     label = body.label if body else ""
-    with Session(ctx.db.write_engine) as session:
-        person_or_404(session, person_id)
-        token = issue_token(session, person_id, ctx.clock.now(), label)
-        session.commit()
+    person_or_404(session, person_id)
+    token = issue_token(session, person_id, ctx.clock.now(), label)
+    session.flush()
     return TokenIssued(token=token, person_id=person_id, label=label)

@@ -7,8 +7,9 @@ from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
 from api.access import readable_case
-from api.deps import ActorDep, CtxDep, SessionDep
+from api.deps import ActorDep, CtxDep, SessionDep, WorkDep
 from api.schemas import ERROR_RESPONSES
+from api.unit import UnitOfWorkRoute
 from engine.actors import Actor
 from engine.errors import NotFound
 from engine.registry import Registry
@@ -25,20 +26,19 @@ from workflows.nomination.schemas import (
     WaiveIn,
 )
 
-router = APIRouter(prefix="/nominations", tags=["nominations"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/nominations", tags=["nominations"], responses=ERROR_RESPONSES, route_class=UnitOfWorkRoute)
 
 
 def _read(session: Session, registry: Registry, actor: Actor, nomination_id: int) -> NominationRead:
-    session.rollback()  # end the read snapshot taken before the write (authentication read already)
     readable_case(session, actor, nomination_id)
     return read_nomination(session, registry, nomination_id)
 
 
 @router.post("", response_model=NominationRead, status_code=status.HTTP_201_CREATED)
-def create(body: NominationCreate, ctx: CtxDep, session: SessionDep, actor: ActorDep,
+def create(work: WorkDep, body: NominationCreate, ctx: CtxDep, session: SessionDep, actor: ActorDep,
            response: Response) -> NominationRead:
     """Create a request; every asked organisation gets a proposal case and its contacts an email."""
-    case = ctx.engine.run(lambda uow: service.create_nomination(uow, body, actor))
+    case = work.run(lambda uow: service.create_nomination(uow, body, actor))
     response.headers["Location"] = f"/api/v1/nominations/{case.id}"
     return _read(session, ctx.registry, actor, case.id)
 
@@ -50,45 +50,46 @@ def get(nomination_id: int, ctx: CtxDep, session: SessionDep, actor: ActorDep) -
 
 
 @router.put("/{nomination_id}/proposals/{organisation_key}", response_model=NominationRead)
-def propose(nomination_id: int, organisation_key: str, body: ProposalIn, ctx: CtxDep, session: SessionDep,
+def propose(work: WorkDep, nomination_id: int, organisation_key: str, body: ProposalIn, ctx: CtxDep,
+            session: SessionDep,
             actor: ActorDep) -> NominationRead:
     """Propose candidates for every seat (a woman and a man each, or an exception); replaces an earlier proposal."""
     readable_case(session, actor, nomination_id)
-    ctx.engine.run(lambda uow: service.propose(uow, nomination_id, organisation_key, body, actor))
+    work.run(lambda uow: service.propose(uow, nomination_id, organisation_key, body, actor))
     return _read(session, ctx.registry, actor, nomination_id)
 
 
 @router.post("/{nomination_id}/proposals/{organisation_key}/waive", response_model=NominationRead)
-def waive(nomination_id: int, organisation_key: str, ctx: CtxDep, session: SessionDep, actor: ActorDep,
+def waive(work: WorkDep, nomination_id: int, organisation_key: str, ctx: CtxDep, session: SessionDep, actor: ActorDep,
           body: WaiveIn | None = None) -> NominationRead:
     """Say the organisation proposes nobody."""
     readable_case(session, actor, nomination_id)
-    ctx.engine.run(lambda uow: service.waive(uow, nomination_id, organisation_key, body or WaiveIn(), actor))
+    work.run(lambda uow: service.waive(uow, nomination_id, organisation_key, body or WaiveIn(), actor))
     return _read(session, ctx.registry, actor, nomination_id)
 
 
 @router.post("/{nomination_id}/close", response_model=NominationRead)
-def close(nomination_id: int, ctx: CtxDep, session: SessionDep, actor: ActorDep) -> NominationRead:
+def close(work: WorkDep, nomination_id: int, ctx: CtxDep, session: SessionDep, actor: ActorDep) -> NominationRead:
     """Close proposals before the deadline."""
     readable_case(session, actor, nomination_id)
-    ctx.engine.run(lambda uow: service.close_proposals(uow, nomination_id, actor))
+    work.run(lambda uow: service.close_proposals(uow, nomination_id, actor))
     return _read(session, ctx.registry, actor, nomination_id)
 
 
 @router.post("/{nomination_id}/decision", response_model=NominationRead, status_code=status.HTTP_201_CREATED)
-def decide(nomination_id: int, body: DecisionIn, ctx: CtxDep, session: SessionDep,
+def decide(work: WorkDep, nomination_id: int, body: DecisionIn, ctx: CtxDep, session: SessionDep,
            actor: ActorDep) -> NominationRead:
     """Record the regional directors' meeting's decision: a member and a deputy per seat."""
     readable_case(session, actor, nomination_id)
-    ctx.engine.run(lambda uow: appointments.decide(uow, nomination_id, body, actor))
+    work.run(lambda uow: appointments.decide(uow, nomination_id, body, actor))
     return _read(session, ctx.registry, actor, nomination_id)
 
 
 @router.post("/{nomination_id}/communicate", response_model=NominationRead)
-def communicate(nomination_id: int, ctx: CtxDep, session: SessionDep, actor: ActorDep) -> NominationRead:
+def communicate(work: WorkDep, nomination_id: int, ctx: CtxDep, session: SessionDep, actor: ActorDep) -> NominationRead:
     """Send the nomination letter to the requester (in its language) with copies to the nominees."""
     readable_case(session, actor, nomination_id)
-    ctx.engine.run(lambda uow: appointments.communicate(uow, nomination_id, actor))
+    work.run(lambda uow: appointments.communicate(uow, nomination_id, actor))
     return _read(session, ctx.registry, actor, nomination_id)
 
 
@@ -103,17 +104,18 @@ def letter(nomination_id: int, session: SessionDep, actor: ActorDep) -> HTMLResp
 
 
 @router.post("/{nomination_id}/replacements", response_model=NominationRead, status_code=status.HTTP_201_CREATED)
-def replace(nomination_id: int, body: ReplacementIn, ctx: CtxDep, session: SessionDep,
+def replace(work: WorkDep, nomination_id: int, body: ReplacementIn, ctx: CtxDep, session: SessionDep,
             actor: ActorDep) -> NominationRead:
     """Replace a member or deputy mid-term (jäsenmuutos); the earlier appointment stays in the history."""
     readable_case(session, actor, nomination_id)
-    ctx.engine.run(lambda uow: appointments.replace(uow, nomination_id, body, actor))
+    work.run(lambda uow: appointments.replace(uow, nomination_id, body, actor))
     return _read(session, ctx.registry, actor, nomination_id)
 
 
 @router.post("/{nomination_id}/cancel", response_model=NominationRead)
-def cancel(nomination_id: int, body: CancelIn, ctx: CtxDep, session: SessionDep, actor: ActorDep) -> NominationRead:
+def cancel(work: WorkDep, nomination_id: int, body: CancelIn, ctx: CtxDep, session: SessionDep,
+           actor: ActorDep) -> NominationRead:
     """Cancel the request."""
     readable_case(session, actor, nomination_id)
-    ctx.engine.run(lambda uow: service.cancel(uow, nomination_id, body, actor))
+    work.run(lambda uow: service.cancel(uow, nomination_id, body, actor))
     return _read(session, ctx.registry, actor, nomination_id)

@@ -15,11 +15,12 @@ from sqlmodel import Session, col
 from api.access import readable_case, visible_cases
 from api.deps import ActorDep, AdminDep, CtxDep, SessionDep
 from api.schemas import ERROR_RESPONSES, Page
+from api.unit import UnitOfWorkRoute
 from engine.errors import Conflict, NotFound, NotPermitted
 from engine.models import Case, Event, OutboxMessage, Timer
 
-router = APIRouter(tags=["schedule"], responses=ERROR_RESPONSES)
-pages = APIRouter(include_in_schema=False)
+router = APIRouter(tags=["schedule"], responses=ERROR_RESPONSES, route_class=UnitOfWorkRoute)
+pages = APIRouter(include_in_schema=False, route_class=UnitOfWorkRoute)
 TimerStatus = Literal["pending", "fired", "cancelled", "coalesced", "skipped", "failed"]
 OutboxStatus = Literal["pending", "sending", "sent", "captured", "failed", "dead", "held", "digested"]
 
@@ -144,17 +145,16 @@ def get_outbox(message_id: int, session: SessionDep, actor: ActorDep) -> OutboxR
 
 
 @router.post("/outbox/{message_id}/retry", response_model=OutboxRead)
-def retry_outbox(message_id: int, ctx: CtxDep, _admin: AdminDep) -> OutboxRead:
+def retry_outbox(session: SessionDep, message_id: int, ctx: CtxDep, _admin: AdminDep) -> OutboxRead:
     """Queue a failed or dead email again (admin)."""
-    with Session(ctx.db.write_engine, expire_on_commit=False) as session:
-        row = _message(session, message_id)
-        if row.status not in ("failed", "dead"):
-            raise Conflict(f"message {message_id} is {row.status}; only failed or dead messages can be retried")
-        session.execute(update(OutboxMessage).where(col(OutboxMessage.id) == message_id).values(
-            status="pending", next_attempt_at=ctx.clock.now(), created_at=ctx.clock.now(), claimed_at=None))
-        session.commit()
-        session.refresh(row)
-        return outbox_read(row)
+    row = _message(session, message_id)
+    if row.status not in ("failed", "dead"):
+        raise Conflict(f"message {message_id} is {row.status}; only failed or dead messages can be retried")
+    session.execute(update(OutboxMessage).where(col(OutboxMessage.id) == message_id).values(
+        status="pending", next_attempt_at=ctx.clock.now(), created_at=ctx.clock.now(), claimed_at=None))
+    session.flush()
+    session.refresh(row)
+    return outbox_read(row)
 
 
 @router.get("/cases/{case_id}/timeline", response_model=list[TimelineEntry])

@@ -9,9 +9,10 @@ from fastapi.responses import PlainTextResponse
 
 from api.deps import ActorDep, CtxDep
 from api.schemas import ERROR_RESPONSES, WorkflowSummary
+from api.unit import UnitOfWorkRoute
 from engine.definition import to_mermaid
 
-router = APIRouter(prefix="/workflows", tags=["workflows"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/workflows", tags=["workflows"], responses=ERROR_RESPONSES, route_class=UnitOfWorkRoute)
 
 
 @router.get("", response_model=list[WorkflowSummary])

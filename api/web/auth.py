@@ -7,6 +7,7 @@ or every client shares the proxy's address.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
@@ -20,7 +21,7 @@ from engine.errors import InvalidInput, NotFound
 from engine.models import Person
 
 if TYPE_CHECKING:
-    from api.context import AppContext
+    pass
 
 PASSWORD_ROLES = frozenset({"coordinator", "admin"})
 MIN_PASSWORD_LENGTH = 12
@@ -53,37 +54,30 @@ def person_by_email(session: Session, email: str) -> Person | None:
                                                 col(Person.active).is_(True))).scalars().first()
 
 
-def check_password(ctx: AppContext, email: str, password: str) -> Person | None:
+def check_password(session: Session, email: str, password: str) -> Person | None:
     """Return the coordinator or administrator these credentials belong to, or None (in constant-ish time)."""
-    with Session(ctx.db.write_engine, expire_on_commit=False) as session:
-        person = person_by_email(session, email) if email and len(email) <= 320 else None
-        stored = person.password_hash if person is not None and person.role_set & PASSWORD_ROLES else None
-        try:
-            _hasher.verify(stored or _DUMMY_HASH, password)
-        except (VerificationError, InvalidHashError):
-            return None
-        if stored is None or person is None:
-            return None
-        if _hasher.check_needs_rehash(stored):
-            person.password_hash = hash_password(password)
-            session.add(person)
-            session.commit()
-        return person
+    person = person_by_email(session, email) if email and len(email) <= 320 else None
+    stored = person.password_hash if person is not None and person.role_set & PASSWORD_ROLES else None
+    try:
+        _hasher.verify(stored or _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if stored is None or person is None:
+        return None
+    if _hasher.check_needs_rehash(stored):
+        person.password_hash = hash_password(password)
+        session.add(person)
+    return person
 
 
-def is_throttled(ctx: AppContext, config: WebConfig, ip: str) -> bool:
+def is_throttled(session: Session, config: WebConfig, ip: str, now: datetime) -> bool:
     """Tell whether an address has made too many bad attempts within the window."""
-    since = ctx.clock.now() - config.failure_window
-    with Session(ctx.db.engine) as session:
-        count = session.execute(select(func.count()).select_from(SignInFailure).where(
-            SignInFailure.ip == ip[:64], col(SignInFailure.at) > since)).scalar_one()
+    count = session.execute(select(func.count()).select_from(SignInFailure).where(
+        SignInFailure.ip == ip[:64], col(SignInFailure.at) > now - config.failure_window)).scalar_one()
     return int(count) >= config.failure_limit
 
 
-def record_failure(ctx: AppContext, config: WebConfig, ip: str, kind: str) -> None:
+def record_failure(session: Session, config: WebConfig, ip: str, kind: str, now: datetime) -> None:
     """Count one bad attempt from an address, forgetting attempts older than the window."""
-    now = ctx.clock.now()
-    with Session(ctx.db.write_engine) as session:
-        session.execute(delete(SignInFailure).where(col(SignInFailure.at) <= now - config.failure_window))
-        session.add(SignInFailure(ip=ip[:64], kind=kind, at=now))
-        session.commit()
+    session.execute(delete(SignInFailure).where(col(SignInFailure.at) <= now - config.failure_window))
+    session.add(SignInFailure(ip=ip[:64], kind=kind, at=now))

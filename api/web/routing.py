@@ -14,11 +14,11 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
 from api.deps import SessionDep, actor_for
+from api.unit import UnitOfWorkRoute
 from api.web.csrf import CsrfRejected, verify_csrf
 from api.web.i18n import choose_language
 from api.web.render import render
@@ -94,8 +94,8 @@ def error_page(request: Request, status: int, *, message: str | None = None, det
                   detail=detail)
 
 
-class WebRoute(APIRoute):
-    """A route whose errors become pages."""
+class WebRoute(UnitOfWorkRoute):
+    """A route whose request runs in one unit of work and whose errors become pages."""
 
     def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
         handler = super().get_route_handler()

@@ -12,6 +12,7 @@ import hmac
 import json
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -42,29 +43,24 @@ class SessionInfo:
     method: str
 
 
-def start_session(ctx: AppContext, config: WebConfig, person_id: int, method: str,
+def start_session(session: Session, config: WebConfig, person_id: int, method: str, now: datetime,
                   previous_cookie: str | None = None) -> str:
     """Start a session for a person, ending the one the browser had (the id always rotates); return the cookie."""
-    now = ctx.clock.now()
     cookie = secrets.token_urlsafe(32)
-    with Session(ctx.db.write_engine) as session:
-        if previous_cookie:
-            session.execute(update(WebSession).where(WebSession.sid_hash == hash_token(previous_cookie),
-                                                     col(WebSession.ended_at).is_(None)).values(ended_at=now))
-        session.add(WebSession(sid_hash=hash_token(cookie), person_id=person_id, method=method,
-                               csrf_token=secrets.token_urlsafe(32), created_at=now, last_seen_at=now,
-                               expires_at=now + config.absolute_timeout))
-        session.commit()
+    if previous_cookie:
+        session.execute(update(WebSession).where(WebSession.sid_hash == hash_token(previous_cookie),
+                                                 col(WebSession.ended_at).is_(None)).values(ended_at=now))
+    session.add(WebSession(sid_hash=hash_token(cookie), person_id=person_id, method=method,
+                           csrf_token=secrets.token_urlsafe(32), created_at=now, last_seen_at=now,
+                           expires_at=now + config.absolute_timeout))
+    session.flush()
     return cookie
 
 
-def end_session(ctx: AppContext, cookie: str) -> None:
+def end_session(session: Session, cookie: str, now: datetime) -> None:
     """End the session a cookie names (signing out)."""
-    with Session(ctx.db.write_engine) as session:
-        session.execute(update(WebSession).where(WebSession.sid_hash == hash_token(cookie),
-                                                 col(WebSession.ended_at).is_(None))
-                        .values(ended_at=ctx.clock.now()))
-        session.commit()
+    session.execute(update(WebSession).where(WebSession.sid_hash == hash_token(cookie),
+                                             col(WebSession.ended_at).is_(None)).values(ended_at=now))
 
 
 def load_session(ctx: AppContext, config: WebConfig, cookie: str) -> SessionInfo | None:
@@ -81,9 +77,10 @@ def load_session(ctx: AppContext, config: WebConfig, cookie: str) -> SessionInfo
     if row.expires_at <= now or row.last_seen_at + config.idle_timeout <= now:
         return None
     if now - row.last_seen_at >= config.touch_interval:  # a write per minute, not per request
-        with Session(ctx.db.write_engine) as session:
-            session.execute(update(WebSession).where(col(WebSession.id) == row.id).values(last_seen_at=now))
-            session.commit()
+        # The one write outside the request's unit of work (ARCHITECTURE.md): it runs before the route, in the
+        # middleware, and must stick even when the request itself then fails.
+        touch = update(WebSession).where(col(WebSession.id) == row.id).values(last_seen_at=now)
+        ctx.engine.run(lambda uow: uow.session.execute(touch))
     return SessionInfo(id=row.id, person_id=row.person_id, csrf_token=row.csrf_token, method=row.method)
 
 

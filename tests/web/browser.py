@@ -23,7 +23,8 @@ def signed_in(context: BrowserContext, ctx: AppContext, base: str, person_id: in
     """Give a browser context the session cookie of a person (or none)."""
     context.clear_cookies()
     if person_id is not None:
-        cookie = start_session(ctx, WebConfig(cookie_secure=False), person_id, "link")
+        cookie = ctx.engine.run(lambda uow: start_session(uow.session, WebConfig(cookie_secure=False), person_id,
+                                                            "link", uow.now))
         context.add_cookies([{"name": "vk_session", "value": cookie, "url": base}])
 
 

@@ -29,10 +29,8 @@ SHOTS = {"admin", "admin-workflow", "admin-workflow-errors", "admin-simulate", "
 
 
 def _store_v2(ctx, admin) -> None:  # type: ignore[no-untyped-def]
-    with Session(ctx.db.write_engine) as session:
-        store_version(session, ctx.registry, proposal_v2(ctx), "nomination_proposal", actor=admin.actor,
-                      now=ctx.clock.now())
-        session.commit()
+    ctx.engine.run(lambda uow: store_version(uow, ctx.registry, proposal_v2(ctx), "nomination_proposal",
+                                             actor=admin.actor))
 
 
 @pytest.mark.slow  # about 40 s: 20 pages x 3 languages

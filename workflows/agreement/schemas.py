@@ -48,6 +48,18 @@ class DecisionIn(BaseModel):
     section: str = Field(min_length=1, max_length=20, pattern=r"^(§\s*)?\d{1,5}[a-z]?$", examples=["§ 58"])
     minutes_url: HttpUrl | None = None
     note: str | None = Field(default=None, max_length=4000, description="Reservation or remark")
+    document_sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of the text the decision was made on; refused with 409 when it is no longer current")
+
+
+class SignIn(BaseModel):
+    """What a signature is made on."""
+
+    model_config = ConfigDict(extra="forbid")
+    document_sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of the text being signed; refused with 409 when it is no longer current")
 
 
 class WithdrawIn(BaseModel):

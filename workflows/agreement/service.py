@@ -13,7 +13,8 @@ from engine.actors import SYSTEM, Actor
 from engine.calendar import HELSINKI
 from engine.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from engine.models import Organisation, Person
-from engine.service import CaseRow, FireContext, TransitionRecord, UnitOfWork, actor_roles
+from engine.records import CaseRow, TransitionRecord
+from engine.service import FireContext, UnitOfWork, actor_roles
 from workflows.agreement.models import Decision, DocumentVersion, PartySignatory, Signature
 from workflows.agreement.schemas import AgreementCreate, DecisionIn, DocumentIn, TerminateIn, WithdrawIn
 
@@ -271,11 +272,24 @@ def _current_decision(uow: UnitOfWork, party: CaseRow) -> Decision | None:
     ).scalars().first()
 
 
+def check_text_seen(parent: CaseRow, seen_sha256: str | None) -> None:
+    """Refuse an act on a text other than the current one (checked under the lock, so no revision slips in)."""
+    if seen_sha256 is not None and seen_sha256 != parent.data["sha256"]:
+        version = int(parent.data["document_version"])
+        raise Conflict(f"the text was revised: the current version is {version} "
+                       f"(SHA-256 {parent.data['sha256']}), not the one with SHA-256 {seen_sha256}; "
+                       "read the current text and act again",
+                       message_id="agreement.error.revised_to",
+                       params={"version": version, "sha256": parent.data["sha256"]},
+                       current_version=version, current_sha256=parent.data["sha256"])
+
+
 def decide(uow: UnitOfWork, agreement_id: int, organisation_key: str, data: DecisionIn,
            actor: Actor) -> tuple[Decision, bool]:
     """Record a party's decision on the current text; a repeat of the stored decision changes nothing."""
     party = party_case(uow, agreement_id, organisation_key)
     parent = uow.case(agreement_id)
+    check_text_seen(parent, data.document_sha256)
     _may_decide(uow, party, actor, organisation_key)  # before the repeat check: it would answer anyone
     today = uow.now.astimezone(HELSINKI).date()
     if data.decided_on > today:
@@ -311,10 +325,12 @@ def _may_decide(uow: UnitOfWork, party: CaseRow, actor: Actor, organisation_key:
                            case_id=party.id, action="decide")
 
 
-def sign(uow: UnitOfWork, agreement_id: int, organisation_key: str, actor: Actor) -> tuple[Signature, bool]:
+def sign(uow: UnitOfWork, agreement_id: int, organisation_key: str, actor: Actor,
+         seen_sha256: str | None = None) -> tuple[Signature, bool]:
     """Add the caller's signature for their organisation; a repeated signature changes nothing."""
     party = party_case(uow, agreement_id, organisation_key)
     parent = uow.case(agreement_id)
+    check_text_seen(parent, seen_sha256)
     signer_id = actor.on_behalf_of_person_id or actor.person_id
     if actor.organisation_id != party.organisation_id:
         raise NotPermitted(f"you may sign only for your own organisation, not {organisation_key}",

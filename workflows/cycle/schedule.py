@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlmodel import Session
 
 from engine.actors import Actor
 from engine.calendar import previous_business_day
 from engine.errors import InvalidInput, NotPermitted
 from engine.models import Person
-from engine.service import CaseRow, UnitOfWork
-from workflows.casekit import set_deadline, today
+from engine.records import CaseRow
+from engine.service import UnitOfWork
+from workflows.common.dates import set_deadline, today
 from workflows.cycle.models import CycleSchedule
 from workflows.cycle.schemas import DEFAULT_MILESTONES, MILESTONES, ScheduleIn
 
@@ -38,6 +40,12 @@ def cycle_dates(milestones: dict[str, Any], year: int) -> dict[str, date]:
 def eve(d: date) -> date:
     """Return the last business day before d: a deadline timer ending then fires as the day d begins."""
     return previous_business_day(d - timedelta(days=1))
+
+
+def read_schedule(session: Session, now: datetime) -> CycleSchedule:
+    """Return the schedule row, or (unsaved) the defaults when none has been set."""
+    row = session.execute(select(CycleSchedule).where(CycleSchedule.name == "default")).scalars().first()
+    return row or CycleSchedule(name="default", milestones=dict(DEFAULT_MILESTONES), updated_at=now)
 
 
 def get_schedule(uow: UnitOfWork) -> CycleSchedule:

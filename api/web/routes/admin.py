@@ -13,7 +13,7 @@ from fastapi import Form, Request
 from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
-from api.deps import SessionDep
+from api.deps import SessionDep, WorkDep
 from api.web.admin_read import (
     Problem,
     definition_source,
@@ -88,7 +88,7 @@ def workflow_page(request: Request, name: str, user: User, session: SessionDep, 
 
 
 @router.post("/admin/workflows/{name}")
-def save_workflow(request: Request, name: str, user: User, session: SessionDep,
+def save_workflow(work: WorkDep, request: Request, name: str, user: User, session: SessionDep,
                   source: Annotated[str, Form()] = "", action: Annotated[str, Form()] = "check") -> Response:
     """Check the edited YAML (problems at their lines), or save it as the next version that new cases take."""
     require_admin(user)
@@ -97,14 +97,11 @@ def save_workflow(request: Request, name: str, user: User, session: SessionDep,
     form = WebForm({"source": source})
     if form.text("source", max_length=MAX_SOURCE) is None:
         return _workflow_page(request, session, user, name, form=form, status=422)
-    ctx = request.app.state.ctx
     try:
         if action != "save":
             checked = check_version(registry, source, name)
             return _workflow_page(request, session, user, name, form=form, checked=checked, notice="valid")
-        with Session(ctx.db.write_engine) as write:
-            saved = store_version(write, registry, source, name, actor=user.actor, now=ctx.clock.now())
-            write.commit()
+        saved = work.run(lambda uow: store_version(uow, registry, source, name, actor=user.actor))
     except (DefinitionError, InvalidInput) as exc:
         return _workflow_page(request, session, user, name, form=form, problems=problems_of(exc, source),
                               status=422)
@@ -148,7 +145,7 @@ def migrate_page(request: Request, name: str, user: User, session: SessionDep, f
 
 
 @router.post("/admin/workflows/{name}/migrate")
-def migrate(request: Request, name: str, user: User, session: SessionDep,
+def migrate(work: WorkDep, request: Request, name: str, user: User, session: SessionDep,
             from_version: Annotated[str, Form()] = "", to_version: Annotated[str, Form()] = "",
             old: Annotated[list[str] | None, Form()] = None, new: Annotated[list[str] | None, Form()] = None
             ) -> Response:
@@ -172,7 +169,7 @@ def migrate(request: Request, name: str, user: User, session: SessionDep,
     if form.errors:
         return _migrate_page(request, session, user, name, form, status=422)
     try:
-        report = request.app.state.ctx.engine.run(
+        report = work.run(
             lambda uow: migrate_cases(uow, name, source, target, mapping, user.actor))
     except InvalidInput as exc:  # the cases moved on since the page was shown
         return _migrate_page(request, session, user, name, form, status=422, refusal=exc.detail)

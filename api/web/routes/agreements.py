@@ -1,7 +1,8 @@
 """The agreement page and what a party does on it: record its body's decision (or decline with a reason), sign.
 
-Both forms carry the SHA-256 of the text they were shown with; if the text was revised in the meantime the
-decision or signature is refused (409), so nobody decides on or signs a version they have not read.
+Both forms carry the SHA-256 of the text they were shown with; the service compares it with the current text
+inside the locked transaction, and if the text was revised in the meantime the decision or signature is refused
+(409, naming the current version) with nothing written, so nobody decides on or signs a version they have not read.
 A substitute acts with `on_behalf_of`.
 """
 
@@ -14,16 +15,15 @@ from fastapi import Form, Request
 from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
-from api.deps import SessionDep
+from api.deps import SessionDep, WorkDep
 from api.web.delegation import acting_actor
 from api.web.forms import Form as WebForm
 from api.web.forms import read_decision
 from api.web.render import render, render_markdown
-from api.web.routing import User, WebUser, error_page, web_router
+from api.web.routing import User, WebUser, web_router
 from api.web.views import agreement_view, readable_by_any
 from engine.calendar import HELSINKI
 from engine.errors import InvalidInput
-from engine.models import Case
 from workflows.agreement import service
 
 router = web_router()
@@ -47,12 +47,6 @@ def show_agreement(request: Request, session: Session, user: WebUser, agreement_
                   today=today_of(request))
 
 
-def _is_current(session: Session, agreement_id: int, sha256: str) -> bool:
-    """Tell whether the text the form was shown with is still the agreement's current text."""
-    case = session.get(Case, agreement_id)
-    return bool(sha256) and case is not None and case.data.get("sha256") == sha256
-
-
 def _on_behalf(value: str) -> int | None:
     if not value.strip():
         return None
@@ -69,7 +63,7 @@ def agreement_page(request: Request, agreement_id: int, user: User, session: Ses
 
 
 @router.post("/agreements/{agreement_id}/decision")
-def record_decision(request: Request, agreement_id: int, user: User, session: SessionDep,
+def record_decision(work: WorkDep, request: Request, agreement_id: int, user: User, session: SessionDep,
                     party: Annotated[str, Form()] = "", outcome: Annotated[str, Form()] = "",
                     body: Annotated[str, Form()] = "", decided_on: Annotated[str, Form()] = "",
                     section: Annotated[str, Form()] = "", minutes_url: Annotated[str, Form()] = "",
@@ -81,25 +75,22 @@ def record_decision(request: Request, agreement_id: int, user: User, session: Se
     today = today_of(request)
     actor = acting_actor(session, user.actor, _on_behalf(on_behalf_of), today)
     readable_by_any(session, [actor], agreement_id)
-    if not _is_current(session, agreement_id, sha256):
-        return error_page(request, 409, detail="agreement.error.revised")
     data = read_decision(form, today)
     if data is None:
         return show_agreement(request, session, user, agreement_id, status=422, form=form, form_party=party)
-    request.app.state.ctx.engine.run(lambda uow: service.decide(uow, agreement_id, party, data, actor))
+    # the form always carries the hash of the text it showed; the service compares it under the lock
+    seen = data.model_copy(update={"document_sha256": sha256 or "0" * 64})
+    work.run(lambda uow: service.decide(uow, agreement_id, party, seen, actor))
     notice = "decided" if data.outcome == "approved" else "declined"
     return RedirectResponse(f"/agreements/{agreement_id}?notice={notice}", status_code=303)
 
 
 @router.post("/agreements/{agreement_id}/sign")
-def sign(request: Request, agreement_id: int, user: User, session: SessionDep,
+def sign(work: WorkDep, request: Request, agreement_id: int, user: User, session: SessionDep,
          party: Annotated[str, Form()] = "", sha256: Annotated[str, Form()] = "",
          on_behalf_of: Annotated[str, Form()] = "") -> Response:
     """Sign the version of the text the signer saw, for their organisation (or for whom they substitute)."""
-    ctx = request.app.state.ctx
     actor = acting_actor(session, user.actor, _on_behalf(on_behalf_of), today_of(request))
     readable_by_any(session, [actor], agreement_id)
-    if not _is_current(session, agreement_id, sha256):
-        return error_page(request, 409, detail="agreement.error.revised")
-    ctx.engine.run(lambda uow: service.sign(uow, agreement_id, party, actor))
+    work.run(lambda uow: service.sign(uow, agreement_id, party, actor, sha256 or "0" * 64))
     return RedirectResponse(f"/agreements/{agreement_id}?notice=signed", status_code=303)

@@ -76,9 +76,7 @@ def issue_feed(request: Request, user: User, session: SessionDep,
     if language not in LANGUAGES:
         raise InvalidInput("language", f"must be one of {', '.join(LANGUAGES)}")
     ctx = request.app.state.ctx
-    with Session(ctx.db.write_engine, expire_on_commit=False) as write:
-        _feed, token = ical.create_feed(write, user.actor, ctx.clock.now(), person_id=user.id, language=language)
-        write.commit()
+    _feed, token = ical.create_feed(session, user.actor, ctx.clock.now(), person_id=user.id, language=language)
+    session.flush()
     url = f"{ctx.settings.base_url.rstrip('/')}/api/v1/calendar/feeds/{token}.ics"
-    session.rollback()  # read what the write committed, not an older snapshot
     return _page(request, session, user, None, "mine", feed_url=url)

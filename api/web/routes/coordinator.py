@@ -10,7 +10,7 @@ from sqlmodel import Session, col
 from starlette.responses import RedirectResponse, Response
 
 from api.access import readable_case
-from api.deps import SessionDep
+from api.deps import SessionDep, WorkDep
 from api.web.forms import Form as WebForm
 from api.web.forms import read_agreement_form, region_parties
 from api.web.mail import remind_now
@@ -51,7 +51,8 @@ def new_agreement_page(request: Request, user: User, session: SessionDep) -> Res
 
 
 @router.post("/agreements/new")
-def create_agreement(request: Request, user: User, session: SessionDep, title: Annotated[str, Form()] = "",
+def create_agreement(work: WorkDep, request: Request, user: User, session: SessionDep, title: Annotated[str,
+                     Form()] = "",
                      deadline: Annotated[str, Form()] = "", document: Annotated[str, Form()] = "",
                      parties: Annotated[str, Form()] = "", required_signatures: Annotated[str, Form()] = "1",
                      region: Annotated[str, Form()] = "", action: Annotated[str, Form()] = "create") -> Response:
@@ -70,17 +71,17 @@ def create_agreement(request: Request, user: User, session: SessionDep, title: A
     body = read_agreement_form(session, form, today_of(request), user.id)
     if body is None:
         return _new_page(request, session, user, form, status=422)
-    case = request.app.state.ctx.engine.run(lambda uow: service.create_agreement(uow, body, user.actor))
+    case = work.run(lambda uow: service.create_agreement(uow, body, user.actor))
     return RedirectResponse(f"/agreements/{case.id}?notice=created", status_code=303)
 
 
 @router.post("/agreements/{agreement_id}/circulate")
-def circulate(request: Request, agreement_id: int, user: User, session: SessionDep,
+def circulate(work: WorkDep, request: Request, agreement_id: int, user: User, session: SessionDep,
               version: Annotated[str, Form()] = "") -> Response:
     """Send the draft to the parties (refused if the agreement changed since the page was shown)."""
     readable_case(session, user.actor, agreement_id)
     expected = int(version) if version.isdigit() else None
-    request.app.state.ctx.engine.run(lambda uow: service.circulate(uow, agreement_id, user.actor, expected))
+    work.run(lambda uow: service.circulate(uow, agreement_id, user.actor, expected))
     return RedirectResponse(f"/agreements/{agreement_id}?notice=circulated", status_code=303)
 
 
@@ -105,7 +106,8 @@ def revise_page(request: Request, agreement_id: int, user: User, session: Sessio
 
 
 @router.post("/agreements/{agreement_id}/revise")
-def revise(request: Request, agreement_id: int, user: User, session: SessionDep, text: Annotated[str, Form()] = "",
+def revise(work: WorkDep, request: Request, agreement_id: int, user: User, session: SessionDep, text: Annotated[str,
+           Form()] = "",
            note: Annotated[str, Form()] = "", version: Annotated[str, Form()] = "") -> Response:
     """Store the new text as the next version; every party is asked to decide and sign again."""
     readable_case(session, user.actor, agreement_id)
@@ -116,7 +118,7 @@ def revise(request: Request, agreement_id: int, user: User, session: SessionDep,
         return _revise_page(request, session, user, agreement_id, form, status=422)
     expected = int(version) if version.isdigit() else None
     try:
-        request.app.state.ctx.engine.run(lambda uow: service.revise(
+        work.run(lambda uow: service.revise(
             uow, agreement_id, DocumentIn(text=text, note=note.strip() or None), user.actor, expected))
     except InvalidInput as exc:
         form.fail(exc.field, "agreement.error.unchanged" if exc.field == "text" else "form.error.invalid")
@@ -125,10 +127,10 @@ def revise(request: Request, agreement_id: int, user: User, session: SessionDep,
 
 
 @router.post("/agreements/{agreement_id}/remind")
-def remind(request: Request, agreement_id: int, user: User, session: SessionDep,
+def remind(work: WorkDep, request: Request, agreement_id: int, user: User, session: SessionDep,
            party_case_id: Annotated[str, Form()] = "") -> Response:
     """Email the pending parties (or one of them) a reminder with a fresh sign-in link, now."""
     readable_case(session, user.actor, agreement_id)
     party = int(party_case_id) if party_case_id.isdigit() else None
-    count = request.app.state.ctx.engine.run(lambda uow: remind_now(uow, agreement_id, user.actor, party))
+    count = work.run(lambda uow: remind_now(uow, agreement_id, user.actor, party))
     return RedirectResponse(f"/agreements/{agreement_id}?notice=reminded&count={count}", status_code=303)

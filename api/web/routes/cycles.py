@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
-from api.deps import SessionDep
+from api.deps import SessionDep, WorkDep
 from api.web import board
 from api.web.forms import Form as WebForm
 from api.web.render import render
@@ -52,7 +52,8 @@ def new_cycle_page(request: Request, user: User, session: SessionDep) -> Respons
 
 
 @router.post("/cycles/new")
-def create_cycle(request: Request, user: User, session: SessionDep, year: Annotated[str, Form()] = "") -> Response:
+def create_cycle(work: WorkDep, request: Request, user: User, session: SessionDep, year: Annotated[str,
+                 Form()] = "") -> Response:
     """Create a year's cycle now (it is otherwise created on the schedule's date)."""
     require_coordinator(user)
     form = WebForm({"year": year})
@@ -61,7 +62,7 @@ def create_cycle(request: Request, user: User, session: SessionDep, year: Annota
         form.fail("year", "cycle.error.year")
         return _new_page(request, session, user, form, status=422)
     try:
-        case = request.app.state.ctx.engine.run(
+        case = work.run(
             lambda uow: service.create_cycle(uow, CycleCreate(year=int(text)), user.actor))
     except Conflict:
         form.fail("year", f"cycle.error.exists|{text}")
@@ -73,7 +74,6 @@ def create_cycle(request: Request, user: User, session: SessionDep, year: Annota
 def cycle_page(request: Request, cycle_id: int, user: User, session: SessionDep,
                notice: str | None = None) -> Response:
     """Follow a cycle: its milestones, the measures by status, the report requests and the survey."""
-    session.rollback()  # read what the last write committed
     data = read_cycle(session, request.app.state.ctx.registry, cycle_id)
     measures = board.measures_by_status(session, cycle_id)
     keys = {m.responsible for ms in measures.values() for m in ms} | {r.responsible for r in data.report_requests}

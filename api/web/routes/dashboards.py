@@ -50,8 +50,8 @@ def outbox(request: Request, user: User, session: SessionDep, notice: str | None
 
 
 @router.post("/admin/outbox/{message_id}/retry")
-def retry(request: Request, message_id: int, user: User) -> Response:
+def retry(request: Request, message_id: int, user: User, session: SessionDep) -> Response:
     """Queue a failed or dead message again; the next delivery run sends it."""
     require_admin(user)
-    retry_outbox(message_id, request.app.state.ctx, user.actor)
+    retry_outbox(session, message_id, request.app.state.ctx, user.actor)
     return RedirectResponse(f"/admin/outbox?notice=retried&message={message_id}", status_code=303)

@@ -105,9 +105,8 @@ def edit_template(request: Request, name: str, user: User, session: SessionDep, 
     if not changed:
         return RedirectResponse(f"/admin/templates/{name}?lang={lang}&notice=unchanged", status_code=303)
     ctx = request.app.state.ctx
-    with Session(ctx.db.write_engine) as write:
-        template_store.save(write, ctx.registry, name, lang, changed, actor_id=user.id, now=ctx.clock.now())
-        write.commit()
+    template_store.save(session, ctx.registry, name, lang, changed, actor_id=user.id, now=ctx.clock.now())
+    session.flush()
     return RedirectResponse(f"/admin/templates/{name}?lang={lang}&notice=saved", status_code=303)
 
 
@@ -119,7 +118,6 @@ def revert_template(request: Request, name: str, user: User, session: SessionDep
     lang = _lang(lang)
     template_store.sources(session, name)  # 404 for an unknown template
     ctx = request.app.state.ctx
-    with Session(ctx.db.write_engine) as write:
-        template_store.revert(write, ctx.registry, name, lang)
-        write.commit()
+    template_store.revert(session, ctx.registry, name, lang)
+    session.flush()
     return RedirectResponse(f"/admin/templates/{name}?lang={lang}&notice=reverted", status_code=303)

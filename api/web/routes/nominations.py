@@ -10,7 +10,7 @@ from sqlmodel import Session, col
 from starlette.responses import RedirectResponse, Response
 
 from api.access import readable_case
-from api.deps import SessionDep
+from api.deps import SessionDep, WorkDep
 from api.web.case_forms import NOMINATION_FIELDS, REGION_KINDS, NominationFormIn, read_nomination_form, regions
 from api.web.forms import Form as WebForm
 from api.web.queries import org_name
@@ -40,7 +40,7 @@ def new_nomination_page(request: Request, user: User, session: SessionDep) -> Re
 
 
 @router.post("/nominations/new")
-def create_nomination(request: Request, user: User, session: SessionDep,
+def create_nomination(work: WorkDep, request: Request, user: User, session: SessionDep,
                       posted: Annotated[NominationFormIn, Form()]) -> Response:
     """Create the request: every asked organisation gets a proposal case and its contacts an email."""
     require_coordinator(user)
@@ -49,7 +49,7 @@ def create_nomination(request: Request, user: User, session: SessionDep,
     if body is None:
         return _new_page(request, session, user, form, status=422)
     try:
-        case = request.app.state.ctx.engine.run(lambda uow: service.create_nomination(uow, body, user.actor))
+        case = work.run(lambda uow: service.create_nomination(uow, body, user.actor))
     except InvalidInput as exc:
         field = exc.field.split("[")[0]
         form.fail(NOMINATION_FIELDS.get(field, "organisations"), f"nomination.error.refused|0|{exc.detail}")
@@ -62,7 +62,6 @@ def nomination_page(request: Request, nomination_id: int, user: User, session: S
                     notice: str | None = None) -> Response:
     """Follow a request: proposals by organisation, the decision with its shares, the members serving."""
     readable_case(session, user.actor, nomination_id)
-    session.rollback()  # read what the last write committed
     try:
         data = read_nomination(session, request.app.state.ctx.registry, nomination_id)
     except NotFound:

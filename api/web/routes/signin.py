@@ -6,12 +6,15 @@ the button's POST uses the link up and starts a session.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Form, Request
 from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
+from api.deps import SessionDep, WorkDep
+from api.unit import get_work
 from api.web.auth import check_password, is_throttled, person_by_email, record_failure
 from api.web.config import WebConfig
 from api.web.i18n import LANGUAGE_COOKIE, LANGUAGES, choose_language
@@ -42,15 +45,27 @@ def _config(request: Request) -> WebConfig:
     return config
 
 
+def _session(request: Request) -> Session:
+    """Return the request's session (its unit of work's, on a POST)."""
+    return get_work(request).session
+
+
+def _now(request: Request) -> datetime:
+    return request.app.state.ctx.clock.now()  # type: ignore[no-any-return]
+
+
+def _failed(request: Request, kind: str) -> None:
+    record_failure(_session(request), _config(request), client_ip(request), kind, _now(request))
+
+
 def _throttle(request: Request) -> None:
-    ctx = request.app.state.ctx
-    if is_throttled(ctx, _config(request), client_ip(request)):
+    if is_throttled(_session(request), _config(request), client_ip(request), _now(request)):
         raise RateLimited()
 
 
 def _signed_in(request: Request, person_id: int, method: str, target: str) -> Response:
     config = _config(request)
-    cookie = start_session(request.app.state.ctx, config, person_id, method,
+    cookie = start_session(_session(request), config, person_id, method, _now(request),
                            request.cookies.get(config.session_cookie))
     response = RedirectResponse(target, status_code=303)
     set_session_cookie(response, config, cookie)
@@ -79,10 +94,9 @@ def signin_password(request: Request, email: Annotated[str, Form()] = "", passwo
                     next: Annotated[str, Form()] = "") -> Response:
     """Sign a coordinator or administrator in with email and password."""
     _throttle(request)
-    ctx = request.app.state.ctx
-    person = check_password(ctx, email, password) if email and password else None
+    person = check_password(_session(request), email, password) if email and password else None
     if person is None:
-        record_failure(ctx, _config(request), client_ip(request), "password")
+        _failed(request, "password")
         lang = choose_language(request)
         return render(request, "signin.html", lang, status=401, next=safe_next(next), email=email, notice=None,
                       errors={"password": "signin.error.password"})
@@ -90,33 +104,31 @@ def signin_password(request: Request, email: Annotated[str, Form()] = "", passwo
 
 
 @router.post("/signin/email")
-def signin_email(request: Request, email: Annotated[str, Form()] = "") -> Response:
+def signin_email(work: WorkDep, request: Request, email: Annotated[str, Form()] = "") -> Response:
     """Email a short-lived sign-in link to a registered address; the answer never tells whether it is one."""
     _throttle(request)
-    ctx = request.app.state.ctx
     lang = choose_language(request)
     if "@" not in email or len(email) > 320:
         return render(request, "signin.html", lang, status=422, next="/tasks", email=email, notice=None,
                       errors={"email": "signin.error.email"})
-    record_failure(ctx, _config(request), client_ip(request), "email")  # every request counts: no mail bombing
+    _failed(request, "email")  # every request counts: no mail bombing
 
-    def work(uow) -> None:  # type: ignore[no-untyped-def]
+    def _do(uow) -> None:  # type: ignore[no-untyped-def]
         person = person_by_email(uow.session, email)
         if person is not None:
             send_sign_in_link(uow, person, None, key=f"sign-in-link:{person.id}:{uow.now:%Y%m%dT%H%M}")
-    ctx.engine.run(work)
+    work.run(_do)
     return render(request, "signin.html", lang, next="/tasks", email="", errors={}, notice="signin.email_sent")
 
 
-def _link_page(request: Request, token: str) -> Response:
+def _link_page(session: Session, request: Request, token: str) -> Response:
     ctx = request.app.state.ctx
     _throttle(request)
-    with Session(ctx.db.engine) as session:
-        found = check_link(session, token, ctx.clock.now())
-        person = session.get(Person, found.link.person_id) if found.link else None
-        case = session.get(Case, found.link.case_id) if found.link and found.link.case_id else None
+    found = check_link(session, token, ctx.clock.now())
+    person = session.get(Person, found.link.person_id) if found.link else None
+    case = session.get(Case, found.link.case_id) if found.link and found.link.case_id else None
     if found.status is LinkStatus.UNKNOWN or person is None or not person.active:
-        record_failure(ctx, _config(request), client_ip(request), "link")
+        _failed(request, "link")
         return render(request, "link.html", choose_language(request), status=404, status_name="unknown",
                       person=None, case=None, token=token)
     status = 200 if found.status is LinkStatus.VALID else 410
@@ -125,42 +137,40 @@ def _link_page(request: Request, token: str) -> Response:
 
 
 @router.api_route("/link/{token}", methods=["GET", "HEAD"])
-def link_page(request: Request, token: str) -> Response:
+def link_page(session: SessionDep, request: Request, token: str) -> Response:
     """Show what the link is for and a button to sign in; changes nothing."""
-    return _link_page(request, token)
+    return _link_page(session, request, token)
 
 
 @router.post("/link/{token}")
-def link_use(request: Request, token: str) -> Response:
+def link_use(session: SessionDep, request: Request, token: str) -> Response:
     """Use the link up and start a session for its recipient, then open its case."""
     ctx = request.app.state.ctx
     _throttle(request)
-    with Session(ctx.db.write_engine, expire_on_commit=False) as session:
-        found = consume_link(session, token, ctx.clock.now())
-        person = session.get(Person, found.link.person_id) if found.link else None
-        session.commit()
+    found = consume_link(session, token, ctx.clock.now())
+    person = session.get(Person, found.link.person_id) if found.link else None
+    session.flush()
     if found.status is LinkStatus.VALID and found.link is not None and person is not None and person.active:
         return _signed_in(request, person.id or 0, "link", _case_target(found.link.case_id))
-    return _link_page(request, token)
+    return _link_page(session, request, token)
 
 
 @router.post("/link/{token}/renew")
-def link_renew(request: Request, token: str) -> Response:
+def link_renew(session: SessionDep, work: WorkDep, request: Request, token: str) -> Response:
     """Email a fresh link for the same person and case to the person's own address."""
     ctx = request.app.state.ctx
     _throttle(request)
-    with Session(ctx.db.engine) as session:
-        found = check_link(session, token, ctx.clock.now())
+    found = check_link(session, token, ctx.clock.now())
     if found.link is None:
-        return _link_page(request, token)
+        return _link_page(session, request, token)
     link = found.link
 
-    def work(uow) -> Person | None:  # type: ignore[no-untyped-def]
+    def _do(uow) -> Person | None:  # type: ignore[no-untyped-def]
         person = uow.session.get(Person, link.person_id)
         if person is not None and person.active:  # one fresh link per old link per hour
             send_sign_in_link(uow, person, link.case_id, key=f"sign-in-link:renew:{link.id}:{uow.now:%Y%m%dT%H}")
         return person  # type: ignore[no-any-return]
-    person = ctx.engine.run(work)
+    person = work.run(_do)
     lang = choose_language(request, person.language if person else None)
     return render(request, "link.html", lang, status_name="sent", person=person, case=None, token=token)
 
@@ -171,27 +181,25 @@ def signout(request: Request) -> Response:
     config = _config(request)
     cookie = request.cookies.get(config.session_cookie)
     if cookie:
-        end_session(request.app.state.ctx, cookie)
+        end_session(_session(request), cookie, _now(request))
     response = RedirectResponse("/signin", status_code=303)
     clear_session_cookie(response, config)
     return secure(response)
 
 
 @router.post("/language")
-def set_language(request: Request, user: OptionalUser, lang: Annotated[str, Form()] = "",
+def set_language(session: SessionDep, request: Request, user: OptionalUser, lang: Annotated[str, Form()] = "",
                  next: Annotated[str, Form()] = "") -> Response:
     """Switch the interface language; remembered on the person and on this browser."""
     response = RedirectResponse(safe_next(next, "/"), status_code=303)
     if lang not in LANGUAGES:
         return secure(response)
     if user is not None:
-        ctx = request.app.state.ctx
-        with Session(ctx.db.write_engine) as session:
-            person = session.get(Person, user.id)
-            if person is not None:
-                person.language = lang
-                session.add(person)
-                session.commit()
+        person = session.get(Person, user.id)
+        if person is not None:
+            person.language = lang
+            session.add(person)
+            session.flush()
     response.set_cookie(LANGUAGE_COOKIE, lang, max_age=365 * 24 * 3600, path="/", httponly=True, samesite="lax",
                         secure=_config(request).cookie_secure)
     return secure(response)

@@ -8,7 +8,7 @@ from fastapi import Form, Request
 from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
-from api.deps import SessionDep
+from api.deps import SessionDep, WorkDep
 from api.web.delegation import create_delegation, delegations_of, revoke_delegation
 from api.web.forms import Form as WebForm
 from api.web.render import render
@@ -35,7 +35,8 @@ def substitutes_page(request: Request, user: User, session: SessionDep, notice: 
 
 
 @router.post("/substitutes")
-def add_substitute(request: Request, user: User, session: SessionDep, substitute: Annotated[str, Form()] = "",
+def add_substitute(work: WorkDep, request: Request, user: User, session: SessionDep, substitute: Annotated[str,
+                   Form()] = "",
                    starts_on: Annotated[str, Form()] = "", ends_on: Annotated[str, Form()] = "",
                    note: Annotated[str, Form()] = "") -> Response:
     """Let another person act for the signed-in person during a period."""
@@ -48,11 +49,9 @@ def add_substitute(request: Request, user: User, session: SessionDep, substitute
         return _page(request, session, user, form, status=422)
     ctx = request.app.state.ctx
     try:
-        with Session(ctx.db.write_engine) as write:
-            create_delegation(write, principal=user.person, substitute_email=form.get("substitute"),
-                              starts_on=start, ends_on=end, note=form.get("note"), today=today,
-                              now=ctx.clock.now())
-            write.commit()
+        work.run(lambda uow: create_delegation(
+            uow.session, principal=user.person, substitute_email=form.get("substitute"), starts_on=start,
+            ends_on=end, note=form.get("note"), today=today, now=ctx.clock.now()))
     except InvalidInput as exc:
         form.fail(exc.field, f"substitute.error.{exc.field}")
         return _page(request, session, user, form, status=422)
@@ -60,10 +59,9 @@ def add_substitute(request: Request, user: User, session: SessionDep, substitute
 
 
 @router.post("/substitutes/{delegation_id}/revoke")
-def revoke(request: Request, delegation_id: int, user: User) -> Response:
+def revoke(session: SessionDep, request: Request, delegation_id: int, user: User) -> Response:
     """End a substitution now (its principal or its substitute may)."""
     ctx = request.app.state.ctx
-    with Session(ctx.db.write_engine) as write:
-        revoke_delegation(write, delegation_id, user.id, ctx.clock.now())
-        write.commit()
+    revoke_delegation(session, delegation_id, user.id, ctx.clock.now())
+    session.flush()
     return RedirectResponse("/substitutes?notice=revoked", status_code=303)

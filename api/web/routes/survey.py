@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 from starlette.responses import RedirectResponse, Response
 
-from api.deps import SessionDep
+from api.deps import SessionDep, WorkDep
 from api.web.case_forms import SurveyFormIn, read_survey_form
 from api.web.forms import Form as WebForm
 from api.web.queries import org_name
@@ -93,7 +93,7 @@ def survey_page(request: Request, cycle_id: int, user: User, session: SessionDep
 
 
 @router.post("/cycles/{cycle_id}/survey")
-def answer_survey(request: Request, cycle_id: int, user: User, session: SessionDep,
+def answer_survey(work: WorkDep, request: Request, cycle_id: int, user: User, session: SessionDep,
                   posted: Annotated[SurveyFormIn, Form()]) -> Response:
     """Store the council's answer; a new answer is a new version that replaces the earlier one."""
     form = posted.form()
@@ -107,7 +107,7 @@ def answer_survey(request: Request, cycle_id: int, user: User, session: SessionD
     if body is None or form.errors:
         return _page(request, session, user, cycle_id, form, status=422)
     try:
-        request.app.state.ctx.engine.run(lambda uow: reports.answer_survey(
+        work.run(lambda uow: reports.answer_survey(
             uow, cycle_id, body, user.actor, council if user.coordinates else None))
     except Conflict:
         return _page(request, session, user, cycle_id, form, status=409, refusal="survey.error.closed")
