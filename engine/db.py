@@ -9,13 +9,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
 from engine.statements import CaseStatements
 
 IMMEDIATE = "vk_write"
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Return the rows an UPDATE or DELETE matched (`Session.execute` is typed as returning a plain `Result`)."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"no row count on a {type(result).__name__}: pass the result of an UPDATE or DELETE")
+    return result.rowcount
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

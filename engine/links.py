@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlmodel import Field, Session, SQLModel, col
 
 from engine.calendar import deadline_instant
+from engine.db import rowcount
 from engine.directory import hash_token
 from engine.errors import InvalidInput
 from engine.models import utc_column
@@ -84,7 +85,7 @@ def check_link(session: Session, token: str, now: datetime) -> LinkCheck:
     """Look a token up without changing anything."""
     if not token or len(token) > 200:
         return LinkCheck(LinkStatus.UNKNOWN)
-    link = session.execute(select(SignInLink).where(SignInLink.token_hash == hash_token(token))).scalars().first()
+    link = session.scalars(select(SignInLink).where(col(SignInLink.token_hash) == hash_token(token))).first()
     if link is None:
         return LinkCheck(LinkStatus.UNKNOWN)
     if link.used_at is not None:
@@ -104,6 +105,6 @@ def consume_link(session: Session, token: str, now: datetime) -> LinkCheck:
                                  col(SignInLink.expires_at) > now)
         .values(used_at=now)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(result) != 1:
         return LinkCheck(LinkStatus.USED, found.link)
     return found

@@ -21,6 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from engine.db import rowcount
 from engine.errors import EngineError
 from engine.service import Engine, UnitOfWork
 
@@ -136,8 +137,9 @@ class Leadership:
         """Refuse the transaction unless this process still holds the newest epoch; renew the heartbeat."""
         # One conditional UPDATE checks and renews at once; its row lock makes a takeover's epoch bump wait
         # until this transaction ends, so no work commits under an epoch that has already moved on.
-        renewed = uow.session.execute(text("UPDATE scheduler_lease SET heartbeat_at=:t WHERE name='main' AND epoch=:e"),
-                                      {"t": uow.now.replace(tzinfo=None), "e": self.epoch}).rowcount
+        renewed = rowcount(uow.session.execute(
+            text("UPDATE scheduler_lease SET heartbeat_at=:t WHERE name='main' AND epoch=:e"),
+            {"t": uow.now.replace(tzinfo=None), "e": self.epoch}))
         if renewed != 1:
             current = uow.session.execute(text("SELECT epoch FROM scheduler_lease WHERE name='main'")).scalar()
             self.epoch = None

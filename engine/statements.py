@@ -16,10 +16,10 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ColumnElement
 
-from engine.models import Case, Event
+from engine.models import Case, Event, table_of
 
-CASE = Case.__table__  # type: ignore[attr-defined]
-EVENT = Event.__table__  # type: ignore[attr-defined]
+CASE = table_of(Case)
+EVENT = table_of(Event)
 CASE_FIELDS = ("id", "workflow", "workflow_version", "state", "version", "parent_id", "organisation_id",
                "coordinator_id", "title", "deadline", "data", "event_count", "head_hash")
 CASE_COLS = [CASE.c[n] for n in CASE_FIELDS]

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import time
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 
 from engine.calendar import HELSINKI, local_time_utc
-from engine.models import OutboxMessage
+from engine.models import OutboxMessage, table_of
 from engine.service import Engine, UnitOfWork
 from notifications.outbox import queue_email
 
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+OUTBOX = table_of(OutboxMessage)
 DIGEST_AT = time(9, 0)
 
 
@@ -21,18 +22,18 @@ def _compose(uow: UnitOfWork) -> int:
         return 0
     rows = uow.session.execute(select(OUTBOX).where(OUTBOX.c.status == "held")
                                .order_by(OUTBOX.c.person_id, OUTBOX.c.id)).all()
-    by_person: dict[int, list[object]] = {}
+    by_person: dict[int, list[Row[Any]]] = {}
     for row in rows:
         by_person.setdefault(row.person_id, []).append(row)
     sent = 0
     for person_id, items in by_person.items():
         key = f"digest:{person_id}:{today.isoformat()}"
         outbox_id = queue_email(uow, template="digest", key=key, person_id=person_id,
-                                context={"items": [{"subject": r.subject, "text": r.text} for r in items],  # type: ignore[attr-defined]
+                                context={"items": [{"subject": r.subject, "text": r.text} for r in items],
                                          "date": today})
         if outbox_id is None:
             continue  # today's digest already went; these wait for tomorrow's
-        uow.session.execute(update(OUTBOX).where(OUTBOX.c.id.in_([r.id for r in items]))  # type: ignore[attr-defined]
+        uow.session.execute(update(OUTBOX).where(OUTBOX.c.id.in_([r.id for r in items]))
                             .values(status="digested", sent_at=uow.now))
         sent += 1
     return sent

@@ -7,12 +7,12 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from engine.models import OutboxMessage, Person
+from engine.models import OutboxMessage, Person, table_of
 from engine.service import UnitOfWork
 from notifications.mime import message_id
 from notifications.render import render
 
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+OUTBOX = table_of(OutboxMessage)
 
 
 @dataclass(frozen=True)
