@@ -1,6 +1,5 @@
-"""Import every workflow's tables so SQLModel's metadata (and Alembic) sees them."""
+"""Every workflow's tables, as the plugins list them; importing this module registers them in SQLModel's metadata."""
 
-from workflows.agreement.models import Decision, DocumentVersion, PartySignatory, Signature
-from workflows.recurring_models import RECURRING_TABLES
+from workflows.registry import PLUGINS
 
-__all__ = ["RECURRING_TABLES", "Decision", "DocumentVersion", "PartySignatory", "Signature"]
+TABLES = tuple(table for plugin in PLUGINS for table in plugin.tables)

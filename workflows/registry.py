@@ -1,25 +1,26 @@
-"""Load every workflow definition shipped under workflows/ and wire its guards and parent reactions."""
+"""The shipped workflows as plugins, and the registry that installs them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from engine.plugin import WorkflowPlugin
 from engine.registry import Registry
-from workflows import recurring
-from workflows.agreement import service as agreement
+from workflows.agreement.plugin import PLUGIN as AGREEMENT
+from workflows.annual_clock.plugin import PLUGIN as ANNUAL_CLOCK
+from workflows.cycle.plugin import PLUGIN as CYCLE
+from workflows.nomination.plugin import PLUGIN as NOMINATION
+from workflows.registers.plugin import PLUGIN as REGISTERS
+from workflows.review.plugin import PLUGIN as REVIEW
 
 WORKFLOWS_DIR = Path(__file__).resolve().parent
+PLUGINS: tuple[WorkflowPlugin, ...] = (AGREEMENT, NOMINATION, CYCLE, REVIEW, REGISTERS, ANNUAL_CLOCK)
 
 
 def build_registry(extra_dir: Path | None = None) -> Registry:
-    """Return a registry with every shipped definition version loaded and validated."""
+    """Return a registry with every shipped plugin installed (each definition version loaded and validated)."""
     registry = Registry()
-    registry.load_dir(WORKFLOWS_DIR / "agreement", agreement.AGREEMENT_GUARDS)
-    registry.load_dir(WORKFLOWS_DIR / "agreement_party", agreement.PARTY_GUARDS)
-    registry.on_child_transition("agreement", agreement.react_to_party)
-    registry.on_recipients("agreement", agreement.recipients)
-    registry.on_recipients("agreement_party", agreement.recipients)
-    recurring.wire(registry)
+    registry.install(PLUGINS)
     if extra_dir is not None:
         registry.load_dir(extra_dir)
     return registry

@@ -19,9 +19,9 @@ from sqlmodel import Session, col
 
 from engine.calendar import format_date
 from engine.models import Case
-from engine.service import CaseRow, UnitOfWork
+from engine.records import CaseRow
+from engine.service import UnitOfWork
 from workflows.cycle.models import AnnualReport, Measure, MeasureNote, SurveyAnswer
-from workflows.cycle.reports import survey_summary
 from workflows.cycle.schemas import QUESTIONS
 from workflows.nomination.models import Appointment, NominationDecision
 from workflows.registers.service import meetings, statements
@@ -40,6 +40,17 @@ LABELS: dict[str, dict[str, str]] = {
     "done": {"fi": "toteutunut", "sv": "genomförd", "en": "done"},
     "dropped": {"fi": "luovuttu", "sv": "slopad", "en": "dropped"},
 }
+
+
+def survey_summary(rows: list[SurveyAnswer]) -> dict[str, Any]:
+    """Summarise the latest answer per council: count, mean per question, comments."""
+    latest: dict[int, SurveyAnswer] = {}
+    for r in rows:
+        if r.organisation_id not in latest or r.version > latest[r.organisation_id].version:
+            latest[r.organisation_id] = r
+    answers = list(latest.values())
+    means = {q: round(sum(a.ratings[q] for a in answers) / len(answers), 2) if answers else None for q in QUESTIONS}
+    return {"answers": len(answers), "means": means, "comments": [a.comments for a in answers if a.comments]}
 
 
 def report_data(session: Session, cycle: Case | CaseRow) -> dict[str, Any]:

@@ -10,8 +10,8 @@ from sqlmodel import Session, col
 from engine.errors import NotFound
 from engine.models import Case
 from engine.registry import Registry
+from workflows.cycle.annual_report import survey_summary
 from workflows.cycle.models import AnnualReport, CycleReport, Measure, MeasureNote, SurveyAnswer
-from workflows.cycle.reports import survey_summary
 from workflows.cycle.schemas import CycleRead, MeasureRead, ReportRequestRead
 from workflows.cycle.service import CYCLE
 

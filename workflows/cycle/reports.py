@@ -11,12 +11,21 @@ from sqlmodel import col
 from engine.actors import SYSTEM, Actor
 from engine.calendar import effective_deadline
 from engine.errors import Conflict, InvalidInput, NotFound, NotPermitted
-from engine.models import Organisation
-from engine.service import CaseRow, UnitOfWork, actor_roles
-from workflows.casekit import contacts_of, deadline_passed, queue_mail, today
-from workflows.cycle.models import CycleReport, Measure, NetworkMember, SurveyAnswer
+from engine.models import Organisation, Person
+from engine.records import CaseRow, TransitionRecord
+from engine.service import UnitOfWork, actor_roles
+from workflows.common.dates import deadline_passed, today
+from workflows.common.mail import queue_mail
+from workflows.common.people import contacts_of
+from workflows.cycle.models import NETWORKS, CycleReport, Measure, NetworkMember, SurveyAnswer
 from workflows.cycle.schemas import QUESTIONS, NoteIn, ReportIn, SurveyIn
 from workflows.cycle.service import REPORT, cycle_case, is_cycle_manager, may_speak_for, note
+
+
+def react_to_cycle(uow: UnitOfWork, record: TransitionRecord) -> None:
+    """Registry listener on cycle cases: open the report requests when the cycle starts reporting."""
+    if record.changed_state and record.to_state == "reporting":
+        request_reports(uow, record.case)
 
 
 def request_reports(uow: UnitOfWork, cycle: CaseRow) -> list[CaseRow]:
@@ -140,22 +149,8 @@ def answer_survey(uow: UnitOfWork, cycle_id: int, data: SurveyIn, actor: Actor,
     return row
 
 
-def survey_summary(rows: list[SurveyAnswer]) -> dict[str, Any]:
-    """Summarise the latest answer per council: count, mean per question, comments."""
-    latest: dict[int, SurveyAnswer] = {}
-    for r in rows:
-        if r.organisation_id not in latest or r.version > latest[r.organisation_id].version:
-            latest[r.organisation_id] = r
-    answers = list(latest.values())
-    means = {q: round(sum(a.ratings[q] for a in answers) / len(answers), 2) if answers else None for q in QUESTIONS}
-    return {"answers": len(answers), "means": means, "comments": [a.comments for a in answers if a.comments]}
-
-
 def add_network_member(uow: UnitOfWork, network: str, person_id: int, actor: Actor) -> None:
     """Let a person report for a network (admin)."""
-    from engine.models import Person
-    from workflows.cycle.models import NETWORKS
-
     if not actor.is_admin:
         raise NotPermitted("managing network members needs the admin role")
     if network not in NETWORKS:

@@ -11,10 +11,12 @@ from sqlmodel import col
 from engine.actors import SYSTEM, Actor
 from engine.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from engine.models import Case, Organisation, Person
-from engine.service import CaseRow, TransitionRecord, UnitOfWork
-from workflows.casekit import set_deadline, today
-from workflows.cycle.models import NETWORKS, UNFINISHED, Measure, MeasureNote
-from workflows.cycle.schedule import PLANNER, cycle_dates, eve, get_schedule, milestone_date, reschedule_planner
+from engine.records import CaseRow, TransitionRecord
+from engine.service import UnitOfWork
+from workflows.common.dates import set_deadline, today
+from workflows.cycle.annual_report import store_report
+from workflows.cycle.models import NETWORKS, UNFINISHED, Measure, MeasureNote, NetworkMember
+from workflows.cycle.schedule import cycle_dates, eve, get_schedule, milestone_date, reschedule_planner
 from workflows.cycle.schemas import AgreeIn, CycleCreate, MeasureIn, NoteIn
 
 CYCLE = "cycle"
@@ -145,8 +147,6 @@ def measure_of(uow: UnitOfWork, cycle_id: int, measure_id: int, field: str = "me
 
 def may_speak_for(uow: UnitOfWork, actor: Actor, responsible: str) -> bool:
     """Tell whether the actor may report for a responsible organisation or network."""
-    from workflows.cycle.models import NetworkMember
-
     if is_cycle_manager(actor):
         return True
     if responsible.startswith("network:"):
@@ -180,27 +180,29 @@ def note(uow: UnitOfWork, cycle_id: int, measure_id: int, data: NoteIn, actor: A
 # -- milestones, closing and carrying over --------------------------------------------------------------------
 
 
-def react(uow: UnitOfWork, record: TransitionRecord) -> None:
-    """Registry listener: move a cycle's deadline to its next milestone; create cycles on schedule."""
+def react_to_cycle(uow: UnitOfWork, record: TransitionRecord) -> None:
+    """Registry listener on cycle cases: move the deadline to the next milestone; close the children with it."""
     case = record.case
-    if case.workflow == CYCLE and record.changed_state:
-        set_deadline(uow, case, state_deadline(case, record.to_state))
-        if record.to_state == "reporting":
-            from workflows.cycle.reports import request_reports
+    if not record.changed_state:
+        return
+    set_deadline(uow, case, state_deadline(case, record.to_state))
+    if record.to_state == "closed":
+        for child in uow.children(case.id):
+            if child.state != "closed":
+                uow.fire(child.id, "close", actor=SYSTEM)
 
-            request_reports(uow, case)
-        elif record.to_state == "closed":
-            for child in uow.children(case.id):
-                if child.state != "closed":
-                    uow.fire(child.id, "close", actor=SYSTEM)
-    elif case.workflow == PLANNER and record.trigger == "create_cycle":
+
+def react_to_planner(uow: UnitOfWork, record: TransitionRecord) -> None:
+    """Registry listener on the planner case: create the next year's cycle on schedule; follow a new schedule."""
+    case = record.case
+    if record.trigger == "create_cycle":
         year = int(case.data["next_year"])
         if find_cycle(uow, year) is None:
             create_cycle(uow, CycleCreate(year=year), SYSTEM)
         schedule = get_schedule(uow)
         created_on = milestone_date(schedule.milestones, "cycle_created", year)
         reschedule_planner(uow, case, schedule, after=max(created_on, today(uow)) + timedelta(days=1))
-    elif case.workflow == PLANNER and record.trigger == "reschedule":
+    elif record.trigger == "reschedule":
         reschedule_planner(uow, case, get_schedule(uow))
 
 
@@ -225,8 +227,6 @@ def carry_over(uow: UnitOfWork, from_id: int, to_id: int) -> int:
 
 def close(uow: UnitOfWork, cycle_id: int, feedback: str, actor: Actor) -> tuple[int, str]:
     """Close a reviewed cycle with its annual report; carry the unfinished measures to the next year's cycle."""
-    from workflows.cycle.annual_report import store_report
-
     case = cycle_case(uow, cycle_id)
     if case.state != "review":
         allowed = uow.machine_of(case).allowed_triggers(case.state)

@@ -13,7 +13,9 @@ from engine.errors import Conflict, InvalidInput, InvalidTransition
 from engine.models import Person
 from engine.service import UnitOfWork
 from workflows.agreement.service import normalise_section
-from workflows.casekit import org_by_key, queue_mail, today
+from workflows.common.dates import today
+from workflows.common.mail import queue_mail
+from workflows.common.people import org_by_key
 from workflows.nomination.equality import Shares, check_shares
 from workflows.nomination.letter import render_letter
 from workflows.nomination.models import Appointment, Candidate, NominationDecision, NominationLetter

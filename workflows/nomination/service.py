@@ -12,8 +12,11 @@ from engine.actors import SYSTEM, Actor
 from engine.calendar import effective_deadline, format_date
 from engine.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from engine.models import Organisation, Person
-from engine.service import CaseRow, FireContext, TransitionRecord, UnitOfWork
-from workflows.casekit import contacts_of, deadline_passed, org_by_key, queue_mail, set_deadline, today
+from engine.records import CaseRow, TransitionRecord
+from engine.service import FireContext, UnitOfWork
+from workflows.common.dates import deadline_passed, set_deadline, today
+from workflows.common.mail import queue_mail
+from workflows.common.people import contacts_of, org_by_key
 from workflows.nomination.equality import check_proposal
 from workflows.nomination.models import Candidate, NominationSeat, ProposalException
 from workflows.nomination.schemas import AskedIn, CancelIn, NominationCreate, ProposalIn, WaiveIn
@@ -40,10 +43,11 @@ GUARDS = {"request_open": _request_open}
 def react_to_request(uow: UnitOfWork, record: TransitionRecord) -> None:
     """Point the deadline at the term's start or end; close the proposal cases when the request moves on.
 
-    Runs before the timer listener (it is registered first), so the new state's timers read the new deadline.
+    Registered for nomination cases only, and so run before the timer listener: the new state's timers read the
+    new deadline.
     """
     case = record.case
-    if case.workflow != NOMINATION or not record.changed_state:
+    if not record.changed_state:
         return
     if record.to_state in ("communicated", "serving"):
         key = "term_start" if record.to_state == "communicated" else "term_end"

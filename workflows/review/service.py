@@ -11,10 +11,11 @@ from sqlmodel import Session, col
 from engine.actors import SYSTEM, Actor
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.models import Case
-from engine.service import CaseRow, TransitionRecord, UnitOfWork
+from engine.records import CaseRow, TransitionRecord
+from engine.service import UnitOfWork
 from workflows.agreement import service as agreements
 from workflows.agreement.schemas import DocumentIn
-from workflows.casekit import today
+from workflows.common.dates import set_deadline, today
 from workflows.review.schemas import ConfirmIn, ReviewRead, ReviewStart, ReviseIn
 from workflows.review.terms import next_term, term_label, term_of
 
@@ -46,20 +47,22 @@ def schedule_review(uow: UnitOfWork, agreement: CaseRow, term: tuple[date, date]
     return case
 
 
-def react(uow: UnitOfWork, record: TransitionRecord) -> None:
-    """Registry listener: schedule the next term's review, open the agreement's review, cancel on termination."""
+def react_to_agreement(uow: UnitOfWork, record: TransitionRecord) -> None:
+    """Registry listener on agreement cases: schedule the next term's review; cancel the reviews on termination."""
     case = record.case
-    if case.workflow == agreements.AGREEMENT:
-        if record.event_name == "AgreementEnteredIntoForce":
-            schedule_review(uow, case, next_term(today(uow)))
-        elif record.event_name == "AgreementTerminated":
-            for r in reviews_of(uow, case.id):
-                if r.state in OPEN_STATES:
-                    uow.fire(r.id, "cancel", actor=SYSTEM, payload={"reason": "the agreement was terminated"})
-    elif case.workflow == REVIEW and record.changed_state and record.to_state == "open":
-        # before the timer listener arms the open state's reminders: count them to the review's deadline
-        from workflows.casekit import set_deadline
+    if record.event_name == "AgreementEnteredIntoForce":
+        schedule_review(uow, case, next_term(today(uow)))
+    elif record.event_name == "AgreementTerminated":
+        for r in reviews_of(uow, case.id):
+            if r.state in OPEN_STATES:
+                uow.fire(r.id, "cancel", actor=SYSTEM, payload={"reason": "the agreement was terminated"})
 
+
+def react_to_review(uow: UnitOfWork, record: TransitionRecord) -> None:
+    """Registry listener on review cases: an opened review counts to its deadline and opens the agreement's review."""
+    case = record.case
+    if record.changed_state and record.to_state == "open":
+        # before the timer listener arms the open state's reminders: count them to the review's deadline
         set_deadline(uow, case, date.fromisoformat(case.data["review_deadline"]))
         agreement = uow.case(int(case.data["agreement_id"]))
         if agreement.state == "in_force":

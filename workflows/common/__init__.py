@@ -1,0 +1,1 @@
+"""Helpers the workflow services share: `dates` (today, deadlines), `people` (organisations, contacts), `mail`."""

@@ -1,0 +1,44 @@
+"""The annual follow-up plugin: the cycle, its report requests and the planner that creates cycles on schedule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.actors import Actor
+from engine.plugin import WorkflowPlugin
+from engine.service import UnitOfWork
+from workflows.cycle import reports, service
+from workflows.cycle.models import (
+    AnnualReport,
+    CycleReport,
+    CycleSchedule,
+    Measure,
+    MeasureNote,
+    NetworkMember,
+    SurveyAnswer,
+)
+from workflows.cycle.schedule import PLANNER
+from workflows.cycle.schemas import AgreeIn, CloseIn, ReportIn
+from workflows.triggers import child_key, parse
+
+
+def _report(uow: UnitOfWork, cid: int, actor: Actor, p: dict[str, Any], _v: int | None) -> Any:
+    parent, responsible = child_key(uow, cid, "responsible")
+    return reports.submit_report(uow, parent, responsible, parse(ReportIn, p), actor)
+
+
+PLUGIN = WorkflowPlugin(
+    name="cycle",
+    definitions={Path(__file__).resolve().parent: {}},
+    # the cycle's deadline moves to its next milestone before the report requests are opened
+    listeners={service.CYCLE: (service.react_to_cycle, reports.react_to_cycle),
+               PLANNER: (service.react_to_planner,)},
+    recipients={name: reports.report_recipients for name in (service.CYCLE, service.REPORT, PLANNER)},
+    triggers={
+        ("cycle", "agree"): lambda uow, cid, a, p, v: service.agree(uow, cid, parse(AgreeIn, p), a),
+        ("cycle", "close"): lambda uow, cid, a, p, v: service.close(uow, cid, parse(CloseIn, p).feedback, a),
+        ("cycle_report", "report"): _report,
+    },
+    tables=(CycleSchedule, Measure, MeasureNote, CycleReport, SurveyAnswer, NetworkMember, AnnualReport),
+)
