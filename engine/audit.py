@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from engine.models import Case, Event
 
@@ -80,26 +80,26 @@ def verify_all(session: Session, *, batch: int = 500) -> tuple[int, int, list[Au
     n_cases = n_events = 0
     last_id = 0
     while True:
-        cases = session.execute(
-            select(Case).where(Case.id > last_id).order_by(Case.id).limit(batch)  # type: ignore[operator,arg-type]
-        ).scalars().all()
+        cases = session.scalars(
+            select(Case).where(col(Case.id) > last_id).order_by(col(Case.id)).limit(batch)
+        ).all()
         if not cases:
             break
-        ids = [c.id for c in cases]
-        rows = session.execute(
-            select(Event).where(Event.case_id.in_(ids)).order_by(Event.case_id, Event.id)  # type: ignore[attr-defined]
-        ).scalars().all()
+        ids = [c.id or 0 for c in cases]  # rows read back from the table: never None
+        rows = session.scalars(
+            select(Event).where(col(Event.case_id).in_(ids)).order_by(col(Event.case_id), col(Event.id))
+        ).all()
         by_case: dict[int, list[Event]] = {i: [] for i in ids}
         for ev in rows:
             by_case[ev.case_id].append(ev)
-        for case in cases:
-            problems.extend(verify_case(case, by_case[case.id]))
-            n_events += len(by_case[case.id])
+        for case, cid in zip(cases, ids, strict=True):
+            problems.extend(verify_case(case, by_case[cid]))
+            n_events += len(by_case[cid])
         n_cases += len(cases)
         last_id = ids[-1]
     # events whose case is gone entirely
-    orphans = session.execute(
-        select(Event.case_id).where(Event.case_id.not_in(select(Case.id))).distinct()  # type: ignore[attr-defined]
-    ).scalars().all()
+    orphans = session.scalars(
+        select(col(Event.case_id)).where(col(Event.case_id).not_in(select(col(Case.id)))).distinct()
+    ).all()
     problems.extend(AuditProblem(cid, None, "events without their case") for cid in orphans)
     return n_cases, n_events, problems

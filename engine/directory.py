@@ -60,7 +60,7 @@ def read_organisations(path: Path) -> list[dict[str, str]]:
 def import_organisations(session: Session, path: Path, now: datetime) -> ImportStats:
     """Upsert organisations by kind:code; those missing from the file are deactivated, never deleted."""
     rows = read_organisations(path)
-    existing = {o.key: o for o in session.execute(select(Organisation)).scalars()}
+    existing = {o.key: o for o in session.scalars(select(Organisation))}
     stats = ImportStats()
     for row in rows:
         values = {"kind": row["kind"], "code": row["code"], "name_fi": row["name_fi"],
@@ -68,7 +68,7 @@ def import_organisations(session: Session, path: Path, now: datetime) -> ImportS
                   "wellbeing_county_code": row["wellbeing_county_code"] or None, "active": True}
         org = existing.pop(row["key"], None)
         if org is None:
-            session.add(Organisation(key=row["key"], updated_at=now, **values))
+            session.add(Organisation.model_validate(values | {"key": row["key"], "updated_at": now}))
             stats.created += 1
         elif any(getattr(org, k) != v for k, v in values.items()):
             for k, v in values.items():
@@ -88,7 +88,7 @@ def import_organisations(session: Session, path: Path, now: datetime) -> ImportS
 
 def organisation_by_key(session: Session, key: str) -> Organisation:
     """Return an organisation by kind:code or raise NotFound."""
-    org = session.execute(select(Organisation).where(Organisation.key == key)).scalars().first()
+    org = session.scalars(select(Organisation).where(col(Organisation.key) == key)).first()
     if org is None:
         raise NotFound(f"no organisation {key!r} (use kind:code, e.g. municipality:837)")
     return org
@@ -109,25 +109,24 @@ def issue_token(session: Session, person_id: int, now: datetime, label: str = ""
 
 def person_for_token(session: Session, token: str) -> Person | None:
     """Return the active person a token belongs to, or None."""
-    row = session.execute(
+    return session.scalars(
         select(Person).join(ApiToken, col(ApiToken.person_id) == col(Person.id))
-        .where(ApiToken.token_hash == hash_token(token), col(ApiToken.revoked_at).is_(None),
+        .where(col(ApiToken.token_hash) == hash_token(token), col(ApiToken.revoked_at).is_(None),
                col(Person.active).is_(True))
-    ).scalars().first()
-    return row
+    ).first()
 
 
 def ensure_admin(session: Session, token: str | None, now: datetime, *, email: str = "admin@vuosikello.local",
                  name: str = "Administrator") -> Person:
     """Make sure a bootstrap administrator exists; attach the given token to it (stored hashed)."""
-    person = session.execute(select(Person).where(Person.email == email)).scalars().first()
+    person = session.scalars(select(Person).where(col(Person.email) == email)).first()
     if person is None:
         person = Person(name=name, email=email, language="fi", roles="admin", created_at=now)
         session.add(person)
         session.flush()
     if token:
         digest = hash_token(token)
-        known = session.execute(select(ApiToken).where(ApiToken.token_hash == digest)).scalars().first()
+        known = session.scalars(select(ApiToken).where(col(ApiToken.token_hash) == digest)).first()
         if known is None:
             session.add(ApiToken(person_id=person.id or 0, token_hash=digest, label="bootstrap", created_at=now))
             session.flush()

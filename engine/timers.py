@@ -12,26 +12,28 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import Row, bindparam, exists, insert, select, update
+from sqlalchemy.engine import Connection
 
 from engine.actors import SYSTEM
 from engine.calendar import deadline_instant, parse_offset, relative_instant, reminder_instant
 from engine.definition import TimerSpec
 from engine.errors import EngineError
-from engine.models import Case, Timer
+from engine.models import Case, Timer, table_of
 from engine.records import CaseRow, TransitionRecord
 from engine.service import Engine, UnitOfWork
 
 log = logging.getLogger("vuosikello.timers")
-TIMER = Timer.__table__  # type: ignore[attr-defined]
-CASE = Case.__table__  # type: ignore[attr-defined]
+TIMER = table_of(Timer)
+CASE = table_of(Case)
 _CASE_COLS = [CASE.c[f.name] for f in dataclasses.fields(CaseRow)]
-TimerHandler = Callable[[UnitOfWork, Any, CaseRow], None]
+TimerRow = Row[Any]  # a row of TIMER, read through Core
+TimerHandler = Callable[[UnitOfWork, TimerRow, CaseRow], None]
 # Built once: constructing a statement costs more than SQLite running it.
 _CANCEL = (update(TIMER).where(TIMER.c.case_id == bindparam("b_case"), TIMER.c.status == "pending")
            .values(status="cancelled", note=bindparam("b_note"), fired_at=bindparam("b_at")))
@@ -78,7 +80,7 @@ def plan(spec: TimerSpec, deadline: date | None, offsets: list[str], start: date
         return [(deadline_instant(deadline), None, deadline)] if deadline else []
     if deadline is None:
         return []
-    out = []
+    out: list[Firing] = []
     for text in offsets:
         out.append((reminder_instant(deadline, parse_offset(text, business=spec.business_days)), text, deadline))
     if spec.repeat_every and spec.repeat_max:
@@ -179,7 +181,7 @@ class TimerSweep:
         return len(timers)
 
     @staticmethod
-    def _lock_cases(uow: UnitOfWork, conn: Any, ids: set[int]) -> None:
+    def _lock_cases(uow: UnitOfWork, conn: Connection, ids: set[int]) -> None:
         """Lock and cache the batch's cases and their parents in one query, in id order (as `uow.case` would)."""
         parents = select(CASE.c.parent_id).where(CASE.c.id.in_(ids), CASE.c.parent_id.is_not(None))
         stmt = select(*_CASE_COLS).where(CASE.c.id.in_(ids) | CASE.c.id.in_(parents)).order_by(CASE.c.id)
@@ -188,7 +190,7 @@ class TimerSweep:
         for row in conn.execute(stmt):
             uow._rows.setdefault(row[0], CaseRow(*row))
 
-    def _all_at_once(self, uow: UnitOfWork, timers: list[Any], superseded: set[int],
+    def _all_at_once(self, uow: UnitOfWork, timers: Sequence[TimerRow], superseded: set[int],
                      cancelled: set[int]) -> list[tuple[str, str | None] | None] | None:
         """Fire a batch in one savepoint; None (all undone) if any timer failed, to be redone one by one."""
         after = len(uow._after)
@@ -202,7 +204,7 @@ class TimerSweep:
             self._undo(uow, after, cancelled, set())
             return None
 
-    def _one(self, uow: UnitOfWork, timer: Any, superseded: set[int],
+    def _one(self, uow: UnitOfWork, timer: TimerRow, superseded: set[int],
              cancelled: set[int]) -> tuple[str, str | None] | None:
         """Fire one timer in its own savepoint; return its (status, note), or None if it was cancelled."""
         after, before = len(uow._after), set(cancelled)
@@ -228,7 +230,7 @@ class TimerSweep:
         del uow._after[after:]
         cancelled.intersection_update(before)
 
-    def _fire(self, uow: UnitOfWork, timer: Any, superseded: set[int],
+    def _fire(self, uow: UnitOfWork, timer: TimerRow, superseded: set[int],
               cancelled: set[int]) -> tuple[str, str | None] | None:
         if timer.case_id in cancelled:
             return None  # an earlier timer of this batch left the state that armed it: already cancelled
