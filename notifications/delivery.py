@@ -16,13 +16,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 
 from engine.actors import SYSTEM
-from engine.models import OutboxMessage
-from engine.service import Engine
+from engine.db import rowcount
+from engine.models import OutboxMessage, table_of
+from engine.service import Engine, UnitOfWork
+from engine.settings import Settings
 from notifications.mime import MailSpec, build_message
 from notifications.smtp import (
     RETRY_WINDOW,
@@ -35,12 +38,14 @@ from notifications.smtp import (
 )
 
 log = logging.getLogger("vuosikello.delivery")
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+OUTBOX = table_of(OutboxMessage)
 STALE_CLAIM = timedelta(minutes=5)
 CLAIM_RECHECK = 1.0  # seconds of sending after which a batch checks that its claims still stand
+OutboxRow = Row[Any]  # a row of OUTBOX, read through Core: attribute access is untyped
+Fence = Callable[[UnitOfWork], None]
 
 
-def to_message(row: Any, sender: str, domain: str) -> Any:
+def to_message(row: OutboxRow, sender: str, domain: str) -> EmailMessage:
     """Build the EmailMessage of an outbox row."""
     spec = MailSpec(sender=sender, to=[row.to_address], cc=list(row.cc or []), subject=row.subject, text=row.text,
                     html=row.html, message_key=row.dedupe_key, list_id=row.list_id or f"vuosikello.{domain}",
@@ -60,26 +65,25 @@ class Delivery:
         self.batch = batch
 
     # -- claiming ------------------------------------------------------------------------------------------
-    def release_claims(self, fence: Callable[[Any], None] | None = None) -> int:
+    def release_claims(self, fence: Fence | None = None) -> int:
         """Put every claimed row back in the queue; the scheduler calls this when this process starts leading.
 
         Only the leader sends, so rows still `sending` then were claimed by a leader that crashed or was deposed:
         they go out again now instead of after STALE_CLAIM (a row the server had accepted is sent twice, with
         the same Message-ID, which is the one duplicate the outbox allows).
         """
-        def work(uow: Any) -> int:
+        def work(uow: UnitOfWork) -> int:
             if fence is not None:
                 fence(uow)
-            released: int = uow.session.execute(update(OUTBOX).where(OUTBOX.c.status == "sending")
-                                                .values(status="pending", claimed_at=None)).rowcount
-            return released
-        count: int = self.engine.run(work)
+            return rowcount(uow.session.execute(update(OUTBOX).where(OUTBOX.c.status == "sending")
+                                                .values(status="pending", claimed_at=None)))
+        count = self.engine.run(work)
         if count:
             log.warning("%s outbox claims of a previous scheduler leader released", count)
         return count
 
-    def _claim(self, now: datetime, fence: Callable[[Any], None] | None = None) -> list[Any]:
-        def work(uow: Any) -> list[Any]:
+    def _claim(self, now: datetime, fence: Fence | None = None) -> list[OutboxRow]:
+        def work(uow: UnitOfWork) -> list[OutboxRow]:
             if fence is not None:  # a deposed leader stops here; the live one renews its heartbeat
                 fence(uow)
             # claims left by a crashed sender go back to the queue
@@ -95,8 +99,7 @@ class Delivery:
                 uow.session.execute(update(OUTBOX).where(OUTBOX.c.id.in_([r.id for r in rows]))
                                     .values(status="sending", claimed_at=now))
             return list(rows)
-        rows: list[Any] = self.engine.run(work)
-        return rows
+        return self.engine.run(work)
 
     def _still_claimed(self, row_id: int, claimed: datetime) -> bool:
         with self.engine.db.read_session() as session:
@@ -111,8 +114,8 @@ class Delivery:
             conn.execute(update(OUTBOX).where(OUTBOX.c.id == row_id, OUTBOX.c.status == "sending",
                                               OUTBOX.c.claimed_at == claimed).values(**values))
 
-    def _failed_permanently(self, row: Any, error: str, now: datetime, status: str) -> None:
-        def work(uow: Any) -> None:
+    def _failed_permanently(self, row: OutboxRow, error: str, now: datetime, status: str) -> None:
+        def work(uow: UnitOfWork) -> None:
             uow.session.execute(update(OUTBOX).where(OUTBOX.c.id == row.id).values(
                 status=status, last_error=error[:2000], attempts=row.attempts + 1, claimed_at=None))
             if row.case_id is not None:
@@ -121,7 +124,7 @@ class Delivery:
                             {"outbox_id": row.id, "to": row.to_address, "error": error[:500]}, None)
         self.engine.run(work)
 
-    def _outcome(self, row: Any, now: datetime, exc: DeliveryError | None, refused: dict[str, str]) -> None:
+    def _outcome(self, row: OutboxRow, now: datetime, exc: DeliveryError | None, refused: dict[str, str]) -> None:
         if exc is None:
             self._mark(row.id, now, status="sent", sent_at=now, attempts=row.attempts + 1, refused=refused,
                        last_error=None, claimed_at=None)
@@ -138,18 +141,18 @@ class Delivery:
         self._mark(row.id, now, status="pending", attempts=attempts, last_error=str(exc)[:2000], claimed_at=None,
                    next_attempt_at=now + timedelta(seconds=backoff_delay(attempts)))
 
-    def _failed_note(self, row: Any, refused: dict[str, str]) -> None:
+    def _failed_note(self, row: OutboxRow, refused: dict[str, str]) -> None:
         if row.case_id is None:
             return
 
-        def work(uow: Any) -> None:
+        def work(uow: UnitOfWork) -> None:
             case = uow.case(row.case_id)
             uow._record(case, "delivery_failed", "DeliveryFailed", case.state, case.state, SYSTEM,
                         {"outbox_id": row.id, "refused": refused}, None)
         self.engine.run(work)
 
     # -- sending ---------------------------------------------------------------------------------------------
-    async def deliver_due(self, now: datetime | None = None, fence: Callable[[Any], None] | None = None) -> int:
+    async def deliver_due(self, now: datetime | None = None, fence: Fence | None = None) -> int:
         """Send every due row (each claim checked by the scheduler's `fence`); return how many were handled."""
         handled = 0
         sender = SmtpSender(self.smtp) if self.smtp else None
@@ -167,7 +170,7 @@ class Delivery:
             if sender is not None:
                 await sender.close()
 
-    async def _send_claimed(self, sender: SmtpSender | None, rows: list[Any], at: datetime) -> int:
+    async def _send_claimed(self, sender: SmtpSender | None, rows: list[OutboxRow], at: datetime) -> int:
         """Send claimed rows in order while the claims stand; return how many were handled."""
         checked = time.monotonic()
         for i, row in enumerate(rows):
@@ -179,7 +182,7 @@ class Delivery:
             await self._send_one(sender, row, at)
         return len(rows)
 
-    async def _send_one(self, sender: SmtpSender | None, row: Any, now: datetime) -> None:
+    async def _send_one(self, sender: SmtpSender | None, row: OutboxRow, now: datetime) -> None:
         if sender is None:  # captured locally
             await asyncio.to_thread(self._mark, row.id, now, status="captured", sent_at=now, attempts=row.attempts + 1,
                                     claimed_at=None)
@@ -196,7 +199,7 @@ class Delivery:
             error = PermanentDeliveryError(f"{type(exc).__name__}: {exc}")
         await asyncio.to_thread(self._outcome, row, now, error, refused)
 
-    def deliver_due_sync(self, now: datetime | None = None, fence: Callable[[Any], None] | None = None) -> int:
+    def deliver_due_sync(self, now: datetime | None = None, fence: Fence | None = None) -> int:
         """Run `deliver_due` to completion from synchronous code."""
         try:
             asyncio.get_running_loop()
@@ -207,7 +210,7 @@ class Delivery:
             return pool.submit(lambda: asyncio.run(self.deliver_due(now, fence))).result()
 
 
-def smtp_config_from(settings: Any) -> SmtpConfig | None:
+def smtp_config_from(settings: Settings) -> SmtpConfig | None:
     """Return the SMTP configuration, or None when mail is captured locally."""
     if not settings.smtp_host:
         return None

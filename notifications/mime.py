@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from email.generator import BytesGenerator
 from email.header import Header
 from email.headerregistry import BaseHeader, HeaderRegistry
-from email.message import EmailMessage, MIMEPart
+from email.message import EmailMessage, Message, MIMEPart
 from email.policy import EmailPolicy
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
@@ -236,7 +236,8 @@ def _make_multipart(part: _P, subtype: str, digest: str, children: tuple[MIMEPar
     # "=_" never appears at a line start in quoted-printable or base64 output, so no collision check.
     _put(part, "Content-Type", f'multipart/{subtype}; boundary="=_{subtype[0]}{digest[:24]}"')
     for child in children:
-        part.attach(child)
+        # The stdlib has one attach, Message's, taking any part; typeshed narrows MIMEPart.attach to Self.
+        Message.attach(part, child)
     return part
 
 
