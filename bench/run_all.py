@@ -1,4 +1,4 @@
-"""Run every benchmark in turn (transitions, memory, HTTP) and print a summary against the goals of issue 2.
+"""Run every benchmark in turn (transitions, memory, HTTP) and print a summary against their goals.
 
     VUOSIKELLO_BENCH_PG_URL=postgresql+psycopg://postgres@127.0.0.1:5432/vk_bench \\
         .venv/bin/python -m bench.run_all [--quick] [--no-postgres] [--json results.json]
@@ -22,7 +22,7 @@ from typing import Any
 from bench import http, memory, transitions
 from bench.common import PG_URL, ROOT, machine_facts, print_facts
 
-OTHERS = ["timers", "mail", "pages", "bench_annual_clock"]  # benchmarks of later issues, run with --all
+OTHERS = ["timers", "mail", "pages", "bench_annual_clock"]  # the other benchmarks here, run with --all
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--pg-url", default=PG_URL)
     parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument("--all", action="store_true", help="also run the benchmarks of later issues")
+    parser.add_argument("--all", action="store_true", help="also run the other benchmarks in bench/")
     args = parser.parse_args(argv)
     pg = [] if args.no_postgres else ["--pg-url", args.pg_url]
     facts = machine_facts(None if args.no_postgres else args.pg_url)

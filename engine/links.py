@@ -20,7 +20,7 @@ from engine.directory import hash_token
 from engine.errors import InvalidInput
 from engine.models import utc_column
 
-TOKEN_BYTES = 32  # 256 bits of randomness; the issue asks for at least 128
+TOKEN_BYTES = 32  # 256 bits of randomness; a sign-in link needs at least 128 to stay unguessable
 LINK_PATH = "/link/"
 # A link sent after its case's deadline (an overdue reminder) still needs time to be used.
 MIN_VALIDITY = timedelta(days=7)

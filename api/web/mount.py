@@ -38,7 +38,7 @@ def mount_web(app: FastAPI, ctx: AppContext, config: WebConfig | None = None) ->
     # coordinator first: /agreements/new must win over /agreements/{agreement_id}
     for module in (signin, tasks, coordinator, agreements, substitutes):
         app.include_router(module.router)
-    # part 2: administration, dashboards, the annual clock, nomination and cycle forms, the survey
+    # then administration, dashboards, the annual clock, the nomination and cycle forms, the survey
     for module in (admin, simulation, email_templates, dashboards, clock, nominations, cycles, survey):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,4 +1,4 @@
-"""In Chromium: axe-core and the keyboard on every page of part 2 in every language; a simulation; screenshots.
+"""In Chromium: axe-core and the keyboard on every admin and form page, every language; a simulation; screenshots.
 
 The pages are the administration, dashboard, overview and form pages; axe checks WCAG 2.1 A and AA.
 """

@@ -1,5 +1,6 @@
 """The web pages, one module per area.
 
-Part 1: sign-in, tasks, agreements (parties), coordinator, substitutes. Part 2: administration (admin, simulation,
-email_templates), dashboards (and the outbox), the overview (clock), nominations, cycles, survey.
+Signatories and coordinators of agreements: sign-in, tasks, agreements (parties), coordinator, substitutes.
+Administration and the recurring work: administration (admin, simulation, email_templates), dashboards (and the
+outbox), the overview (clock), nominations, cycles, survey.
 """
