@@ -1,20 +1,37 @@
-"""Render email templates per language in a sandbox: subject, plain text and autoescaped HTML."""
+"""Render emails in a sandbox: one template per email, its words from the `mail` catalogue in the recipient's language.
+
+An email is three files, `templates/<name>.{subject,txt,html}.j2` (the HTML part extends `base.html.j2`). Their words
+are `{% trans %}` blocks whose English text is the msgid, with `{% pluralize %}` where a count appears;
+`locale/<lang>/LC_MESSAGES/mail.po` translates them (`scripts/i18n` extracts and updates, the build compiles).
+An administrator's edit of one part in one language (`<lang>/<name>.<part>.j2`, stored by `template_store`) takes the
+shipped file's place for that language only, and may use the same `{% trans %}` blocks.
+
+Templates read data and apply filters; the only things they may call are the catalogue's gettext functions, which
+the renderer installs per language (newstyle: placeholders are filled, and escaped in the HTML part).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from jinja2 import ChoiceLoader, DictLoader, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import ChoiceLoader, DictLoader, FileSystemLoader, StrictUndefined, Template, select_autoescape
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from engine.calendar import format_date, format_datetime
+from engine.i18n import LANGUAGES, Catalogue, language
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
-LANGUAGES = ("fi", "sv", "en")
+MAIL = Catalogue(Path(__file__).resolve().parent / "locale", "mail")
+PARTS = ("subject", "txt", "html")
+GETTEXT_NAMES = ("gettext", "ngettext", "pgettext", "npgettext")
+
+__all__ = ["LANGUAGES", "MAIL", "PARTS", "TEMPLATES_DIR", "DataOnlySandbox", "Rendered", "environment", "render",
+           "shipped_source", "template_names"]
 
 
 @dataclass(frozen=True)
@@ -35,41 +52,57 @@ def _date(value: date | datetime | None, lang: str) -> str:
 
 
 class DataOnlySandbox(ImmutableSandboxedEnvironment):
-    """A sandbox where templates read data and apply filters, and call nothing (administrators edit them)."""
+    """A sandbox where templates read data, apply filters and translate, and call nothing else (admins edit them)."""
+
+    translators: tuple[Callable[..., Any], ...] = ()
+    overridden: frozenset[str] = frozenset()
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's API
+        if any(__obj is allowed for allowed in __self.translators):
+            return super().call(__context, __obj, *args, **kwargs)
         raise SecurityError(f"templates may only read data, not call {getattr(__obj, '__name__', 'functions')}")
 
 
-@lru_cache(maxsize=8)
-def environment(overrides: tuple[tuple[str, str], ...] = ()) -> DataOnlySandbox:
-    """Return the sandboxed environment; `overrides` are admin-edited template sources by name."""
+@lru_cache(maxsize=24)
+def environment(lang: str, overrides: tuple[tuple[str, str], ...] = ()) -> DataOnlySandbox:
+    """Return the sandbox for one language; `overrides` are admin-edited sources named `<lang>/<name>.<part>.j2`."""
+    lang = language(lang)
     loader = ChoiceLoader([DictLoader(dict(overrides)), FileSystemLoader(str(TEMPLATES_DIR))])
     env = DataOnlySandbox(
         loader=loader, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False, default=False),
+        extensions=["jinja2.ext.i18n"],
     )
-    env.globals.clear()  # no range(), lipsum(), cycler...: plain data only
+    env.globals.clear()  # no range(), lipsum(), cycler(), _()...: plain data, and the gettext functions below
+    t = MAIL.translations(lang)
+    env.install_gettext_callables(  # type: ignore[attr-defined]  # added by jinja2.ext.i18n
+        t.gettext, t.ngettext, newstyle=True, pgettext=t.pgettext, npgettext=t.npgettext)
+    env.translators = tuple(cast(Callable[..., Any], env.globals[name]) for name in GETTEXT_NAMES)
+    env.overridden = frozenset(name for name, _ in overrides)
     env.filters["localdate"] = _date
     return env
 
 
 def template_names() -> list[str]:
-    """Return the email templates that exist in every language."""
-    names = None
-    for lang in LANGUAGES:
-        found = {p.name.removesuffix(".subject.j2") for p in (TEMPLATES_DIR / lang).glob("*.subject.j2")}
-        names = found if names is None else names & found
-    return sorted(names or [])
+    """Return the email templates (each has a subject, a text and an HTML part)."""
+    return sorted(p.name.removesuffix(".subject.j2") for p in TEMPLATES_DIR.glob("*.subject.j2"))
+
+
+def shipped_source(name: str, part: str) -> str:
+    """Return the shipped source of one part of a template (the same for every language)."""
+    return (TEMPLATES_DIR / f"{name}.{part}.j2").read_text(encoding="utf-8")
+
+
+def _part(env: DataOnlySandbox, lang: str, template: str, part: str) -> Template:
+    edited = f"{lang}/{template}.{part}.j2"
+    return env.get_template(edited if edited in env.overridden else f"{template}.{part}.j2")
 
 
 def render(template: str, lang: str, context: dict[str, Any],
            overrides: tuple[tuple[str, str], ...] = ()) -> Rendered:
-    """Render a template's three parts in a language (falling back to Finnish)."""
-    lang = lang if lang in LANGUAGES else "fi"
-    env = environment(overrides)
+    """Render a template's three parts in a language (Finnish when the language is not supported)."""
+    lang = language(lang)
+    env = environment(lang, overrides)
     ctx = {**context, "lang": lang}
-    subject = env.get_template(f"{lang}/{template}.subject.j2").render(ctx)
-    text = env.get_template(f"{lang}/{template}.txt.j2").render(ctx)
-    html = env.get_template(f"{lang}/{template}.html.j2").render(ctx)
+    subject, text, html = (_part(env, lang, template, part).render(ctx) for part in PARTS)
     return Rendered(subject=" ".join(subject.split()), text=text.strip() + "\n", html=html)

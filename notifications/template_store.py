@@ -1,4 +1,8 @@
-"""Administrator-edited email templates: stored per template, language and part; shipped files are the default."""
+"""Administrator-edited email templates: stored per template, language and part; shipped files are the default.
+
+A shipped template serves every language (its words come from the `mail` catalogue); an edit is stored for one
+language and replaces the shipped part for recipients in that language only.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,15 @@ from typing import Any
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SecurityError
 from sqlalchemy import UniqueConstraint, delete, select
-from sqlmodel import Field, Session, SQLModel
+from sqlmodel import Field, Session, SQLModel, col
 
 from engine.errors import InvalidInput, NotFound
 from engine.models import utc_column
 from engine.registry import Registry
-from notifications.render import LANGUAGES, TEMPLATES_DIR, environment, render, template_names
+from notifications.render import LANGUAGES, PARTS, environment, render, shipped_source, template_names
 
-PARTS = ("subject", "txt", "html")
+__all__ = ["PARTS", "SAMPLE", "EmailTemplate", "check", "load_overrides", "revert", "save", "sources"]
+
 SERVICE_KEY = "template_overrides"
 
 
@@ -50,14 +55,10 @@ def sources(session: Session, name: str) -> dict[str, dict[str, dict[str, Any]]]
     if name not in template_names():
         raise NotFound(f"no email template {name!r}; known: {', '.join(template_names())}")
     edited = {(r.lang, r.part): r.source for r in session.execute(
-        select(EmailTemplate).where(EmailTemplate.name == name)).scalars()}
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for lang in LANGUAGES:
-        out[lang] = {}
-        for part in PARTS:
-            shipped = (TEMPLATES_DIR / lang / f"{name}.{part}.j2").read_text(encoding="utf-8")
-            out[lang][part] = {"source": edited.get((lang, part), shipped), "edited": (lang, part) in edited}
-    return out
+        select(EmailTemplate).where(col(EmailTemplate.name) == name)).scalars()}
+    shipped = {part: shipped_source(name, part) for part in PARTS}
+    return {lang: {part: {"source": edited.get((lang, part), shipped[part]), "edited": (lang, part) in edited}
+                   for part in PARTS} for lang in LANGUAGES}
 
 
 SAMPLE: dict[str, Any] = {
@@ -75,7 +76,7 @@ SAMPLE: dict[str, Any] = {
 def check(name: str, lang: str, parts: dict[str, str], context: dict[str, Any] | None = None) -> dict[str, str]:
     """Compile and render edited parts in the sandbox; raise InvalidInput naming the part and line."""
     overrides = tuple(sorted((_key(name, lang, p), src) for p, src in parts.items()))
-    env = environment(overrides)
+    env = environment(lang, overrides)
     for part, src in parts.items():
         try:
             env.parse(src)
@@ -102,8 +103,9 @@ def save(session: Session, registry: Registry, name: str, lang: str, parts: dict
         raise InvalidInput(sorted(unknown)[0], f"parts are {', '.join(PARTS)}")
     preview = check(name, lang, parts)
     for part, src in parts.items():
-        row = session.execute(select(EmailTemplate).where(EmailTemplate.name == name, EmailTemplate.lang == lang,
-                                                          EmailTemplate.part == part)).scalars().first()
+        row = session.execute(select(EmailTemplate).where(col(EmailTemplate.name) == name,
+                                                          col(EmailTemplate.lang) == lang,
+                                                          col(EmailTemplate.part) == part)).scalars().first()
         if row is None:
             session.add(EmailTemplate(name=name, lang=lang, part=part, source=src, updated_by=actor_id,
                                       updated_at=now))
@@ -116,7 +118,6 @@ def save(session: Session, registry: Registry, name: str, lang: str, parts: dict
 
 def revert(session: Session, registry: Registry, name: str, lang: str) -> None:
     """Drop a language's edits of a template; the shipped text applies again."""
-    session.execute(delete(EmailTemplate).where(EmailTemplate.name == name,  # type: ignore[arg-type]
-                                                EmailTemplate.lang == lang))
+    session.execute(delete(EmailTemplate).where(col(EmailTemplate.name) == name, col(EmailTemplate.lang) == lang))
     session.flush()
     load_overrides(session, registry)
