@@ -6,7 +6,7 @@ language and replaces the shipped part for recipients in that language only.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from jinja2 import TemplateSyntaxError
@@ -19,7 +19,7 @@ from engine.models import utc_column
 from engine.registry import Registry
 from notifications.render import LANGUAGES, PARTS, environment, render, shipped_source, template_names
 
-__all__ = ["PARTS", "SAMPLE", "EmailTemplate", "check", "load_overrides", "revert", "save", "sources"]
+__all__ = ["PARTS", "SAMPLE", "SAMPLE_FOR", "EmailTemplate", "check", "load_overrides", "revert", "save", "sources"]
 
 SERVICE_KEY = "template_overrides"
 
@@ -68,8 +68,19 @@ SAMPLE: dict[str, Any] = {
     "organisation": {"key": "municipality:837", "name_fi": "Tampere", "name_sv": "Tammerfors"},
     "deadline": date(2026, 12, 28), "date": date(2026, 12, 21), "overdue": False, "offset": "-P7D",
     "kind": "reminder", "link": "https://vuosikello.example/link/…", "event": "AgreementCirculated", "payload": {},
+    "base_url": "https://vuosikello.example",
     "actions": {"fi": "Allekirjoittakaa sopimus.", "sv": "Underteckna avtalet.", "en": "Please sign the agreement."},
     "items": [{"subject": "Määräaikamuistutus: Pirkanmaan puitesopimus", "text": ""}],
+}
+# What the emails that are not about one party's case get besides (their senders pass these instead).
+SAMPLE_FOR: dict[str, dict[str, Any]] = {
+    "cycle_report_requested": {"year": 2026, "responsible": "Tampere", "case_id": 1},
+    "nomination_requested": {"group": "Pirkanmaan yhteistyöryhmä", "requester": "Pirkanmaan liitto", "seats": 2,
+                             "organisation": "Tampere", "term_start": "1.6.2025", "term_end": "31.5.2029",
+                             "case_id": 1},
+    "nomination_letter": {"subject": "Nimeäminen: Pirkanmaan yhteistyöryhmä", "text": "Kirjeen teksti.",
+                          "html": "<p>Kirjeen teksti.</p>"},
+    "sign_in_link": {"expires_at": datetime(2026, 12, 28, 10, 0, tzinfo=UTC)},
 }
 
 
@@ -83,7 +94,7 @@ def check(name: str, lang: str, parts: dict[str, str], context: dict[str, Any] |
         except TemplateSyntaxError as exc:
             raise InvalidInput(part, f"line {exc.lineno}: {exc.message}") from None
     try:
-        rendered = render(name, lang, {**SAMPLE, **(context or {})}, overrides)
+        rendered = render(name, lang, {**SAMPLE, **SAMPLE_FOR.get(name, {}), **(context or {})}, overrides)
     except SecurityError as exc:
         raise InvalidInput("template", f"not allowed: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - any template error is the editor's to fix, not a 500
