@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from notifications.mime import MailSpec, build_message, deadline_ics, message_id, to_bytes
+from notifications.render import render
 from notifications.smtp import SmtpConfig, SmtpSender
 from tests.support.smtp_server import ReceivedMessage, SmtpTestServer
 
@@ -333,3 +334,23 @@ def test_swedish_message_without_calendar(smtp_server: SmtpTestServer) -> None:
     assert received.message["Subject"] == subject
     assert received.message.get_content_type() == "multipart/alternative"
     assert list(received.message.iter_attachments()) == []
+
+
+@pytest.mark.parametrize(("lang", "subject", "sentence"), [
+    ("fi", "Määräaika ylittynyt: Pöytäkirja <1> – määräaika ma 28.12.2026",
+     "Määräaika ma 28.12.2026 on ylittynyt, eikä organisaationne (Åbo) osuus ole vielä valmis."),
+    ("sv", "Tidsfristen har gått ut: Pöytäkirja <1> – tidsfrist mån 28.12.2026",
+     "Tidsfristen mån 28.12.2026 har gått ut och er organisations (Åbo) del är ännu inte klar."),
+])
+def test_a_rendered_template_arrives_in_the_recipients_language(smtp_server: SmtpTestServer, lang: str,
+                                                                subject: str, sentence: str) -> None:
+    context = {"person": {"name": "Åsa Öberg"}, "case": {"title": "Pöytäkirja <1>"}, "parent": None,
+               "organisation": {"name_fi": "Åbo", "name_sv": "Åbo"}, "deadline": DEADLINE, "overdue": True,
+               "actions": {}, "link": "https://vuosikello.local/case/12"}
+    mail = render("party_reminder", lang, context)
+    spec = make_spec(lang=lang, subject=mail.subject, text=mail.text, html=mail.html, to=["asa@abo.example"], cc=[])
+    received = deliver(smtp_server, build_message(spec)).message
+    assert received["Subject"] == subject and received["Content-Language"] == lang
+    assert sentence in received.get_body(("plain",)).get_content()
+    html = received.get_body(("html",)).get_content()
+    assert f'<html lang="{lang}">' in html and "Pöytäkirja &lt;1&gt;" in html and "<1>" not in html
