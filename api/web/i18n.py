@@ -1,51 +1,57 @@
-"""The interface's words in Finnish (default), Swedish and English: one catalogue, and choosing the language.
+"""The interface's words in Finnish (default), Swedish and English: the `web` catalogue, and choosing the language.
 
-The catalogue (`messages.yaml`) maps a message id to its three texts; `{name}` placeholders are filled by
-`translate`. Terms follow the project glossary (`engine/data/glossary.csv`); tests hold every message to it.
+The catalogue is `api/locale/<lang>/LC_MESSAGES/web.po` (loaded by `engine.i18n`); its message ids are keys such
+as `nav.tasks`, and `{name}` placeholders are filled by `translate`. A message with plural forms is read with
+`translate_n(lang, key, n)`, which fills `{n}`. Terms follow the project glossary (`engine/data/glossary.csv`);
+tests hold every message to it.
 """
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
-import yaml
 from starlette.requests import Request
 
-LANGUAGES = ("fi", "sv", "en")
-DEFAULT_LANGUAGE = "fi"
+from engine.i18n import DEFAULT_LANGUAGE, LANGUAGES, Catalogue, normalise
+
+__all__ = ["CATALOGUE", "DEFAULT_LANGUAGE", "LANGUAGES", "LANGUAGE_COOKIE", "choose_language", "has_message",
+           "is_plural", "normalise", "translate", "translate_n"]
+
 LANGUAGE_COOKIE = "vk_lang"
-CATALOGUE_PATH = Path(__file__).resolve().parent / "messages.yaml"
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
+CATALOGUE = Catalogue(LOCALE_DIR, "web")
 
 
-@cache
-def catalogue() -> dict[str, dict[str, str]]:
-    """Load the catalogue once; refuse it unless every message has all three languages."""
-    raw = yaml.safe_load(CATALOGUE_PATH.read_text(encoding="utf-8"))
-    for key, texts in raw.items():
-        if not isinstance(texts, dict) or set(texts) != set(LANGUAGES) or not all(texts.values()):
-            raise ValueError(f"{CATALOGUE_PATH.name}: {key}: needs exactly fi, sv and en, each non-empty "
-                             f"(a comma inside an unquoted flow value splits it): {texts!r}")
-    return {str(k): {lang: str(v[lang]) for lang in LANGUAGES} for k, v in raw.items()}
+def _language(lang: str, key: str) -> str:
+    """Return the language to read a message in: the asked one, else Finnish; an unknown id raises KeyError."""
+    if CATALOGUE.has(lang, key):
+        return lang
+    if CATALOGUE.has(DEFAULT_LANGUAGE, key):
+        return DEFAULT_LANGUAGE  # tests forbid a gap; a page still shows words rather than fail
+    raise KeyError(key)
 
 
 def translate(lang: str, key: str, **values: object) -> str:
     """Return a message in a language, with its placeholders filled; an unknown id raises KeyError."""
-    text = catalogue()[key][lang if lang in LANGUAGES else DEFAULT_LANGUAGE]
-    return text.format(**values) if values else text
+    return CATALOGUE.gettext(_language(lang, key), key, **values)
+
+
+def translate_n(lang: str, key: str, n: int, **values: object) -> str:
+    """Return a message in the plural form for n, filling {n}; a message without plural forms is just translated."""
+    lang = _language(lang, key)
+    if not CATALOGUE.is_plural(key, lang):
+        return CATALOGUE.gettext(lang, key, **{"n": n, **values})
+    return CATALOGUE.ngettext(lang, key, key, n, **values)
+
+
+def is_plural(key: str) -> bool:
+    """Tell whether a message id has plural forms."""
+    return CATALOGUE.is_plural(key, DEFAULT_LANGUAGE)
 
 
 def has_message(key: str) -> bool:
     """Tell whether the catalogue has a message id (for optional labels such as event names)."""
-    return key in catalogue()
-
-
-def normalise(lang: str | None) -> str | None:
-    """Return a supported language code for 'sv', 'sv-FI' or 'en_GB', or None."""
-    if not lang:
-        return None
-    base = lang.strip().replace("_", "-").split("-", 1)[0].lower()
-    return base if base in LANGUAGES else None
+    return CATALOGUE.has(DEFAULT_LANGUAGE, key)
 
 
 def choose_language(request: Request, person_language: str | None = None) -> str:

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from api.web.csrf import FIELD, attach_csrf_cookie, csrf_token
-from api.web.i18n import LANGUAGES, has_message, translate
+from api.web.i18n import LANGUAGES, has_message, is_plural, translate, translate_n
 from engine.calendar import HELSINKI
 from engine.calendar import format_date as calendar_date
 from engine.calendar import format_datetime as calendar_datetime
@@ -77,13 +77,17 @@ def error_text(lang: str, message: str) -> str:
     key, *values = message.split("|")
     if not has_message(key):
         return message  # an engine message (English) that has no translation
-    return translate(lang, key, **dict(zip(("n", "value"), values, strict=False)))
+    filled = dict(zip(("n", "value"), values, strict=False))
+    if is_plural(key) and filled.get("n", "").isdigit():
+        return translate_n(lang, key, int(filled.pop("n")), **filled)
+    return translate(lang, key, **filled)
 
 
 def page_context(request: Request, lang: str, **context: Any) -> dict[str, Any]:
     """Return what every template sees, plus the page's own values."""
     t: Callable[..., str] = partial(translate, lang)
-    return {"request": request, "lang": lang, "t": t, "languages": LANGUAGES, "csrf_field": FIELD,
+    tn: Callable[..., str] = partial(translate_n, lang)
+    return {"request": request, "lang": lang, "t": t, "tn": tn, "languages": LANGUAGES, "csrf_field": FIELD,
             "csrf": csrf_token(request), "err": partial(error_text, lang), "has": has_message,
             "fmt_date": partial(_date, lang), "fmt_datetime": partial(_datetime, lang),
             "local_date": _local_date, "path": request.url.path, "user": None, **context}
