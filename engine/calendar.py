@@ -12,6 +12,8 @@ from babel.dates import format_date as babel_format_date
 from babel.dates import format_datetime as babel_format_datetime
 from holidays import country_holidays
 
+from engine.i18n import translate
+
 __all__ = [
     "HELSINKI",
     "Offset",
@@ -42,14 +44,9 @@ QUIET_END = time(4, 0)
 
 _ONE_DAY = timedelta(days=1)
 
-# Babel locale and CLDR patterns per supported language; anything else falls back to Finnish.
+# Babel locale per supported language; anything else falls back to Finnish. The CLDR patterns (with their
+# words, "klo" and "kl.") are the catalogue's format.date and format.datetime (engine/locale).
 _LOCALES = {"fi": "fi", "sv": "sv_FI", "en": "en"}
-_DATE_PATTERNS = {"fi": "EEE d.M.y", "sv": "EEE d.M.y", "en": "EEE d MMM y"}
-_DATETIME_PATTERNS = {
-    "fi": "EEE d.M.y 'klo' H.mm",
-    "sv": "EEE d.M.y 'kl.' H.mm",
-    "en": "EEE d MMM y HH:mm",
-}
 # Language codes understood by holidays.Finland: plain "sv" silently gives English.
 _HOLIDAY_LANGUAGES = {"fi": "fi", "sv": "sv_FI", "en": "en_US"}
 
@@ -250,7 +247,7 @@ def relative_instant(start: datetime, offset: Offset) -> datetime:
 def format_date(d: date, lang: str) -> str:
     """Format a date like "ma 28.12.2026" (fi), "mån 28.12.2026" (sv) or "Mon 28 Dec 2026" (en)."""
     key = _lang(lang)
-    return babel_format_date(d, _DATE_PATTERNS[key], locale=_LOCALES[key])
+    return babel_format_date(d, translate(key, "format.date"), locale=_LOCALES[key])
 
 
 def format_datetime(instant: datetime, lang: str) -> str:
@@ -258,7 +255,7 @@ def format_datetime(instant: datetime, lang: str) -> str:
     _require_aware(instant)
     key = _lang(lang)
     local = instant.astimezone(HELSINKI)
-    return babel_format_datetime(local, _DATETIME_PATTERNS[key], tzinfo=HELSINKI, locale=_LOCALES[key])
+    return babel_format_datetime(local, translate(key, "format.datetime"), tzinfo=HELSINKI, locale=_LOCALES[key])
 
 
 @lru_cache(maxsize=64)

@@ -6,6 +6,7 @@ are compiled when the package is built or installed (`setup.py`, `scripts/i18n`)
 than its `.po` (a working tree after an edit), the `.po` is compiled in memory instead, so text never goes stale.
 
 `gettext`, `ngettext` and `pgettext` fill `{name}` placeholders with `str.format`; `ngettext` also offers `{n}`.
+`translate`/`translate_n` read the engine's own domain (date patterns, calendar event titles).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from babel.support import NullTranslations, Translations
 LANGUAGES = ("fi", "sv", "en")
 DEFAULT_LANGUAGE = "fi"
 
-__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "Catalogue", "catalogue_files", "compile_catalogues", "gettext",
-           "language", "ngettext", "normalise", "pgettext", "translations"]
+__all__ = ["CATALOGUE", "DEFAULT_LANGUAGE", "LANGUAGES", "Catalogue", "catalogue_files", "compile_catalogues",
+           "gettext", "has_message", "language", "ngettext", "normalise", "pgettext", "translate", "translate_n",
+           "translations"]
 
 
 def normalise(lang: str | None) -> str | None:
@@ -96,12 +98,17 @@ class Catalogue:
     """One domain of one package: `Catalogue(Path(__file__).parent / "locale", "web").gettext("sv", "nav.tasks")`."""
 
     def __init__(self, locale_dir: Path | str, domain: str) -> None:
-        self.locale_dir = Path(locale_dir)
+        self.locale_dir = Path(locale_dir).resolve()
         self.domain = domain
+        self._loaded: dict[str, Translations] = {}
 
     def translations(self, lang: str | None) -> Translations:
         """Return this domain's translations in a language (Finnish when unsupported)."""
-        return translations(self.locale_dir, self.domain, lang)
+        code = language(lang)
+        found = self._loaded.get(code)
+        if found is None:  # pages ask hundreds of times: skip resolving the path again
+            found = self._loaded[code] = translations(self.locale_dir, self.domain, code)
+        return found
 
     def gettext(self, lang: str | None, msgid: str, /, **values: object) -> str:
         """Translate a message into a language and fill its placeholders."""
@@ -118,6 +125,14 @@ class Catalogue:
     def has(self, lang: str | None, msgid: str, context: str | None = None) -> bool:
         """Tell whether this domain translates a message id in a language."""
         return has_message(self.translations(lang), msgid, context)
+
+    def is_plural(self, msgid: str, lang: str | None = None) -> bool:
+        """Tell whether a message id has plural forms in this domain."""
+        return (msgid, 0) in getattr(self.translations(lang), "_catalog", {})
+
+    def msgids(self, lang: str | None = None) -> set[str]:
+        """Return every message id this domain translates in a language (a msgctxt is joined by EOT, as gettext)."""
+        return {k if isinstance(k, str) else k[0] for k in getattr(self.translations(lang), "_catalog", {}) if k}
 
 
 def catalogue_files(root: Path | str) -> Iterator[Path]:
@@ -140,3 +155,17 @@ def compile_catalogues(root: Path | str) -> list[Path]:
             write_mo(out, catalog)
         written.append(mo)
     return written
+
+
+# The engine's own words (date patterns, calendar event titles): engine/locale/<lang>/LC_MESSAGES/engine.po.
+CATALOGUE = Catalogue(Path(__file__).resolve().parent / "locale", "engine")
+
+
+def translate(lang: str | None, key: str, **values: object) -> str:
+    """Return one of the engine's messages in a language, with its placeholders filled."""
+    return CATALOGUE.gettext(lang, key, **values)
+
+
+def translate_n(lang: str | None, key: str, n: int, **values: object) -> str:
+    """Return one of the engine's messages in the plural form for n, filling {n}."""
+    return CATALOGUE.ngettext(lang, key, key, n, **values)
