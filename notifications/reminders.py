@@ -6,7 +6,8 @@ from datetime import date
 from typing import Any
 
 from engine.calendar import HELSINKI, deadline_instant, effective_deadline
-from engine.models import Organisation
+from engine.i18n import translate
+from engine.models import Organisation, Person
 from engine.records import CaseRow, TransitionRecord
 from engine.service import UnitOfWork
 from notifications.mime import deadline_ics
@@ -57,12 +58,14 @@ def case_context(uow: UnitOfWork, case: CaseRow, person_id: int | None, lang_of:
     }
 
 
-def _ics(uow: UnitOfWork, case: CaseRow, ctx: dict[str, Any]) -> bytes | None:
+def _ics(uow: UnitOfWork, case: CaseRow, ctx: dict[str, Any], person_id: int | None) -> bytes | None:
     deadline = ctx["deadline"]
     if deadline is None:
         return None
     title = (ctx["parent"] or ctx["case"])["title"]
-    return deadline_ics(uid=f"deadline-{case.id}@{mail_config(uow).domain}", summary=f"Määräaika: {title}",
+    person = uow.session.get(Person, person_id) if person_id is not None else None
+    summary = translate(person.language if person else None, "calendar.deadline", title=title)  # the recipient's
+    return deadline_ics(uid=f"deadline-{case.id}@{mail_config(uow).domain}", summary=summary,
                         description=ctx["case"]["title"], deadline_date=deadline, url=ctx["link"],
                         dtstamp=uow.now)
 
@@ -78,7 +81,8 @@ def send_reminder(uow: UnitOfWork, timer: Any, case: CaseRow) -> None:
                    if timer.deadline else False)
         key = f"{timer.kind}:{case.id}:{timer.name}:{timer.deadline}:{timer.offset}:{person_id}"
         queue_email(uow, template=timer.template or "reminder", key=key, case_id=case.id, person_id=person_id,
-                    context=ctx, ics=_ics(uow, case, ctx), timer_id=timer.id, digestible=timer.kind == "reminder")
+                    context=ctx, ics=_ics(uow, case, ctx, person_id), timer_id=timer.id,
+                    digestible=timer.kind == "reminder")
 
 
 def on_transition(uow: UnitOfWork, record: TransitionRecord) -> None:
@@ -93,7 +97,7 @@ def on_transition(uow: UnitOfWork, record: TransitionRecord) -> None:
                     ctx.update(event=record.event_name, payload=record.payload)
                     queue_email(uow, template=notice.template, case_id=record.case.id, person_id=person_id,
                                 key=f"notice:{record.case.id}:{record.seq}:{notice.template}:{person_id}",
-                                context=ctx, ics=_ics(uow, record.case, ctx))
+                                context=ctx, ics=_ics(uow, record.case, ctx, person_id))
 
 
 def today(uow: UnitOfWork) -> date:

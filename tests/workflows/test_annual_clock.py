@@ -118,7 +118,10 @@ def test_wheel_endpoints(ctx) -> None:
     r = client.get("/api/v1/calendar/wheel.svg?year=2026&organisation=regional_council:06&lang=sv",
                    headers=coord.headers)
     assert r.status_code == 200 and r.headers["content-type"] == "image/svg+xml"
-    assert ET.fromstring(r.content).find(f"{SVG}title").text == "Årshjul 2026: Pirkanmaan liitto"
+    assert ET.fromstring(r.content).find(f"{SVG}title").text == "Årsklocka 2026: Pirkanmaan liitto"  # glossary
+    network = client.get("/api/v1/calendar/wheel.svg?year=2026&lang=sv", headers=coord.headers)
+    assert ET.fromstring(network.content).find(f"{SVG}title").text == "Årsklocka 2026: hela nätverket"
+    assert "verkosto" not in network.text
     page = client.get("/api/v1/calendar/wheel.html?year=2026", headers=coord.headers)
     assert page.status_code == 200 and "<ol>" in page.text and "@media print" in page.text
     bad = client.get("/api/v1/calendar/wheel.svg?organisation=regional_council:99", headers=coord.headers)

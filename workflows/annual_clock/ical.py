@@ -13,21 +13,20 @@ from engine.actors import Actor
 from engine.calendar import END_OF_DAY, HELSINKI
 from engine.directory import hash_token
 from engine.errors import InvalidInput, NotFound, NotPermitted
+from engine.i18n import translate as engine_text
 from engine.models import Organisation, Person
 from workflows.annual_clock.items import Item, Scope, collect, scope_for
 from workflows.annual_clock.models import CalendarFeed
+from workflows.i18n import translate
 
 FEED_PREFIX = "vkcal_"
-PREFIX = {"deadline": {"fi": "Määräaika", "sv": "Tidsfrist", "en": "Deadline"},
-          "meeting": {"fi": "Kokous", "sv": "Möte", "en": "Meeting"},
-          "window": {"fi": "Aikaikkuna", "sv": "Tidsfönster", "en": "Window"}}
 
 
 def _event(item: Item, lang: str, stamp: datetime, domain: str) -> icalendar.Event:
     ev = icalendar.Event()
     ev.add("uid", f"{item.uid}@{domain}")
     ev.add("dtstamp", stamp)
-    ev.add("summary", f"{PREFIX[item.kind].get(lang, PREFIX[item.kind]['fi'])}: {item.title}")
+    ev.add("summary", engine_text(lang, f"calendar.{item.kind}", title=item.title_in(lang)))
     if item.kind == "deadline":
         ev.add("dtstart", datetime.combine(item.start, END_OF_DAY, tzinfo=HELSINKI))
     else:
@@ -36,7 +35,7 @@ def _event(item: Item, lang: str, stamp: datetime, domain: str) -> icalendar.Eve
     ev.add("categories", [item.process])
     if item.overdue:
         ev.add("status", "CONFIRMED")
-        ev.add("description", {"fi": "Myöhässä", "sv": "Försenad", "en": "Overdue"}.get(lang, "Myöhässä"))
+        ev.add("description", engine_text(lang, "calendar.overdue"))
     return ev
 
 
@@ -100,9 +99,10 @@ def feed_items(session: Session, feed: CalendarFeed, now: datetime) -> tuple[lis
         if person is None or not person.active:
             raise NotFound("no such calendar feed")
         scope: Scope = scope_for(session, person_id=person.id, organisation_id=person.organisation_id)
-        name = f"Vuosikello: {person.name}"
+        name = translate(feed.language, "clock.feed_name", name=person.name)
     else:
         scope = scope_for(session, organisation_id=feed.organisation_id)
         org = session.get(Organisation, feed.organisation_id)
-        name = f"Vuosikello: {org.name_fi if org else ''}"
+        org_name = ((org.name_sv or org.name_fi) if feed.language == "sv" else org.name_fi) if org else ""
+        name = translate(feed.language, "clock.feed_name", name=org_name)
     return collect(session, scope, date(year - 1, 1, 1), date(year + 1, 12, 31), now), name

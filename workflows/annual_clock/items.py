@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from sqlmodel import Session, col
 from engine.calendar import deadline_instant, effective_deadline
 from engine.models import Case, Organisation
 from workflows.cycle.models import Measure
+from workflows.i18n import translate
 from workflows.registers.models import Meeting
 
 PROCESSES = ("agreement", "nomination", "cycle", "review", "meeting")
@@ -23,17 +24,32 @@ DONE_STATES = {"agreement": {"in_force", "under_review", "withdrawn", "terminate
 
 @dataclass(frozen=True)
 class Item:
-    """One thing on the wheel: a deadline (ends 23:59:59 Helsinki), a meeting (a day) or a window (days)."""
+    """One thing on the wheel: a deadline (ends 23:59:59 Helsinki), a meeting (a day) or a window (days).
+
+    `name` is what people named (a case's or meeting's title); `label`, when set, is the catalogue's message that
+    presents it ("{title}: ehdotukset"), filled with the name as {title} and `values` (the cycle's {year}).
+    """
 
     uid: str
     kind: str  # deadline | meeting | window
     process: str
-    title: str
+    name: str
     start: date
     end: date
     case_id: int | None
     done: bool
     overdue: bool
+    label: str = ""
+    values: tuple[tuple[str, str], ...] = ()
+
+    def title_in(self, lang: str) -> str:
+        """Return the item's title in a language."""
+        return translate(lang, self.label, title=self.name, **dict(self.values)) if self.label else self.name
+
+    @property
+    def title(self) -> str:
+        """Return the title in Finnish (the JSON list's, which has no language)."""
+        return self.title_in("fi")
 
     @property
     def due_at(self) -> datetime | None:
@@ -56,9 +72,10 @@ class Scope:
 
 
 def _deadline(uid: str, process: str, title: str, d: date, case_id: int | None, done: bool,
-              now: datetime) -> Item:
+              now: datetime, label: str = "") -> Item:
     due = effective_deadline(d)
-    return Item(uid, "deadline", process, title, due, due, case_id, done, not done and now > deadline_instant(due))
+    return Item(uid, "deadline", process, title, due, due, case_id, done, not done and now > deadline_instant(due),
+                label)
 
 
 def _case_items(c: Case, now: datetime) -> list[Item]:
@@ -68,11 +85,11 @@ def _case_items(c: Case, now: datetime) -> list[Item]:
         return [_deadline(f"case-{c.id}-deadline", "agreement", c.title, c.deadline, c.id, done, now)]
     if c.workflow == "nomination":
         closed = c.state != "requested"
-        out = [_deadline(f"case-{c.id}-proposals", "nomination", f"{c.title}: ehdotukset",
-                         date.fromisoformat(data["proposal_deadline"]), c.id, closed, now)]
+        out = [_deadline(f"case-{c.id}-proposals", "nomination", c.title,
+                         date.fromisoformat(data["proposal_deadline"]), c.id, closed, now, "clock.item.proposals")]
         if c.state not in ("requested", "cancelled"):
-            out.append(_deadline(f"case-{c.id}-term-end", "nomination", f"{c.title}: toimikausi päättyy",
-                                 date.fromisoformat(data["term_end"]), c.id, c.state in ("ended", "cancelled"), now))
+            out.append(_deadline(f"case-{c.id}-term-end", "nomination", c.title, date.fromisoformat(data["term_end"]),
+                                 c.id, c.state in ("ended", "cancelled"), now, "clock.item.term_end"))
         return out
     if c.workflow == "nomination_proposal" and c.deadline:
         return [_deadline(f"case-{c.id}-deadline", "nomination", c.title, c.deadline, c.id, done, now)]
@@ -88,18 +105,19 @@ def _case_items(c: Case, now: datetime) -> list[Item]:
 
 def _cycle_items(c: Case, now: datetime) -> list[Item]:
     m = {k: date.fromisoformat(v) for k, v in c.data["milestones"].items()}
-    year, closed = c.data["year"], c.state == "closed"
+    year, closed = (("year", str(c.data["year"])),), c.state == "closed"
+    report = _deadline(f"case-{c.id}-annual-report", "cycle", c.title, m["annual_report_due"], c.id, closed, now,
+                       "clock.item.annual_report")
     return [
-        Item(f"case-{c.id}-planning", "meeting", "cycle", f"Vuosiseuranta {year}: suunnittelukokous",
-             m["planning_meeting"], m["planning_meeting"], c.id, c.state != "planning", False),
-        Item(f"case-{c.id}-reporting", "window", "cycle", f"Vuosiseuranta {year}: raportointi",
-             m["reporting_opens"], effective_deadline(m["reporting_closes"]), c.id, closed, False),
-        Item(f"case-{c.id}-survey", "window", "cycle", f"Vuosiseuranta {year}: maakuntajohtajakysely",
-             m["survey_opens"], effective_deadline(m["survey_closes"]), c.id, closed, False),
-        Item(f"case-{c.id}-review", "meeting", "cycle", f"Vuosiseuranta {year}: seurantakokous",
-             m["review_meeting"], m["review_meeting"], c.id, closed, False),
-        _deadline(f"case-{c.id}-annual-report", "cycle", f"Vuosiseuranta {year}: toimintakertomus",
-                  m["annual_report_due"], c.id, closed, now),
+        Item(f"case-{c.id}-planning", "meeting", "cycle", c.title, m["planning_meeting"], m["planning_meeting"],
+             c.id, c.state != "planning", False, "clock.item.planning", year),
+        Item(f"case-{c.id}-reporting", "window", "cycle", c.title, m["reporting_opens"],
+             effective_deadline(m["reporting_closes"]), c.id, closed, False, "clock.item.reporting", year),
+        Item(f"case-{c.id}-survey", "window", "cycle", c.title, m["survey_opens"],
+             effective_deadline(m["survey_closes"]), c.id, closed, False, "clock.item.survey", year),
+        Item(f"case-{c.id}-review", "meeting", "cycle", c.title, m["review_meeting"], m["review_meeting"], c.id,
+             closed, False, "clock.item.review", year),
+        replace(report, values=year),
     ]
 
 

@@ -10,6 +10,7 @@ from babel.dates import get_month_names
 
 from engine.calendar import format_date
 from workflows.annual_clock.items import PROCESSES, Item
+from workflows.i18n import translate
 
 SIZE = 900
 C = SIZE / 2
@@ -20,29 +21,11 @@ COLOURS = {"agreement": "#0072B2", "nomination": "#E69F00", "cycle": "#009E73", 
            "meeting": "#56B4E9"}
 OVERDUE = "#C00000"
 LOCALES = {"fi": "fi", "sv": "sv_FI", "en": "en"}
-T = {
-    "agreement": {"fi": "Sopimukset", "sv": "Avtal", "en": "Agreements"},
-    "nomination": {"fi": "Nimeämiset", "sv": "Utnämningar", "en": "Nominations"},
-    "cycle": {"fi": "Vuosiseuranta", "sv": "Årlig uppföljning", "en": "Annual cycle"},
-    "review": {"fi": "Valtuustokauden tarkistukset", "sv": "Översyner", "en": "Council-term reviews"},
-    "meeting": {"fi": "Kokoukset", "sv": "Möten", "en": "Meetings"},
-    "title": {"fi": "Vuosikello", "sv": "Årshjul", "en": "Annual clock"},
-    "overdue": {"fi": "myöhässä", "sv": "försenad", "en": "overdue"},
-    "done": {"fi": "valmis", "sv": "klar", "en": "done"},
-    "desc": {"fi": "Vuoden kuukaudet kiertävät kehää myötäpäivään tammikuusta alkaen. Määräajat ovat ympyröitä, "
-                   "kokoukset neliöitä ja aikaikkunat kaaria; myöhässä olevat on merkitty punaisella reunalla ja "
-                   "huutomerkillä. Sama sisältö on luettelona kuvan vieressä.",
-             "sv": "Årets månader går medurs runt cirkeln med januari överst. Tidsfrister är cirklar, möten kvadrater "
-                   "och tidsfönster bågar; försenade har röd kant och utropstecken. Samma innehåll finns som lista "
-                   "bredvid bilden.",
-             "en": "The months run clockwise round the circle from January at the top. Deadlines are circles, "
-                   "meetings squares and windows arcs; overdue items have a red outline and an exclamation mark. "
-                   "The same content is listed beside the picture."},
-}
 
 
 def _t(key: str, lang: str) -> str:
-    return T[key].get(lang, T[key]["fi"])
+    """Return a clock message, escaped for SVG and HTML."""
+    return escape(translate(lang, f"clock.{key}"))
 
 
 def angle_of(d: date) -> float:
@@ -90,13 +73,14 @@ def _item(item: Item, year: int, lang: str) -> str:
     end = min(item.end, date(year, 12, 31))
     a0 = angle_of(start)
     r = RINGS[item.process]
-    label = f"{format_date(item.start, lang)}: {item.title}"
+    title = item.title_in(lang)
+    label = f"{format_date(item.start, lang)}: {title}"
     if item.kind == "window" and end > start:
-        label = f"{format_date(item.start, lang)} – {format_date(item.end, lang)}: {item.title}"
+        label = f"{format_date(item.start, lang)} – {format_date(item.end, lang)}: {title}"
     if item.overdue:
-        label += f" ({_t('overdue', lang)})"
+        label += f" ({translate(lang, 'clock.overdue')})"
     elif item.done:
-        label += f" ({_t('done', lang)})"
+        label += f" ({translate(lang, 'clock.done')})"
     stroke = f'stroke="{OVERDUE}" stroke-width="3"' if item.overdue else 'stroke="#1a1a1a" stroke-width="1"'
     x, y = point(a0, r)
     attrs = (f'class="item {item.kind}{" overdue" if item.overdue else ""}" data-uid="{escape(item.uid)}" '
@@ -119,14 +103,18 @@ def _item(item: Item, year: int, lang: str) -> str:
     return f"<g {attrs}>{body}</g>"
 
 
-def render_svg(items: list[Item], year: int, lang: str, heading: str, today: date | None = None) -> str:
-    """Render the wheel of a year; each item is a <g> with a <title>, placed in its month's sector."""
-    title = f"{_t('title', lang)} {year}: {heading}"
+def _heading(lang: str, year: int, heading: str | None) -> str:
+    return translate(lang, "clock.heading", year=year, name=heading or translate(lang, "clock.network"))
+
+
+def render_svg(items: list[Item], year: int, lang: str, heading: str | None, today: date | None = None) -> str:
+    """Render the wheel of a year (heading None: the whole network); each item is a <g> with a <title>."""
+    title = _heading(lang, year, heading)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {SIZE} {SIZE + 120}" width="{SIZE}" '
              f'height="{SIZE + 120}" role="img" aria-labelledby="wheel-title wheel-desc" lang="{lang}" '
              'font-family="Arial, Helvetica, sans-serif">',
              f'<title id="wheel-title">{escape(title)}</title>',
-             f'<desc id="wheel-desc">{escape(_t("desc", lang))} ({len(items)})</desc>',
+             f'<desc id="wheel-desc">{_t("description", lang)} ({len(items)})</desc>',
              f'<rect width="{SIZE}" height="{SIZE + 120}" fill="#ffffff"/>']
     parts += _months(year, lang)
     for r in RINGS.values():
@@ -140,12 +128,12 @@ def render_svg(items: list[Item], year: int, lang: str, heading: str, today: dat
     for n, process in enumerate(PROCESSES):
         lx, ly = 20 + (n % 3) * 300, SIZE + 30 + (n // 3) * 40
         parts.append(f'<g class="legend"><circle cx="{lx + 8}" cy="{ly}" r="8" fill="{COLOURS[process]}"/>'
-                     f'<text x="{lx + 24}" y="{ly + 5}" font-size="16">{escape(_t(process, lang))}</text></g>')
+                     f'<text x="{lx + 24}" y="{ly + 5}" font-size="16">{_t(f"process.{process}", lang)}</text></g>')
     parts.append("</svg>")
     return "\n".join(parts)
 
 
-def render_page(items: list[Item], year: int, lang: str, heading: str, today: date | None = None) -> str:
+def render_page(items: list[Item], year: int, lang: str, heading: str | None, today: date | None = None) -> str:
     """Render a printable HTML page: the wheel and, beside it, the same items as a dated list."""
     rows = []
     for i in items:
@@ -153,10 +141,11 @@ def render_page(items: list[Item], year: int, lang: str, heading: str, today: da
         state = f" <strong>({_t('overdue', lang)})</strong>" if i.overdue else (
             f" ({_t('done', lang)})" if i.done else "")
         rows.append(f"<li><time datetime=\"{i.start.isoformat()}\">{escape(when)}</time> – "
-                    f"{escape(_t(i.process, lang))}: {escape(i.title)}{state}</li>")
-    return (f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8"><title>{_t("title", lang)} {year}: '
-            f'{escape(heading)}</title><style>body{{font-family:Arial,Helvetica,sans-serif;margin:1rem}}'
+                    f"{_t(f'process.{i.process}', lang)}: {escape(i.title_in(lang))}{state}</li>")
+    title = escape(_heading(lang, year, heading))
+    return (f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title>'
+            '<style>body{font-family:Arial,Helvetica,sans-serif;margin:1rem}'
             '.wrap{display:flex;flex-wrap:wrap;gap:2rem}.wrap svg{max-width:100%;height:auto}'
             '@media print{.wrap{display:block}.wrap svg{width:17cm;height:auto}li{break-inside:avoid}}</style>'
-            f'</head><body><h1>{_t("title", lang)} {year}: {escape(heading)}</h1><div class="wrap">'
+            f'</head><body><h1>{title}</h1><div class="wrap">'
             f'{render_svg(items, year, lang, heading, today)}<ol>{"".join(rows)}</ol></div></body></html>')

@@ -23,23 +23,11 @@ from engine.records import CaseRow
 from engine.service import UnitOfWork
 from workflows.cycle.models import AnnualReport, Measure, MeasureNote, SurveyAnswer
 from workflows.cycle.schemas import QUESTIONS
+from workflows.i18n import has_message, template_helpers, translate
 from workflows.nomination.models import Appointment, NominationDecision
 from workflows.registers.service import meetings, statements
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-LABELS: dict[str, dict[str, str]] = {
-    "climate": {"fi": "Alueellinen ilmastotyö", "sv": "Regionalt klimatarbete", "en": "Regional climate work"},
-    "operating_model": {"fi": "Uusi toimintamalli", "sv": "Ny verksamhetsmodell", "en": "New operating model"},
-    "contract_based_cooperation": {"fi": "Sopimuksellinen yhteistyö", "sv": "Avtalsbaserat samarbete",
-                                   "en": "Contract-based cooperation"},
-    "work_based_immigration": {"fi": "Työperäinen maahanmuutto", "sv": "Arbetsrelaterad invandring",
-                               "en": "Work-based immigration"},
-    "advocacy": {"fi": "Edunvalvonta", "sv": "Intressebevakning", "en": "Advocacy"},
-    "not_started": {"fi": "ei aloitettu", "sv": "inte påbörjad", "en": "not started"},
-    "ongoing": {"fi": "käynnissä", "sv": "pågående", "en": "ongoing"},
-    "done": {"fi": "toteutunut", "sv": "genomförd", "en": "done"},
-    "dropped": {"fi": "luovuttu", "sv": "slopad", "en": "dropped"},
-}
 
 
 def survey_summary(rows: list[SurveyAnswer]) -> dict[str, Any]:
@@ -98,11 +86,19 @@ def _env() -> Environment:
                        autoescape=select_autoescape(["html.j2"]), trim_blocks=True, lstrip_blocks=True)
 
 
+def _label(lang: str, key: str) -> str:
+    """Name a measure's theme or status; a theme the catalogue does not know is shown as it is."""
+    for msgid in (f"report.theme.{key}", f"report.status.{key}"):
+        if has_message(msgid):
+            return translate(lang, msgid)
+    return key
+
+
 def _helpers(lang: str) -> dict[str, Any]:
-    lang = lang if lang in ("fi", "sv", "en") else "fi"
-    return {"lang": lang, "t": lambda **texts: texts.get(lang) or texts["fi"],
-            "label": lambda key: LABELS.get(key, {}).get(lang, key),
-            "d": lambda value: format_date(value, lang) if value else ""}
+    helpers = template_helpers(lang)
+    code = helpers["lang"]
+    return {**helpers, "label": lambda key: _label(code, key),
+            "d": lambda value: format_date(value, code) if value else ""}
 
 
 def render_html(data: dict[str, Any], lang: str = "fi") -> str:
@@ -119,7 +115,7 @@ def _latin(text: object) -> str:
 def render_pdf(data: dict[str, Any], lang: str = "fi") -> bytes:
     """Render the report as PDF (fpdf2, core fonts)."""
     h = _helpers(lang)
-    t, label = h["t"], h["label"]
+    t, tn, label = h["t"], h["tn"], h["label"]
     pdf = FPDF(format="A4")
     pdf.set_title(_latin(data["title"]))
     pdf.set_auto_page_break(auto=True, margin=15)
@@ -130,9 +126,9 @@ def render_pdf(data: dict[str, Any], lang: str = "fi") -> bytes:
         pdf.set_font("Helvetica", style, size)
         pdf.multi_cell(width, size * 0.5, _latin(text), new_x="LMARGIN", new_y="NEXT")
 
-    para(t(fi="Toimintakertomus", sv="Verksamhetsberättelse", en="Annual report") + f" {data['year']}", 18, "B")
+    para(t("report.title", year=data["year"]), 18, "B")
     c = data["counts"]
-    para(t(fi="Toimenpiteitä", sv="Åtgärder", en="Measures") + f": {data['total']} - " + ", ".join(
+    para(t("report.measures") + f": {data['total']} - " + ", ".join(
         f"{label(s)} {c[s]}" for s in ("done", "ongoing", "not_started", "dropped")))
     for theme, items in data["themes"].items():
         para(label(theme), 13, "B")
@@ -140,24 +136,24 @@ def render_pdf(data: dict[str, Any], lang: str = "fi") -> bytes:
             line = f"{m['number']}. {m['title']} ({m['responsible']}, {h['d'](m['due_date'])}): {label(m['status'])}"
             para(line + (f" - {m['note']}" if m["note"] else ""), 9)
     sections = [
-        (t(fi="Kannanotot", sv="Ställningstaganden", en="Statements"),
+        (t("report.statements"),
          [f"{h['d'](s.issued_on)} {s.title} -> {s.addressee}" for s in data["statements"]]),
-        (t(fi="Nimeämiset", sv="Utnämningar", en="Nominations"),
+        (t("report.nominations"),
          [f"{h['d'](n['meeting_date'])} {n['section']} {n['group']} ({n['requester']}): " + "; ".join(n["members"])
           for n in data["nominations"]]),
-        (t(fi="Kokoukset", sv="Möten", en="Meetings"),
+        (t("report.meetings"),
          [f"{h['d'](m.held_on)} {m.title}" + (f" {m.minutes_url}" if m.minutes_url else "") for m in data["meetings"]]),
     ]
     for heading, lines in sections:
         para(heading, 13, "B")
         for line in lines or ["-"]:
             para(line, 9)
-    para(t(fi="Maakuntajohtajakysely", sv="Landskapsdirektörsenkäten", en="Regional directors' survey"), 13, "B")
+    para(t("report.survey"), 13, "B")
     s = data["survey"]
-    para(t(fi="Vastauksia", sv="Svar", en="Answers") + f": {s['answers']}; " + ", ".join(
+    para(tn("report.answers", s["answers"]) + "; " + ", ".join(
         f"{q} {s['means'][q]}" for q in data["questions"] if s["means"][q] is not None), 9)
     if data["feedback"]:
-        para(t(fi="Palaute Kuntaliitolle", sv="Respons till Kommunförbundet", en="Feedback for Kuntaliitto"), 13, "B")
+        para(t("report.feedback"), 13, "B")
         para(data["feedback"], 9)
     return bytes(pdf.output())
 

@@ -11,10 +11,10 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from engine.calendar import format_date
+from workflows.i18n import template_helpers, translate
 from workflows.nomination.models import Appointment, NominationDecision
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-SUBJECT = {"fi": "Nimeäminen: {group}", "sv": "Utnämning: {group}", "en": "Nomination: {group}"}
 
 
 @lru_cache(maxsize=1)
@@ -27,10 +27,8 @@ def _env() -> Environment:
 def render_letter(data: dict[str, Any], cited: str, decision: NominationDecision,
                   appointments: Sequence[Appointment], lang: str) -> tuple[str, str, str]:
     """Return (subject, plain text, HTML) of the letter in fi, sv or en."""
-    lang = lang if lang in SUBJECT else "fi"
-
-    def t(**texts: str) -> str:
-        return texts.get(lang) or texts["fi"]
+    helpers = template_helpers(lang)
+    lang = helpers["lang"]
 
     def d(value: date | str) -> str:
         return format_date(date.fromisoformat(value) if isinstance(value, str) else value, lang)
@@ -41,10 +39,10 @@ def render_letter(data: dict[str, Any], cited: str, decision: NominationDecision
         held = {a.position: a for a in appointments if a.seat == n}
         seats.append({"number": n, "label": seat.get("label"), "member": held.get("member"),
                       "deputy": held.get("deputy")})
-    context = {"lang": lang, "t": t, "d": d, "group": data["group"], "requester": data["requester"],
+    context = {**helpers, "d": d, "group": data["group"], "requester": data["requester"],
                "term_start": data["term_start"], "term_end": data["term_end"], "citation": cited,
                "decision": decision, "seats": seats}
-    subject = SUBJECT[lang].format(group=data["group"])
+    subject = translate(lang, "letter.subject", group=data["group"])
     env = _env()
     text = env.get_template("letter.txt.j2").render(context)
     return subject, text, env.get_template("letter.html.j2").render(context)
