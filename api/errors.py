@@ -11,7 +11,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.refusals import refusal_text
 from engine.errors import EngineError, NotPermitted
+from engine.i18n import DEFAULT_LANGUAGE, normalise
 from engine.models import AccessDenial
 
 log = logging.getLogger("vuosikello.api")
@@ -44,6 +46,24 @@ def _out_of_range_field(request: Request) -> str:
     return "body"
 
 
+def request_language(request: Request) -> str:
+    """Return the caller's language: Accept-Language (fi, sv or en), else the web page's, else Finnish."""
+    header = request.headers.get("accept-language", "")
+    ranked = []
+    for i, part in enumerate(header.split(",")):
+        tag, _, q = part.strip().partition(";q=")
+        try:
+            weight = float(q) if q else 1.0
+        except ValueError:
+            weight = 0.0
+        ranked.append((-weight, i, tag))
+    for _w, _i, tag in sorted(ranked):
+        found = normalise(tag)
+        if found:
+            return found
+    return getattr(request.state, "web_lang", None) or DEFAULT_LANGUAGE
+
+
 def _record_denial(request: Request, exc: NotPermitted) -> None:
     ctx = getattr(request.app.state, "ctx", None)
     if ctx is None:
@@ -65,7 +85,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _engine_error(request: Request, exc: EngineError) -> JSONResponse:
         if isinstance(exc, NotPermitted):
             _record_denial(request, exc)
-        return JSONResponse(_body(type(exc).__name__, exc.detail, **exc.extra), status_code=exc.status_code)
+        body = _body(type(exc).__name__, exc.detail, **exc.extra)
+        ctx = getattr(request.app.state, "ctx", None)
+        body["message"] = refusal_text(exc, request_language(request), ctx.registry if ctx else None)
+        if exc.message_id:
+            body["message_id"] = exc.message_id
+        return JSONResponse(body, status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
+from sqlalchemy import event
 from fastapi.routing import APIRoute
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +28,12 @@ from engine.service import Engine, UnitOfWork
 
 T = TypeVar("T")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _refuse_write(session: Session, *_args: object) -> None:
+    """Stop a write on a safe request's read session loudly (it would otherwise be dropped silently)."""
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("a GET, HEAD or OPTIONS request may not write; use a POST")
 
 
 class RequestWork:
@@ -54,6 +61,7 @@ class RequestWork:
             return self.uow.session
         if self._read is None:
             self._read = Session(self.engine.db.engine, expire_on_commit=False)
+            event.listen(self._read, "before_flush", _refuse_write)
         return self._read
 
     def run(self, work: Callable[[UnitOfWork], T]) -> T:

@@ -66,7 +66,18 @@ class StateSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     description: str
     final: bool = False
+    # What the state counts as, for code that must ask rather than name states: e.g. `signed` (a party's
+    # signature is complete), `open` (the case takes proposals or reports). Code asks `in_tagged`.
+    tags: list[str] = Field(default_factory=list)
     timers: list[TimerSpec] = Field(default_factory=list)
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_names(cls, value: list[str]) -> list[str]:
+        for tag in value:
+            if not tag.replace("_", "").isalnum() or not tag[:1].isalpha() or tag != tag.lower():
+                raise ValueError(f"tag {tag!r}: use lower-case letters, digits and _")
+        return value
 
 
 class TransitionSpec(BaseModel):
@@ -81,6 +92,8 @@ class TransitionSpec(BaseModel):
     event: str | None = None
     payload: dict[str, PayloadField] = Field(default_factory=dict)
     notify: list[NotifySpec] = Field(default_factory=list)
+    # What people are told when this trigger is refused in a state it cannot fire from (fi, sv, en)
+    refusal: Localised | None = None
 
     @field_validator("source", mode="before")
     @classmethod
@@ -133,6 +146,20 @@ class WorkflowDefinition(BaseModel):
                         f"states.{name}.timers[{j}].trigger: {timer.trigger!r} cannot fire in state {name!r}"
                     )
         return self
+
+    def has_tag(self, state: str, tag: str) -> bool:
+        """Tell whether a state carries a tag (an unknown state carries none)."""
+        spec = self.states.get(state)
+        return spec is not None and tag in spec.tags
+
+    def tagged(self, tag: str) -> list[str]:
+        """Return the states that carry a tag, in definition order."""
+        return [name for name, spec in self.states.items() if tag in spec.tags]
+
+    def is_final(self, state: str) -> bool:
+        """Tell whether a state ends the case."""
+        spec = self.states.get(state)
+        return spec is not None and spec.final
 
     def triggers_from(self, state: str) -> list[str]:
         """Return the triggers allowed in a state, in definition order, without repeats."""

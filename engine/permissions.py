@@ -2,16 +2,25 @@
 
 Buttons, `allowed_triggers` in the API and the engine's own refusals all ask here, so they cannot disagree.
 Roles come from the case (its coordinator, its parent's coordinator, its organisation) and the actor; the
-definition says which roles each transition needs. Guards are evaluated only inside a unit of work (they may
-read other cases under the lock); a read without one answers from states and roles alone.
+definition says which roles each transition needs. Guards run too: inside a unit of work on the locked rows,
+and on a page or an API read through `CaseReader`, which offers guards the same reads on a plain session.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlmodel import Session, col
 
 from engine.actors import Actor
+from engine.errors import CaseNotFound
 from engine.machine import WorkflowMachine
+from engine.models import Case
+from engine.records import CaseRow
+from engine.registry import Registry
 
 
 class CaseFacts(Protocol):
@@ -59,3 +68,80 @@ def permitted_now(machine: WorkflowMachine, actor: Actor, case: CaseFacts,
                   parent_coordinator_id: int | None = None) -> list[str]:
     """Return the triggers an actor may fire on a case read outside a unit of work (states and roles only)."""
     return permitted_by_roles(machine, case.state, roles_held(actor, case, parent_coordinator_id))
+
+
+class CaseReader:
+    """What guards read (cases, children, the session), on a read session: no lock, nothing written."""
+
+    def __init__(self, registry: Registry, session: Session, now: datetime) -> None:
+        self.registry = registry
+        self.session = session
+        self.now = now
+        self._rows: dict[int, CaseRow] = {}
+
+    @staticmethod
+    def _row(case: Case) -> CaseRow:
+        return CaseRow(case.id or 0, case.workflow, case.workflow_version, case.state, case.version, case.parent_id,
+                       case.organisation_id, case.coordinator_id, case.title, case.deadline, dict(case.data),
+                       case.event_count, case.head_hash)
+
+    def case(self, case_id: int) -> CaseRow:
+        """Return a case as a row (raises CaseNotFound)."""
+        row = self._rows.get(case_id)
+        if row is None:
+            found = self.session.get(Case, case_id)
+            if found is None:
+                raise CaseNotFound(f"no case with id {case_id}", message_id="error.case_not_found",
+                                   params={"id": case_id})
+            row = self._rows[case_id] = self._row(found)
+        return row
+
+    def children(self, parent_id: int) -> list[CaseRow]:
+        """Return a case's children in id order."""
+        rows = self.session.execute(select(Case).where(Case.parent_id == parent_id)
+                                    .order_by(col(Case.id))).scalars().all()
+        out = []
+        for found in rows:
+            row = self._rows.setdefault(found.id or 0, self._row(found))
+            out.append(row)
+        return out
+
+    def machine_of(self, case: CaseRow) -> WorkflowMachine:
+        """Return the machine of a case's definition version."""
+        return self.registry.machine(case.workflow, case.workflow_version)
+
+    def permitted(self, case_id: int, actor: Actor | None) -> list[str]:
+        """Return the triggers an actor may fire on a case now: state, roles and guards, as the engine decides."""
+        if actor is None:
+            return []
+        case = self.case(case_id)
+        parent_coordinator = self.case(case.parent_id).coordinator_id if case.parent_id is not None else None
+        machine = self.machine_of(case)
+        out = []
+        for trigger in permitted_by_roles(machine, case.state, roles_held(actor, case, parent_coordinator)):
+            if machine.would_pass(case.state, trigger, GuardContext(self, case, actor, trigger)):
+                out.append(trigger)
+        return out
+
+
+@dataclass
+class GuardContext:
+    """What a guard sees when asked without firing (the same fields a firing trigger's context has)."""
+
+    uow: CaseReader
+    case: CaseRow
+    actor: Actor
+    trigger: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    rejection: str | None = None
+
+    def refuse(self, detail: str, message_id: str, **params: Any) -> bool:
+        """Note why the guard refused; nothing is raised when only asking."""
+        self.rejection = detail
+        return False
+
+
+def permitted_for(registry: Registry, session: Session, case: Case, actor: Actor | None,
+                  now: datetime | None = None) -> list[str]:
+    """Return the triggers an actor may fire on a case, read on a session (no actor: none; deny by default)."""
+    return CaseReader(registry, session, now or datetime.now(UTC)).permitted(case.id or 0, actor)

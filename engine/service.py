@@ -248,10 +248,10 @@ class UnitOfWork:
         machine = self.registry.machine(case.workflow, case.workflow_version)
         route = machine.route(case.state, trigger)
         if route is None:
-            allowed = machine.allowed_triggers(case.state)
+            allowed = self.permitted_triggers(case_id, actor)  # what this actor could do instead, not everyone
             raise InvalidTransition(
                 f"trigger {trigger!r} is not allowed in state {case.state!r}; "
-                f"allowed: {', '.join(allowed) or 'none (final state)'}",
+                f"allowed: {', '.join(allowed) or 'none'}",
                 allowed=allowed, state=case.state,
                 message_id="error.invalid_transition",
                 params={"workflow": case.workflow, "trigger": trigger, "state": case.state, "allowed": allowed},
@@ -272,6 +272,10 @@ class UnitOfWork:
                                         **ctx.rejection_params})
         spec = next((t for t in specs if (t.dest or case.state) == dest), specs[0])
         return self._transition(case, trigger, spec.event_name, dest, actor, payload, document_hash)
+
+    def may(self, case: CaseRow, trigger: str) -> bool:
+        """Tell whether the case's definition lets a trigger fire from its current state (roles and guards aside)."""
+        return self.machine_of(case).route(case.state, trigger) is not None
 
     def permitted_triggers(self, case_id: int, actor: Actor) -> list[str]:
         """Return the triggers this actor may fire on a case now: allowed in its state, a role held, guards pass."""

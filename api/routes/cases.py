@@ -15,14 +15,17 @@ from api.context import AppContext
 from api.deps import ActorDep, CtxDep, ExpectedVersion, SessionDep, WorkDep
 from api.schemas import ERROR_RESPONSES, CaseRead, EventRead, Page
 from api.unit import UnitOfWorkRoute
+from engine.actors import Actor
 from engine.calendar import HELSINKI
 from engine.models import Case, Event, Organisation
+from engine.permissions import permitted_for
 from workflows.triggers import dispatch
 
 router = APIRouter(prefix="/cases", tags=["cases"], responses=ERROR_RESPONSES, route_class=UnitOfWorkRoute)
 
 
-def case_read(ctx: AppContext, session: Session, case: Case, org_keys: dict[int, str] | None = None) -> CaseRead:
+def case_read(ctx: AppContext, session: Session, case: Case, org_keys: dict[int, str] | None = None,
+              actor: Actor | None = None) -> CaseRead:
     """Shape a case for the API."""
     machine = ctx.registry.machine(case.workflow, case.workflow_version)
     today = ctx.clock.now().astimezone(HELSINKI).date()
@@ -37,7 +40,7 @@ def case_read(ctx: AppContext, session: Session, case: Case, org_keys: dict[int,
                     state=case.state, version=case.version, parent_id=case.parent_id, organisation=org_key,
                     coordinator_id=case.coordinator_id, title=case.title, deadline=case.deadline,
                     overdue=bool(case.deadline and case.deadline < today and not final),
-                    allowed_triggers=machine.allowed_triggers(case.state), data=case.data,
+                    allowed_triggers=permitted_for(ctx.registry, session, case, actor), data=case.data,
                     created_at=case.created_at, updated_at=case.updated_at)
 
 
@@ -70,14 +73,14 @@ def list_cases(ctx: CtxDep, session: SessionDep, actor: ActorDep,
     cases = session.execute(stmt.order_by(col(Case.id)).limit(limit).offset(offset)).scalars().all()
     keys = dict(session.execute(select(Organisation.id, Organisation.key).where(
         col(Organisation.id).in_({c.organisation_id for c in cases if c.organisation_id}))).all())
-    return Page[CaseRead](items=[case_read(ctx, session, c, keys) for c in cases], total=total, limit=limit,
+    return Page[CaseRead](items=[case_read(ctx, session, c, keys, actor) for c in cases], total=total, limit=limit,
                           offset=offset)
 
 
 @router.get("/{case_id}", response_model=CaseRead)
 def get_case(case_id: int, ctx: CtxDep, session: SessionDep, actor: ActorDep) -> CaseRead:
     """Return one case."""
-    return case_read(ctx, session, readable_case(session, actor, case_id))
+    return case_read(ctx, session, readable_case(session, actor, case_id), actor=actor)
 
 
 @router.get("/{case_id}/events", response_model=list[EventRead])
@@ -100,4 +103,4 @@ def fire_trigger(work: WorkDep, case_id: int, trigger: str, ctx: CtxDep, session
     """Fire a trigger on a case; 409 names the allowed triggers when it is not allowed now."""
     readable_case(session, actor, case_id)
     work.run(lambda uow: dispatch(uow, case_id, trigger, actor, payload or {}, expected_version))
-    return case_read(ctx, session, readable_case(session, actor, case_id))
+    return case_read(ctx, session, readable_case(session, actor, case_id), actor=actor)

@@ -68,28 +68,28 @@ def create(work: WorkDep, body: CycleCreate, ctx: CtxDep, session: SessionDep, a
     """Create a year's cycle by hand (it is also created on schedule)."""
     case = work.run(lambda uow: service.create_cycle(uow, body, actor))
     response.headers["Location"] = f"/api/v1/cycles/{case.id}"
-    return read_cycle(session, ctx.registry, case.id)
+    return read_cycle(session, ctx.registry, case.id, actor)
 
 
 @router.get("", response_model=list[CycleRead])
-def list_cycles(ctx: CtxDep, session: SessionDep, _actor: ActorDep) -> list[CycleRead]:
+def list_cycles(ctx: CtxDep, session: SessionDep, actor: ActorDep) -> list[CycleRead]:
     """List the cycles, newest year first."""
     ids = session.execute(select(Case.id).where(Case.workflow == service.CYCLE).order_by(col(Case.id))).scalars()
-    cycles = [read_cycle(session, ctx.registry, i) for i in ids]
+    cycles = [read_cycle(session, ctx.registry, i, actor) for i in ids]
     return sorted(cycles, key=lambda c: -c.year)
 
 
 @router.get("/{cycle_id}", response_model=CycleRead)
-def get(cycle_id: int, ctx: CtxDep, session: SessionDep, _actor: ActorDep) -> CycleRead:
+def get(cycle_id: int, ctx: CtxDep, session: SessionDep, actor: ActorDep) -> CycleRead:
     """Return a cycle: milestones, measures with notes, report requests with versions, survey summary."""
-    return read_cycle(session, ctx.registry, cycle_id)
+    return read_cycle(session, ctx.registry, cycle_id, actor)
 
 
 @router.post("/{cycle_id}/agree", response_model=CycleRead)
 def agree(work: WorkDep, cycle_id: int, body: AgreeIn, ctx: CtxDep, session: SessionDep, actor: ActorDep) -> CycleRead:
     """Record the measures the planning meeting agreed."""
     work.run(lambda uow: service.agree(uow, cycle_id, body, actor))
-    return read_cycle(session, ctx.registry, cycle_id)
+    return read_cycle(session, ctx.registry, cycle_id, actor)
 
 
 @router.post("/{cycle_id}/measures", response_model=CycleRead, status_code=status.HTTP_201_CREATED)
@@ -97,7 +97,7 @@ def add_measures(work: WorkDep, cycle_id: int, body: MeasuresAdd, ctx: CtxDep, s
                  actor: ActorDep) -> CycleRead:
     """Add measures during the year."""
     work.run(lambda uow: service.add_later(uow, cycle_id, body.measures, actor))
-    return read_cycle(session, ctx.registry, cycle_id)
+    return read_cycle(session, ctx.registry, cycle_id, actor)
 
 
 @router.post("/{cycle_id}/measures/{measure_id}/notes", response_model=CycleRead, status_code=status.HTTP_201_CREATED)
@@ -105,7 +105,7 @@ def add_note(work: WorkDep, cycle_id: int, measure_id: int, body: NoteIn, ctx: C
              actor: ActorDep) -> CycleRead:
     """Record a dated status note on a measure (its responsible, coordinators, administrators)."""
     work.run(lambda uow: service.note(uow, cycle_id, measure_id, body, actor))
-    return read_cycle(session, ctx.registry, cycle_id)
+    return read_cycle(session, ctx.registry, cycle_id, actor)
 
 
 @router.put("/{cycle_id}/reports/{responsible}", response_model=CycleRead)
@@ -113,7 +113,7 @@ def report(work: WorkDep, cycle_id: int, responsible: str, body: ReportIn, ctx: 
            actor: ActorDep) -> CycleRead:
     """Submit a report for a network (network:alke) or council (regional_council:06); a repeat is a new version."""
     work.run(lambda uow: reports.submit_report(uow, cycle_id, responsible, body, actor))
-    return read_cycle(session, ctx.registry, cycle_id)
+    return read_cycle(session, ctx.registry, cycle_id, actor)
 
 
 @router.put("/{cycle_id}/survey", response_model=CycleRead)
@@ -122,14 +122,14 @@ def survey(work: WorkDep, cycle_id: int, body: SurveyIn, ctx: CtxDep, session: S
            ) -> CycleRead:
     """Answer the annual survey of the regional directors (ratings 1-5 and free text) for your council."""
     work.run(lambda uow: reports.answer_survey(uow, cycle_id, body, actor, organisation))
-    return read_cycle(session, ctx.registry, cycle_id)
+    return read_cycle(session, ctx.registry, cycle_id, actor)
 
 
 @router.post("/{cycle_id}/close", response_model=CycleRead)
 def close(work: WorkDep, cycle_id: int, body: CloseIn, ctx: CtxDep, session: SessionDep, actor: ActorDep) -> CycleRead:
     """Close the reviewed cycle with feedback for Kuntaliitto; generates the annual report, carries measures over."""
     work.run(lambda uow: service.close(uow, cycle_id, body.feedback, actor))
-    return read_cycle(session, ctx.registry, cycle_id)
+    return read_cycle(session, ctx.registry, cycle_id, actor)
 
 
 @router.get("/{cycle_id}/report.html", response_class=HTMLResponse)

@@ -31,7 +31,7 @@ router = APIRouter(prefix="/nominations", tags=["nominations"], responses=ERROR_
 
 def _read(session: Session, registry: Registry, actor: Actor, nomination_id: int) -> NominationRead:
     readable_case(session, actor, nomination_id)
-    return read_nomination(session, registry, nomination_id)
+    return read_nomination(session, registry, nomination_id, actor)
 
 
 @router.post("", response_model=NominationRead, status_code=status.HTTP_201_CREATED)

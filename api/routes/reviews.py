@@ -18,7 +18,7 @@ router = APIRouter(tags=["reviews"], responses=ERROR_RESPONSES, route_class=Unit
 def list_reviews(agreement_id: int, ctx: CtxDep, session: SessionDep, actor: ActorDep) -> list[ReviewRead]:
     """List an agreement's council-term reviews."""
     readable_case(session, actor, agreement_id)
-    return service.list_reviews(session, ctx.registry, agreement_id)
+    return service.list_reviews(session, ctx.registry, agreement_id, actor)
 
 
 @router.post("/agreements/{agreement_id}/reviews", response_model=ReviewRead, status_code=status.HTTP_201_CREATED)
@@ -27,7 +27,7 @@ def start(work: WorkDep, agreement_id: int, ctx: CtxDep, session: SessionDep, ac
     """Open this council term's review of an agreement in force."""
     readable_case(session, actor, agreement_id)
     case = work.run(lambda uow: service.start_now(uow, agreement_id, body or ReviewStart(), actor))
-    return service.review_read(session, ctx.registry, readable_case(session, actor, case.id))
+    return service.review_read(session, ctx.registry, readable_case(session, actor, case.id), actor)
 
 
 @router.post("/reviews/{review_id}/confirm", response_model=ReviewRead)
@@ -36,7 +36,7 @@ def confirm(work: WorkDep, review_id: int, ctx: CtxDep, session: SessionDep, act
     """End the review: the agreement stays in force unchanged."""
     readable_case(session, actor, review_id)
     work.run(lambda uow: service.confirm_unchanged(uow, review_id, body or ConfirmIn(), actor))
-    return service.review_read(session, ctx.registry, readable_case(session, actor, review_id))
+    return service.review_read(session, ctx.registry, readable_case(session, actor, review_id), actor)
 
 
 @router.post("/reviews/{review_id}/revision", response_model=ReviewRead)
@@ -45,4 +45,4 @@ def revise(work: WorkDep, review_id: int, body: ReviseIn, ctx: CtxDep, session: 
     """End the review with a revised text that goes to every party for approval again."""
     readable_case(session, actor, review_id)
     work.run(lambda uow: service.revise(uow, review_id, body, actor))
-    return service.review_read(session, ctx.registry, readable_case(session, actor, review_id))
+    return service.review_read(session, ctx.registry, readable_case(session, actor, review_id), actor)

@@ -18,8 +18,8 @@ from engine.actors import Actor
 from engine.calendar import HELSINKI
 from engine.errors import InvalidInput, NotFound, NotPermitted
 from engine.models import Person
-from engine.registry import Registry
 from engine.records import TransitionRecord
+from engine.registry import Registry
 from engine.service import UnitOfWork
 
 MAX_PERIOD = timedelta(days=366)

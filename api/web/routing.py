@@ -18,6 +18,7 @@ from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
 from api.deps import SessionDep, actor_for
+from api.refusals import refusal_text
 from api.unit import UnitOfWorkRoute
 from api.web.csrf import CsrfRejected, verify_csrf
 from api.web.i18n import choose_language
@@ -115,7 +116,9 @@ class WebRoute(UnitOfWorkRoute):
             except RequestValidationError:  # a path that is not an id, e.g. /agreements/abc
                 return error_page(request, 404)
             except EngineError as exc:
-                return error_page(request, exc.status_code, detail=exc.detail)
+                lang = getattr(request.state, "web_lang", None) or choose_language(request)
+                return error_page(request, exc.status_code,
+                                  detail=refusal_text(exc, lang, request.app.state.ctx.registry))
 
         return run
 

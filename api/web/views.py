@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlmodel import Session, col
@@ -13,9 +13,11 @@ from api.web.delegation import acting_actor, principals_of
 from api.web.queries import HistoryEntry, history, is_overdue, org_name
 from api.web.routing import WebUser
 from engine.actors import Actor
-from engine.calendar import effective_deadline
+from engine.calendar import HELSINKI, effective_deadline
 from engine.errors import CaseNotFound, NotFound
 from engine.models import Organisation, Person
+from engine.permissions import CaseReader
+from engine.registry import Registry
 from workflows.agreement.read import read_agreement
 from workflows.agreement.schemas import AgreementRead, PartyRead
 
@@ -72,53 +74,57 @@ def readable_by_any(session: Session, actors: list[Actor], agreement_id: int) ->
     raise CaseNotFound(f"no agreement with id {agreement_id}")
 
 
-def _party_views(session: Session, data: AgreementRead, lang: str, today: date) -> list[PartyView]:
+def _party_views(session: Session, data: AgreementRead, lang: str, today: date,
+                 awaiting: bool) -> list[PartyView]:
     orgs = {o.key: o for o in session.execute(select(Organisation).where(
         col(Organisation.key).in_([p.organisation for p in data.parties]))).scalars()}
     substitutes = {s.on_behalf_of_person_id for p in data.parties for s in p.signatures if s.on_behalf_of_person_id}
     names = dict(session.execute(select(Person.id, Person.name).where(col(Person.id).in_(substitutes))).all())
-    open_ = data.state in ("circulating", "needs_renegotiation")
     return [PartyView(p, org_name(orgs[p.organisation], lang) if p.organisation in orgs else p.organisation_name,
-                      open_ and is_overdue(data.deadline, p.state, today),
+                      awaiting and is_overdue(data.deadline, p.state, today),
                       [(s.person_name, names.get(s.on_behalf_of_person_id or 0)) for s in p.signatures])
             for p in data.parties]
 
 
-def _acting(user: WebUser, principals: list[Person], org_keys: dict[int, str], parties: list[PartyView],
-            circulating: bool) -> list[ActingAs]:
+def _acting(user: WebUser, principals: list[tuple[Person, Actor]], org_keys: dict[int, str],
+            parties: list[PartyView], reader: CaseReader) -> list[ActingAs]:
     out = []
-    who: list[tuple[Person, Person | None]] = [(user.person, None)] if "signatory" in user.person.role_set else []
-    who += [(p, p) for p in principals if "signatory" in p.role_set]
-    for person, principal in who:
+    who: list[tuple[Person, Person | None, Actor]] = \
+        [(user.person, None, user.actor)] if "signatory" in user.person.role_set else []
+    who += [(p, p, actor) for p, actor in principals if "signatory" in p.role_set]
+    for person, principal, actor in who:
         for view in parties:
             party = view.party
             if party.organisation != org_keys.get(person.organisation_id or 0):
                 continue
             signatory = next((s for s in party.signatories if s.person_id == person.id), None)
             listed, signed = signatory is not None, bool(signatory and signatory.has_signed)
-            can_decide = circulating and party.state == "invited"
-            can_sign = circulating and party.state == "approved" and listed and not signed
+            permitted = reader.permitted(party.case_id, actor)  # the definition's answer: state, role, guards
+            can_decide = "approve" in permitted
+            can_sign = "sign" in permitted and listed and not signed
             if principal is not None and not (can_decide or can_sign or listed):
                 continue
             out.append(ActingAs(view, principal, person.id or 0, listed, signed, can_decide, can_sign))
     return out
 
 
-def agreement_view(session: Session, user: WebUser, agreement_id: int, today: date, lang: str) -> AgreementView:
+def agreement_view(session: Session, registry: Registry, user: WebUser, agreement_id: int, now: datetime,
+                   lang: str) -> AgreementView:
     """Assemble the agreement page for a viewer (raises CaseNotFound when they may not see it)."""
+    today = now.astimezone(HELSINKI).date()
     principals = principals_of(session, user.id, today)
-    actors = [user.actor] + [acting_actor(session, user.actor, p.id, today) for p in principals]
-    readable_by_any(session, actors, agreement_id)
-    session.rollback()  # read what the last write committed, not an older snapshot
+    substitutes = [(p, acting_actor(session, user.actor, p.id, today)) for p in principals]
+    readable_by_any(session, [user.actor] + [a for _p, a in substitutes], agreement_id)
     try:
         data = read_agreement(session, agreement_id)
     except NotFound:
         raise CaseNotFound(f"no agreement with id {agreement_id}") from None
     org_keys = dict(session.execute(select(Organisation.id, Organisation.key).where(col(Organisation.id).in_(
         {p.organisation_id for p in [user.person, *principals] if p.organisation_id}))).all())
-    parties = _party_views(session, data, lang, today)
+    definition = registry.machine("agreement").definition
+    parties = _party_views(session, data, lang, today, definition.has_tag(data.state, "awaiting_parties"))
     coordinates = user.actor.is_admin or (data.coordinator_id == user.id and "coordinator" in user.actor.roles)
-    acting = _acting(user, principals, org_keys, parties, data.state == "circulating")
+    acting = _acting(user, substitutes, org_keys, parties, CaseReader(registry, session, now))
     case_ids = [agreement_id] + ([p.party.case_id for p in parties] if coordinates
                                  else [a.party.party.case_id for a in acting])
     return AgreementView(data, parties, acting, coordinates,

@@ -13,6 +13,7 @@ from engine.actors import SYSTEM, Actor
 from engine.calendar import HELSINKI
 from engine.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from engine.models import Organisation, Person
+from engine.permissions import CaseReader
 from engine.records import CaseRow, TransitionRecord
 from engine.service import FireContext, UnitOfWork, actor_roles
 from workflows.agreement.models import Decision, DocumentVersion, PartySignatory, Signature
@@ -37,9 +38,10 @@ def normalise_section(section: str) -> str:
 
 def _parent_circulating(ctx: FireContext) -> bool:
     parent = ctx.uow.case(ctx.case.parent_id) if ctx.case.parent_id else None
-    if parent is None or parent.state != "circulating":
-        ctx.rejection = f"the agreement is not circulating (it is {parent.state if parent else 'missing'})"
-        return False
+    if parent is None or not ctx.uow.machine_of(parent).definition.has_tag(parent.state, "open_for_parties"):
+        state = parent.state if parent else "missing"
+        return ctx.refuse(f"the agreement is not circulating (it is {state})", "agreement.error.not_circulating",
+                          workflow="agreement", state=state)
     return True
 
 
@@ -49,14 +51,20 @@ def _signatures_complete(ctx: FireContext) -> bool:
 
 def _all_parties_signed(ctx: FireContext) -> bool:
     children = ctx.uow.children(ctx.case.id)
-    ok = bool(children) and all(c.state == "signed" for c in children)
+    ok = bool(children) and all(_has(ctx.uow, c, "signed") for c in children)
     if not ok:
-        ctx.rejection = "not every party has approved and signed the current text"
+        return ctx.refuse("not every party has approved and signed the current text",
+                          "agreement.error.not_all_signed")
     return ok
 
 
 AGREEMENT_GUARDS = {"all_parties_signed": _all_parties_signed}
 PARTY_GUARDS = {"parent_circulating": _parent_circulating, "signatures_complete": _signatures_complete}
+
+
+def _has(uow: UnitOfWork | CaseReader, case: CaseRow, tag: str) -> bool:
+    """Tell whether a case's state carries a tag in its definition (the YAML says what counts as signed)."""
+    return uow.machine_of(case).definition.has_tag(case.state, tag)
 
 
 def count_signatures(uow: UnitOfWork, party: CaseRow) -> int:
@@ -76,7 +84,7 @@ def count_signatures(uow: UnitOfWork, party: CaseRow) -> int:
 def react_to_party(uow: UnitOfWork, record: TransitionRecord) -> None:
     """Move the agreement when a party declines or when the last party has signed."""
     parent = uow.case(record.case.parent_id or 0)
-    if parent.state != "circulating":
+    if not _has(uow, parent, "open_for_parties"):
         return
     org_key = record.case.data.get("organisation_key", "")
     if record.event_name == "PartyDeclined":
@@ -84,7 +92,7 @@ def react_to_party(uow: UnitOfWork, record: TransitionRecord) -> None:
                  payload={"party": org_key, "reason": record.payload.get("note")},
                  document_hash=parent.data["sha256"])
     elif record.event_name == "PartySigned":
-        if all(c.state == "signed" for c in uow.children(parent.id)):
+        if all(_has(uow, c, "signed") for c in uow.children(parent.id)):
             uow.fire(parent.id, "enter_into_force", actor=SYSTEM, payload={"sha256": parent.data["sha256"]},
                      document_hash=parent.data["sha256"])
             uow.set_data(parent, in_force_sha256=parent.data["sha256"], in_force_at=uow.now.isoformat())
@@ -222,7 +230,7 @@ def revise(uow: UnitOfWork, agreement_id: int, data: DocumentIn, actor: Actor,
         uow.session.execute(update(table).where(col(table.party_case_id).in_(ids),
                                                 col(table.voided_at).is_(None)).values(voided_at=uow.now))
     for child in children:
-        if child.state != "invited":
+        if _has(uow, child, "acted"):  # a party still asked on the old text is simply asked on the new one
             uow.fire(child.id, "reinvite", actor=SYSTEM, payload={"sha256": digest}, document_hash=digest)
     return doc
 
@@ -249,7 +257,7 @@ def terminate(uow: UnitOfWork, agreement_id: int, data: TerminateIn, actor: Acto
 
 def _release_parties(uow: UnitOfWork, case: CaseRow) -> None:
     for child in uow.children(case.id):
-        if child.state != "released":
+        if uow.may(child, "release"):
             uow.fire(child.id, "release", actor=SYSTEM, document_hash=case.data["sha256"])
 
 
@@ -346,10 +354,12 @@ def sign(uow: UnitOfWork, agreement_id: int, organisation_key: str, actor: Actor
         Signature.document_version_id == version_id, col(Signature.voided_at).is_(None))).scalars().first()
     if existing is not None:
         return existing, False
-    if party.state != "approved":
+    if not uow.may(party, "sign"):
         allowed = uow.machine_of(party).allowed_triggers(party.state)
         raise Conflict(f"{organisation_key} cannot sign in state {party.state!r}: its body must approve the "
-                       f"current text first; allowed: {', '.join(allowed) or 'none'}", allowed=allowed)
+                       f"current text first; allowed: {', '.join(allowed) or 'none'}", allowed=allowed,
+                       message_id="agreement.error.sign_before_approval",
+                       params={"workflow": party.workflow, "state": party.state, "trigger": "sign"})
     signature = Signature(party_case_id=party.id, person_id=signer_id or 0,
                           on_behalf_of_person_id=actor.person_id if actor.on_behalf_of_person_id else None,
                           document_version_id=version_id, document_sha256=parent.data["sha256"],
@@ -379,11 +389,12 @@ def recipients(uow: UnitOfWork, case: CaseRow, role: str) -> list[int]:
         parties = [case] if case.workflow == PARTY else uow.children(agreement.id)
         out: list[int] = []
         for party in parties:
-            if role == "party" and party.state in ("signed", "released"):
+            finished = _has(uow, party, "signed") or uow.machine_of(party).definition.is_final(party.state)
+            if role == "party" and finished:
                 continue
             listed = uow.session.execute(select(PartySignatory.person_id).where(
                 PartySignatory.party_case_id == party.id).order_by(col(PartySignatory.id))).scalars().all()
-            if role == "party" and party.state == "approved":  # only those who have not signed yet
+            if role == "party" and _has(uow, party, "approved"):  # only those who have not signed yet
                 signed = set(uow.session.execute(select(Signature.person_id).where(
                     Signature.party_case_id == party.id, col(Signature.voided_at).is_(None))).scalars())
                 listed = [p for p in listed if p not in signed]

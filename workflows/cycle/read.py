@@ -7,8 +7,10 @@ from datetime import date
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from engine.actors import Actor
 from engine.errors import NotFound
 from engine.models import Case
+from engine.permissions import permitted_for
 from engine.registry import Registry
 from workflows.cycle.annual_report import survey_summary
 from workflows.cycle.models import AnnualReport, CycleReport, Measure, MeasureNote, SurveyAnswer
@@ -24,7 +26,7 @@ def cycle_row(session: Session, cycle_id: int) -> Case:
     return case
 
 
-def read_cycle(session: Session, registry: Registry, cycle_id: int) -> CycleRead:
+def read_cycle(session: Session, registry: Registry, cycle_id: int, actor: Actor | None = None) -> CycleRead:
     """Load one cycle in a fixed number of queries."""
     case = cycle_row(session, cycle_id)
     measures = list(session.execute(select(Measure).where(Measure.cycle_id == cycle_id)
@@ -42,7 +44,6 @@ def read_cycle(session: Session, registry: Registry, cycle_id: int) -> CycleRead
                                             "measures": r.measures, "submitted_at": r.submitted_at})
     report = session.execute(select(AnnualReport).where(AnnualReport.cycle_id == cycle_id)
                              .order_by(col(AnnualReport.id).desc()).limit(1)).scalars().first()
-    machine = registry.machine(case.workflow, case.workflow_version)
     return CycleRead(
         id=cycle_id, year=int(case.data["year"]), state=case.state, version=case.version, deadline=case.deadline,
         milestones={k: date.fromisoformat(v) for k, v in case.data["milestones"].items()},
@@ -54,4 +55,4 @@ def read_cycle(session: Session, registry: Registry, cycle_id: int) -> CycleRead
         survey=survey_summary(list(session.execute(select(SurveyAnswer).where(
             SurveyAnswer.cycle_id == cycle_id)).scalars())),
         feedback=case.data.get("feedback"), annual_report_generated_at=report.generated_at if report else None,
-        allowed_triggers=machine.allowed_triggers(case.state))
+        allowed_triggers=permitted_for(registry, session, case, actor))

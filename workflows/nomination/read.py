@@ -7,8 +7,10 @@ from datetime import date
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from engine.actors import Actor
 from engine.errors import NotFound
 from engine.models import Case, Organisation
+from engine.permissions import permitted_for
 from engine.registry import Registry
 from workflows.nomination.appointments import citation
 from workflows.nomination.equality import Shares as ShareCount
@@ -41,7 +43,8 @@ def appointment_read(a: Appointment) -> AppointmentRead:
                            replaces_id=a.replaces_id, reason=a.reason)
 
 
-def read_nomination(session: Session, registry: Registry, nomination_id: int) -> NominationRead:
+def read_nomination(session: Session, registry: Registry, nomination_id: int,
+                    actor: Actor | None = None) -> NominationRead:
     """Load one nomination with its proposals, decision and appointments."""
     case = session.get(Case, nomination_id)
     if case is None or case.workflow != NOMINATION:
@@ -78,7 +81,6 @@ def read_nomination(session: Session, registry: Registry, nomination_id: int) ->
     appointments = [appointment_read(a) for a in session.execute(
         select(Appointment).where(Appointment.case_id == nomination_id)
         .order_by(col(Appointment.seat), col(Appointment.position).desc(), col(Appointment.id))).scalars()]
-    machine = registry.machine(case.workflow, case.workflow_version)
     return NominationRead(
         id=case.id or 0, state=case.state, version=case.version, group=case.data["group"],
         requester=case.data["requester"], term_start=date.fromisoformat(case.data["term_start"]),
@@ -86,4 +88,4 @@ def read_nomination(session: Session, registry: Registry, nomination_id: int) ->
         deadline=date.fromisoformat(case.data["proposal_deadline"]), seats=case.data["seats"],
         proposals=proposals, decision=decision, appointments=appointments,
         current=[a for a in appointments if a.ends_on is None], letter_id=case.data.get("letter_id"),
-        allowed_triggers=machine.allowed_triggers(case.state), created_at=case.created_at)
+        allowed_triggers=permitted_for(registry, session, case, actor), created_at=case.created_at)

@@ -11,6 +11,7 @@ from sqlmodel import Session, col
 from engine.actors import SYSTEM, Actor
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.models import Case
+from engine.permissions import permitted_for
 from engine.records import CaseRow, TransitionRecord
 from engine.service import UnitOfWork
 from workflows.agreement import service as agreements
@@ -124,16 +125,17 @@ def revise(uow: UnitOfWork, review_id: int, data: ReviseIn, actor: Actor) -> int
     return doc.number
 
 
-def review_read(session: Session, registry: Any, case: Case) -> ReviewRead:
+def review_read(session: Session, registry: Any, case: Case, actor: Actor | None = None) -> ReviewRead:
     """Shape a review case."""
-    machine = registry.machine(case.workflow, case.workflow_version)
     return ReviewRead(id=case.id or 0, agreement_id=int(case.data["agreement_id"]), state=case.state,
                       term_start=date.fromisoformat(case.data["term_start"]),
                       term_end=date.fromisoformat(case.data["term_end"]), deadline=case.deadline,
-                      allowed_triggers=machine.allowed_triggers(case.state))
+                      allowed_triggers=permitted_for(registry, session, case, actor))
 
 
-def list_reviews(session: Session, registry: Any, agreement_id: int) -> list[ReviewRead]:
+def list_reviews(session: Session, registry: Any, agreement_id: int,
+                 actor: Actor | None = None) -> list[ReviewRead]:
     """List an agreement's reviews."""
     rows = session.execute(select(Case).where(Case.workflow == REVIEW).order_by(col(Case.id))).scalars()
-    return [review_read(session, registry, c) for c in rows if int(c.data.get("agreement_id", 0)) == agreement_id]
+    return [review_read(session, registry, c, actor) for c in rows
+            if int(c.data.get("agreement_id", 0)) == agreement_id]

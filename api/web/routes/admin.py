@@ -14,6 +14,7 @@ from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
 from api.deps import SessionDep, WorkDep
+from api.refusals import refusal_text
 from api.web.admin_read import (
     Problem,
     definition_source,
@@ -172,5 +173,6 @@ def migrate(work: WorkDep, request: Request, name: str, user: User, session: Ses
         report = work.run(
             lambda uow: migrate_cases(uow, name, source, target, mapping, user.actor))
     except InvalidInput as exc:  # the cases moved on since the page was shown
-        return _migrate_page(request, session, user, name, form, status=422, refusal=exc.detail)
+        refused = refusal_text(exc, user.lang, request.app.state.ctx.registry)
+        return _migrate_page(request, session, user, name, form, status=422, refusal=refused)
     return RedirectResponse(f"/admin/workflows/{name}?notice=migrated&count={len(report.cases)}", status_code=303)

@@ -40,7 +40,8 @@ def show_agreement(request: Request, session: Session, user: WebUser, agreement_
                    form: WebForm | None = None, form_party: str | None = None, notice: str | None = None,
                    count: int | None = None) -> Response:
     """Render the agreement page, optionally with a form that failed and its errors."""
-    view = agreement_view(session, user, agreement_id, today_of(request), user.lang)
+    view = agreement_view(session, request.app.state.ctx.registry, user, agreement_id,
+                          request.app.state.ctx.clock.now(), user.lang)
     return render(request, "agreement.html", user.lang, status=status, user=user, view=view,
                   document=render_markdown(view.agreement.document), form=form or WebForm({}), empty_form=WebForm({}),
                   form_party=form_party, notice=notice if notice in NOTICES else None, count=count,

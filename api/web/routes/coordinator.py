@@ -87,7 +87,8 @@ def circulate(work: WorkDep, request: Request, agreement_id: int, user: User, se
 
 def _revise_page(request: Request, session: Session, user: WebUser, agreement_id: int, form: WebForm,
                  status: int = 200) -> Response:
-    view = agreement_view(session, user, agreement_id, today_of(request), user.lang)
+    view = agreement_view(session, request.app.state.ctx.registry, user, agreement_id,
+                          request.app.state.ctx.clock.now(), user.lang)
     if not view.coordinates:
         raise NotPermitted("only the agreement's coordinator or an administrator revises its text")
     form.values.setdefault("text", view.agreement.document)

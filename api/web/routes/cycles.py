@@ -74,7 +74,7 @@ def create_cycle(work: WorkDep, request: Request, user: User, session: SessionDe
 def cycle_page(request: Request, cycle_id: int, user: User, session: SessionDep,
                notice: str | None = None) -> Response:
     """Follow a cycle: its milestones, the measures by status, the report requests and the survey."""
-    data = read_cycle(session, request.app.state.ctx.registry, cycle_id)
+    data = read_cycle(session, request.app.state.ctx.registry, cycle_id, user.actor)
     measures = board.measures_by_status(session, cycle_id)
     keys = {m.responsible for ms in measures.values() for m in ms} | {r.responsible for r in data.report_requests}
     return render(request, "cycle.html", user.lang, user=user, c=data, measures=measures,

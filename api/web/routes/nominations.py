@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from api.access import readable_case
 from api.deps import SessionDep, WorkDep
+from api.refusals import refusal_text
 from api.web.case_forms import NOMINATION_FIELDS, REGION_KINDS, NominationFormIn, read_nomination_form, regions
 from api.web.forms import Form as WebForm
 from api.web.queries import org_name
@@ -52,7 +53,8 @@ def create_nomination(work: WorkDep, request: Request, user: User, session: Sess
         case = work.run(lambda uow: service.create_nomination(uow, body, user.actor))
     except InvalidInput as exc:
         field = exc.field.split("[")[0]
-        form.fail(NOMINATION_FIELDS.get(field, "organisations"), f"nomination.error.refused|0|{exc.detail}")
+        refused = refusal_text(exc, user.lang, request.app.state.ctx.registry)
+        form.fail(NOMINATION_FIELDS.get(field, "organisations"), f"nomination.error.refused|0|{refused}")
         return _new_page(request, session, user, form, status=422)
     return RedirectResponse(f"/nominations/{case.id}?notice=created", status_code=303)
 
@@ -63,7 +65,7 @@ def nomination_page(request: Request, nomination_id: int, user: User, session: S
     """Follow a request: proposals by organisation, the decision with its shares, the members serving."""
     readable_case(session, user.actor, nomination_id)
     try:
-        data = read_nomination(session, request.app.state.ctx.registry, nomination_id)
+        data = read_nomination(session, request.app.state.ctx.registry, nomination_id, user.actor)
     except NotFound:
         raise CaseNotFound(f"no nomination with id {nomination_id}") from None
     keys = {p.organisation for p in data.proposals}

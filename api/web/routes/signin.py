@@ -55,7 +55,12 @@ def _now(request: Request) -> datetime:
 
 
 def _failed(request: Request, kind: str) -> None:
-    record_failure(_session(request), _config(request), client_ip(request), kind, _now(request))
+    config, ip = _config(request), client_ip(request)
+    work = get_work(request)
+    if work.writes:
+        record_failure(work.session, config, ip, kind, _now(request))
+    else:  # a GET of a bad link: the count is kept in a transaction of its own (a GET's unit only reads)
+        request.app.state.ctx.engine.run(lambda uow: record_failure(uow.session, config, ip, kind, uow.now))
 
 
 def _throttle(request: Request) -> None:

@@ -16,6 +16,7 @@ from sqlmodel import Session, col
 from starlette.responses import RedirectResponse, Response
 
 from api.deps import SessionDep, WorkDep
+from api.refusals import refusal_text
 from api.web.case_forms import SurveyFormIn, read_survey_form
 from api.web.forms import Form as WebForm
 from api.web.queries import org_name
@@ -112,6 +113,7 @@ def answer_survey(work: WorkDep, request: Request, cycle_id: int, user: User, se
     except Conflict:
         return _page(request, session, user, cycle_id, form, status=409, refusal="survey.error.closed")
     except InvalidInput as exc:
-        form.fail("comments", f"nomination.error.refused|0|{exc.detail}")
+        refused = refusal_text(exc, user.lang, request.app.state.ctx.registry)
+        form.fail("comments", f"nomination.error.refused|0|{refused}")
         return _page(request, session, user, cycle_id, form, status=422)
     return RedirectResponse(f"/cycles/{cycle_id}/survey?notice=answered", status_code=303)
