@@ -104,11 +104,17 @@ class Catalogue:
 
     def translations(self, lang: str | None) -> Translations:
         """Return this domain's translations in a language (Finnish when unsupported)."""
-        code = language(lang)
-        found = self._loaded.get(code)
-        if found is None:  # pages ask hundreds of times: skip resolving the path again
-            found = self._loaded[code] = translations(self.locale_dir, self.domain, code)
+        found = self._loaded.get(lang or "")  # pages ask hundreds of times: one dict lookup
+        if found is None:
+            found = translations(self.locale_dir, self.domain, lang)
+            if lang and len(self._loaded) < 32:  # "sv-FI" too, but not every string a client may send
+                self._loaded[lang] = found
         return found
+
+    def lookup(self, lang: str | None, msgid: str) -> str | None:
+        """Return a message's translation in a language as it is (placeholders unfilled), or None."""
+        found: str | None = getattr(self.translations(lang), "_catalog", {}).get(msgid)
+        return found or None
 
     def gettext(self, lang: str | None, msgid: str, /, **values: object) -> str:
         """Translate a message into a language and fill its placeholders."""

@@ -77,6 +77,10 @@ def test_every_message_id_the_code_names_is_in_the_catalogue(domain) -> None:
     found = set(messages(domain.name, "fi"))
     missing = {k: where for k, where in extracted(domain).items() if k not in found}
     assert not missing, f"{domain.name}: used but not in the catalogue (run scripts/i18n): {missing}"
+    fi = messages(domain.name, "fi")
+    singular = {k: where for k, where in extracted(domain).items() if not where[2] and k in fi
+                and isinstance(fi[k].id, tuple | list)}
+    assert not singular, f"{domain.name}: a message with plural forms read without a count (use tn): {singular}"
 
 
 # (function, key, lang, n, expected): the plurals people read, including the three the issue names

@@ -22,26 +22,20 @@ LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 CATALOGUE = Catalogue(LOCALE_DIR, "web")
 
 
-def _language(lang: str, key: str) -> str:
-    """Return the language to read a message in: the asked one, else Finnish; an unknown id raises KeyError."""
-    if CATALOGUE.has(lang, key):
-        return lang
-    if CATALOGUE.has(DEFAULT_LANGUAGE, key):
-        return DEFAULT_LANGUAGE  # tests forbid a gap; a page still shows words rather than fail
-    raise KeyError(key)
-
-
 def translate(lang: str, key: str, **values: object) -> str:
     """Return a message in a language, with its placeholders filled; an unknown id raises KeyError."""
-    return CATALOGUE.gettext(_language(lang, key), key, **values)
+    text = CATALOGUE.lookup(lang, key) or CATALOGUE.lookup(DEFAULT_LANGUAGE, key)  # Finnish fills a gap
+    if text is None:
+        raise KeyError(key)
+    return text.format(**values) if values else text
 
 
 def translate_n(lang: str, key: str, n: int, **values: object) -> str:
     """Return a message in the plural form for n, filling {n}; a message without plural forms is just translated."""
-    lang = _language(lang, key)
-    if not CATALOGUE.is_plural(key, lang):
-        return CATALOGUE.gettext(lang, key, **{"n": n, **values})
-    return CATALOGUE.ngettext(lang, key, key, n, **values)
+    for code in (lang, DEFAULT_LANGUAGE):  # Finnish fills a gap, as in translate
+        if CATALOGUE.is_plural(key, code):
+            return CATALOGUE.ngettext(code, key, key, n, **values)
+    return translate(lang, key, **{"n": n, **values})  # computed ids such as "notice." ~ notice may be singular
 
 
 def is_plural(key: str) -> bool:

@@ -68,8 +68,8 @@ def placeholders(text: str) -> set[str]:
     return {a or b for a, b in PLACEHOLDER.findall(text)}
 
 
-def extracted(domain: Domain) -> dict[str, tuple[str, int]]:
-    """Return the message ids the domain's code and templates name literally, with where they first appear."""
+def extracted(domain: Domain) -> dict[str, tuple[str, int, bool]]:
+    """Return the message ids the domain's code and templates name literally: where first, and if as a plural."""
     with (ROOT / "babel.cfg").open(encoding="utf-8") as fh:
         method_map, options_map = parse_mapping_cfg(fh)
     keywords = parse_keywords(domain.keywords)
@@ -77,12 +77,12 @@ def extracted(domain: Domain) -> dict[str, tuple[str, int]]:
         from babel.messages.extract import DEFAULT_KEYWORDS
 
         keywords = {**DEFAULT_KEYWORDS, **keywords}
-    found: dict[str, tuple[str, int]] = {}
+    found: dict[str, tuple[str, int, bool]] = {}
     for filename, lineno, message, _comments, context in extract_from_dir(
             ROOT / domain.package, method_map, options_map, keywords=keywords):
         msgid = message if isinstance(message, str) else message[0]
         key = (f"{context}\x04" if context else "") + msgid
-        found.setdefault(key, (filename, lineno))
+        found.setdefault(key, (filename, lineno, not isinstance(message, str)))
     return found
 
 
