@@ -24,7 +24,7 @@ from typing import IO, Any
 from sqlalchemy import insert
 
 ROOT = Path(__file__).resolve().parents[2]
-READY_TIMEOUT = 30.0
+READY_TIMEOUT = 60.0  # importing the service takes ~2 s on an idle machine, over 15 s at a load of 10 on 2 cores
 
 # A small workflow: `ping` stays in `open`, records an event and mails the coordinator, so every firing of a
 # deadline timer leaves countable traces (an event, an outbox row, a received email) that a double fire would double;
@@ -155,10 +155,15 @@ class ServiceProcess:
 
     def log_tail(self, lines: int = 40) -> str:
         """Return the end of the process's log, for failure messages."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, lines)
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    """Return the end of a log file (several processes may share one), for failure messages."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
 
 
 def main() -> int:
