@@ -92,6 +92,7 @@ def test_reminder_email_as_received_by_smtp(smtp_ctx, smtp_server) -> None:
     cal = icalendar.Calendar.from_ical(ics.get_payload(decode=True))
     event = next(iter(cal.walk("VEVENT")))
     assert event.decoded("dtstart") == date(2026, 12, 28)
+    assert str(event["summary"]) == "Tidsfrist: Pirkanmaan puitesopimus"  # the recipient's language, not Finnish
     # the same logical reminder always has the same Message-ID
     ids = {m.message["Message-ID"] for m in smtp_server.messages}
     with Session(ctx.db.engine) as s:
