@@ -74,6 +74,22 @@ class Registry:
         """Return the workflow names, sorted."""
         return sorted({n for (n, _v) in self.machines})
 
+    def tagged(self, name: str, tag: str) -> list[str]:
+        """Return the states carrying a tag in any loaded version of a workflow (queries over running cases)."""
+        out: list[str] = []
+        for (n, _v), machine in sorted(self.machines.items()):
+            if n == name:
+                out += [s for s in machine.definition.tagged(tag) if s not in out]
+        return out
+
+    def final(self, name: str) -> list[str]:
+        """Return the final states of any loaded version of a workflow."""
+        out: list[str] = []
+        for (n, _v), machine in sorted(self.machines.items()):
+            if n == name:
+                out += [s for s in machine.definition.final_states if s not in out]
+        return out
+
     def definitions(self) -> list[WorkflowDefinition]:
         """Return the newest definition of every workflow."""
         return [self.machine(n).definition for n in self.names()]

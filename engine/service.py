@@ -249,9 +249,10 @@ class UnitOfWork:
         route = machine.route(case.state, trigger)
         if route is None:
             allowed = self.permitted_triggers(case_id, actor)  # what this actor could do instead, not everyone
+            final = machine.definition.is_final(case.state)
             raise InvalidTransition(
                 f"trigger {trigger!r} is not allowed in state {case.state!r}; "
-                f"allowed: {', '.join(allowed) or 'none'}",
+                f"allowed: {', '.join(allowed) or ('none (final state)' if final else 'none')}",
                 allowed=allowed, state=case.state,
                 message_id="error.invalid_transition",
                 params={"workflow": case.workflow, "trigger": trigger, "state": case.state, "allowed": allowed},

@@ -13,16 +13,17 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from api.access import visible_cases
-from api.web.queries import OPEN_AGREEMENT_STATES, is_overdue, org_name
+from api.web.queries import is_overdue, org_name
+from api.web.states import state_sets
 from engine.actors import Actor
 from engine.calendar import effective_deadline
 from engine.models import Case, Organisation, OutboxMessage
+from engine.registry import Registry
 from workflows.agreement.service import AGREEMENT, PARTY
 from workflows.cycle.models import STATUSES, Measure
 from workflows.cycle.service import CYCLE
 from workflows.nomination.service import NOMINATION, PROPOSAL
 
-NOMINATION_DONE = ("ended", "cancelled")
 FAILED = ("failed", "dead")
 LIMIT = 200
 
@@ -64,9 +65,12 @@ class NominationUnderWay:
         return self.proposals["proposed"] + self.proposals["waived"]
 
 
-def circulating(session: Session, actor: Actor, today: date, lang: str) -> list[CirculatingAgreement]:
+def circulating(session: Session, registry: Registry, actor: Actor, today: date,
+                lang: str) -> list[CirculatingAgreement]:
     """Return the agreements in circulation the actor may see, soonest deadline first."""
-    rows = session.execute(select(Case).where(Case.workflow == AGREEMENT, col(Case.state).in_(OPEN_AGREEMENT_STATES),
+    states = state_sets(registry)
+    rows = session.execute(select(Case).where(Case.workflow == AGREEMENT,
+                                              col(Case.state).in_(states.agreement_awaiting),
                                               visible_cases(actor))
                            .order_by(col(Case.deadline), col(Case.id)).limit(LIMIT)).scalars().all()
     out = {a.id or 0: CirculatingAgreement(a.id or 0, a.title, a.state, a.deadline) for a in rows}
@@ -77,16 +81,17 @@ def circulating(session: Session, actor: Actor, today: date, lang: str) -> list[
             .order_by(col(Organisation.kind), col(Organisation.code))):
         agreement = out[parent_id or 0]
         agreement.total += 1
-        agreement.approved += state in ("approved", "signed")
-        agreement.signed += state == "signed"
-        if agreement.state == "circulating" and is_overdue(deadline, state, today):
+        agreement.approved += state in states.party_approved
+        agreement.signed += state in states.party_signed
+        if agreement.state in states.agreement_open and is_overdue(deadline, state, today, states.party_pending):
             agreement.overdue.append(org_name(org, lang))
     return list(out.values())
 
 
-def nominations(session: Session, actor: Actor) -> list[NominationUnderWay]:
+def nominations(session: Session, registry: Registry, actor: Actor) -> list[NominationUnderWay]:
     """Return the nomination requests not yet ended that the actor may see, soonest deadline first."""
-    rows = session.execute(select(Case).where(Case.workflow == NOMINATION, col(Case.state).not_in(NOMINATION_DONE),
+    done = state_sets(registry).nomination_done
+    rows = session.execute(select(Case).where(Case.workflow == NOMINATION, col(Case.state).not_in(done),
                                               visible_cases(actor))
                            .order_by(col(Case.deadline), col(Case.id)).limit(LIMIT)).scalars().all()
     out = {c.id or 0: NominationUnderWay(

@@ -18,7 +18,6 @@ from workflows.agreement.service import agreement_case
 
 LINK_TEMPLATE = "sign_in_link"
 REMINDER_TEMPLATE = "party_reminder"
-PENDING = ("invited", "approved")
 
 
 def send_sign_in_link(uow: UnitOfWork, person: Person, case_id: int | None, key: str) -> int | None:
@@ -39,14 +38,16 @@ def remind_now(uow: UnitOfWork, agreement_id: int, actor: Actor, party_case_id: 
     if not actor_roles(uow, agreement, actor) & {"coordinator", "admin"}:
         raise NotPermitted("only the agreement's coordinator or an administrator sends reminders",
                            case_id=agreement_id, action="remind")
-    if agreement.state != "circulating":
-        raise Conflict(f"reminders go only to an agreement in circulation; this one is {agreement.state!r}")
+    if not uow.machine_of(agreement).definition.has_tag(agreement.state, "open_for_parties"):
+        raise Conflict(f"reminders go only to an agreement in circulation; this one is {agreement.state!r}",
+                       message_id="agreement.error.remind_not_circulating",
+                       params={"workflow": agreement.workflow, "state": agreement.state})
     parties = [c for c in uow.children(agreement_id) if party_case_id is None or c.id == party_case_id]
     if party_case_id is not None and not parties:
         raise NotFound(f"case {party_case_id} is not a party of agreement {agreement_id}")
     minute = uow.now.strftime("%Y%m%dT%H%M")  # a double click queues one reminder, not two
     queued = 0
-    for party in (p for p in parties if p.state in PENDING):
+    for party in (p for p in parties if uow.machine_of(p).definition.has_tag(p.state, "pending")):
         for person_id in uow.registry.recipients(uow, party, "party"):
             context = reminders.case_context(uow, party, person_id)
             overdue = bool(party.deadline and uow.now > deadline_instant(party.deadline))

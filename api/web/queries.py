@@ -16,15 +16,26 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
+from api.deps import actor_for
 from api.web.models import DelegatedAct
+from api.web.states import state_sets
 from engine.calendar import effective_deadline
 from engine.models import Case, Event, Organisation, Person
+from engine.permissions import permitted_now
+from engine.registry import Registry
 from workflows.agreement.models import PartySignatory, Signature
 from workflows.agreement.service import AGREEMENT, PARTY
 
-OPEN_AGREEMENT_STATES = ("circulating", "needs_renegotiation")
-OPEN_PARTY_STATES = ("invited", "approved", "declined")
-PENDING_PARTY_STATES = ("invited", "approved")
+
+@dataclass(frozen=True)
+class PartyFacts:
+    """A party case row as far as deciding its roles goes (permissions.CaseFacts)."""
+
+    state: str
+    organisation_id: int | None
+    workflow: str = PARTY
+    workflow_version: int = 0
+    coordinator_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -76,13 +87,16 @@ def org_name(org: Organisation, lang: str) -> str:
     return (org.name_sv or org.name_fi) if lang == "sv" else org.name_fi
 
 
-def is_overdue(deadline: date | None, state: str, today: date) -> bool:
-    """Tell whether a party case still pending has passed its (effective) deadline."""
-    return bool(deadline and state in PENDING_PARTY_STATES and effective_deadline(deadline) < today)
+def is_overdue(deadline: date | None, state: str, today: date, pending: tuple[str, ...]) -> bool:
+    """Tell whether a party case still pending (its state among `pending`) has passed its effective deadline."""
+    return bool(deadline and state in pending and effective_deadline(deadline) < today)
 
 
-def my_tasks(session: Session, person: Person, principals: list[Person], today: date, lang: str) -> list[Task]:
+def my_tasks(session: Session, registry: Registry, person: Person, principals: list[Person], today: date,
+             lang: str) -> list[Task]:
     """Return the open party cases of the person's organisation and of those they substitute, by deadline."""
+    states = state_sets(registry)
+    machine = registry.machine(PARTY)
     actors = [(person, None)] if "signatory" in person.role_set else []
     actors += [(p, p) for p in principals if "signatory" in p.role_set and p.organisation_id is not None]
     org_ids = {p.organisation_id for p, _ in actors if p.organisation_id is not None}
@@ -94,7 +108,7 @@ def my_tasks(session: Session, person: Person, principals: list[Person], today: 
         .join(parent, col(parent.id) == col(Case.parent_id))
         .join(Organisation, col(Organisation.id) == col(Case.organisation_id))
         .where(Case.workflow == PARTY, col(Case.organisation_id).in_(org_ids),
-               col(Case.state).in_(OPEN_PARTY_STATES), col(parent.state).in_(OPEN_AGREEMENT_STATES))
+               col(Case.state).in_(states.party_open), col(parent.state).in_(states.agreement_awaiting))
         .order_by(col(Case.deadline), col(Case.id))
     ).all()
     ids = [r[0] for r in rows]
@@ -109,20 +123,29 @@ def my_tasks(session: Session, person: Person, principals: list[Person], today: 
         for who, principal in actors:
             if who.organisation_id != org_id:
                 continue
-            action = {"invited": "decide", "declined": "await_coordinator"}.get(state, "await_signatures")
-            if state == "approved" and (case_id, who.id) in listed and (case_id, who.id) not in signed:
+            # what the definition lets this person's organisation do here (states and roles; rows, not locks)
+            permitted = permitted_now(machine, actor_for(who), PartyFacts(state, org_id))
+            if "approve" in permitted:
+                action = "decide"
+            elif "sign" in permitted and (case_id, who.id) in listed and (case_id, who.id) not in signed:
                 action = "sign"
+            elif state in states.party_acted and state not in states.party_approved:
+                action = "await_coordinator"
+            else:
+                action = "await_signatures"
             if principal is not None and action not in ("decide", "sign"):
                 continue  # a substitute sees only what they can do for someone
             tasks.append(Task(case_id, agreement_id, title, org.key, org_name(org, lang), state, action,
                               effective_deadline(deadline) if deadline else None,
-                              is_overdue(deadline, state, today), principal.id if principal else None,
+                              is_overdue(deadline, state, today, states.party_pending),
+                              principal.id if principal else None,
                               principal.name if principal else None))
     return tasks
 
 
-def coordinated(session: Session, person: Person, today: date) -> list[AgreementSummary]:
+def coordinated(session: Session, registry: Registry, person: Person, today: date) -> list[AgreementSummary]:
     """Return the agreements a coordinator runs (every agreement for an administrator), newest first."""
+    states = state_sets(registry)
     stmt = select(Case).where(Case.workflow == AGREEMENT)
     if "admin" not in person.role_set:
         stmt = stmt.where(Case.coordinator_id == person.id)
@@ -134,14 +157,14 @@ def coordinated(session: Session, person: Person, today: date) -> list[Agreement
             .where(col(Case.parent_id).in_([a.id for a in agreements]))
             .group_by(col(Case.parent_id), col(Case.state), col(Case.deadline))):
         counts[parent_id or 0][state] += n
-        if is_overdue(deadline, state, today):
+        if is_overdue(deadline, state, today, states.party_pending):
             overdue[parent_id or 0] += n
     out = []
     for a in agreements:
         c = counts[a.id or 0]
         out.append(AgreementSummary(a.id or 0, a.title, a.state, a.deadline, sum(c.values()),
-                                    c["approved"] + c["signed"], c["signed"],
-                                    overdue[a.id or 0] if a.state in OPEN_AGREEMENT_STATES else 0))
+                                    sum(c[s] for s in states.party_approved), sum(c[s] for s in states.party_signed),
+                                    overdue[a.id or 0] if a.state in states.agreement_awaiting else 0))
     return out
 
 

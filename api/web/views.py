@@ -12,6 +12,7 @@ from api.access import readable_case
 from api.web.delegation import acting_actor, principals_of
 from api.web.queries import HistoryEntry, history, is_overdue, org_name
 from api.web.routing import WebUser
+from api.web.states import state_sets
 from engine.actors import Actor
 from engine.calendar import HELSINKI, effective_deadline
 from engine.errors import CaseNotFound, NotFound
@@ -74,14 +75,14 @@ def readable_by_any(session: Session, actors: list[Actor], agreement_id: int) ->
     raise CaseNotFound(f"no agreement with id {agreement_id}")
 
 
-def _party_views(session: Session, data: AgreementRead, lang: str, today: date,
-                 awaiting: bool) -> list[PartyView]:
+def _party_views(session: Session, data: AgreementRead, lang: str, today: date, awaiting: bool,
+                 pending: tuple[str, ...]) -> list[PartyView]:
     orgs = {o.key: o for o in session.execute(select(Organisation).where(
         col(Organisation.key).in_([p.organisation for p in data.parties]))).scalars()}
     substitutes = {s.on_behalf_of_person_id for p in data.parties for s in p.signatures if s.on_behalf_of_person_id}
     names = dict(session.execute(select(Person.id, Person.name).where(col(Person.id).in_(substitutes))).all())
     return [PartyView(p, org_name(orgs[p.organisation], lang) if p.organisation in orgs else p.organisation_name,
-                      awaiting and is_overdue(data.deadline, p.state, today),
+                      awaiting and is_overdue(data.deadline, p.state, today, pending),
                       [(s.person_name, names.get(s.on_behalf_of_person_id or 0)) for s in p.signatures])
             for p in data.parties]
 
@@ -122,7 +123,8 @@ def agreement_view(session: Session, registry: Registry, user: WebUser, agreemen
     org_keys = dict(session.execute(select(Organisation.id, Organisation.key).where(col(Organisation.id).in_(
         {p.organisation_id for p in [user.person, *principals] if p.organisation_id}))).all())
     definition = registry.machine("agreement").definition
-    parties = _party_views(session, data, lang, today, definition.has_tag(data.state, "awaiting_parties"))
+    parties = _party_views(session, data, lang, today, definition.has_tag(data.state, "awaiting_parties"),
+                           state_sets(registry).party_pending)
     coordinates = user.actor.is_admin or (data.coordinator_id == user.id and "coordinator" in user.actor.roles)
     acting = _acting(user, substitutes, org_keys, parties, CaseReader(registry, session, now))
     case_ids = [agreement_id] + ([p.party.case_id for p in parties] if coordinates

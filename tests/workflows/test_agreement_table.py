@@ -243,7 +243,7 @@ def check(result: str | EngineError, expected: str, allowed: list[str], where: s
             for trigger in allowed:
                 assert trigger in result.detail, where
             if not allowed:
-                assert "allowed: none" in result.detail, where
+                assert "allowed: none" in result.detail, where  # "(final state)" follows when it is one
     else:
         assert result == expected, f"{where}: expected {expected}, got {result!r}"
 

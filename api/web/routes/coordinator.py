@@ -93,8 +93,9 @@ def _revise_page(request: Request, session: Session, user: WebUser, agreement_id
         raise NotPermitted("only the agreement's coordinator or an administrator revises its text")
     form.values.setdefault("text", view.agreement.document)
     form.values.setdefault("version", str(view.agreement.version))
-    again = [p for p in view.parties if p.party.state in ("approved", "signed", "declined")]
-    pending = [p for p in view.parties if p.party.state == "invited"]
+    party = request.app.state.ctx.registry.machine("agreement_party").definition
+    again = [p for p in view.parties if party.has_tag(p.party.state, "acted")]  # voided and asked again
+    pending = [p for p in view.parties if not party.has_tag(p.party.state, "acted")]
     return render(request, "agreement_revise.html", user.lang, status=status, user=user, view=view, form=form,
                   again=again, pending=pending, document=render_markdown(view.agreement.document))
 

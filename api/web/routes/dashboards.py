@@ -31,9 +31,10 @@ def dashboard(request: Request, user: User, session: SessionDep, cycle: int | No
     all_cycles = board.cycles(session)
     shown = board.current_cycle(all_cycles, cycle)
     measures = board.measures_by_status(session, shown[0]) if shown else {}
+    registry = request.app.state.ctx.registry
     return render(request, "dashboard.html", user.lang, user=user, today=today,
-                  agreements=board.circulating(session, user.actor, today, user.lang),
-                  nominations=board.nominations(session, user.actor), cycles=all_cycles, cycle=shown,
+                  agreements=board.circulating(session, registry, user.actor, today, user.lang),
+                  nominations=board.nominations(session, registry, user.actor), cycles=all_cycles, cycle=shown,
                   measures=measures, measure_overdue=board.measure_overdue,
                   names=board.responsible_names(session, {m.responsible for ms in measures.values() for m in ms},
                                                 user.lang))

@@ -24,8 +24,9 @@ def tasks_page(request: Request, user: User, session: SessionDep) -> Response:
     """List what is asked of the person (and of those they substitute for), soonest deadline first."""
     today = request.app.state.ctx.clock.now().astimezone(HELSINKI).date()
     principals = principals_of(session, user.id, today)
-    tasks = my_tasks(session, user.person, principals, today, user.lang)
-    agreements = coordinated(session, user.person, today) if user.coordinates else []
+    registry = request.app.state.ctx.registry
+    tasks = my_tasks(session, registry, user.person, principals, today, user.lang)
+    agreements = coordinated(session, registry, user.person, today) if user.coordinates else []
     return render(request, "tasks.html", user.lang, user=user, tasks=tasks, agreements=agreements,
                   principals=principals, today=today)
 
