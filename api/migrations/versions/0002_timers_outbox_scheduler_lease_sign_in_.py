@@ -8,7 +8,7 @@ Create Date: 2026-11-22 17:43:23.060457
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import engine.models

@@ -8,7 +8,7 @@ Create Date: 2026-11-22 18:14:34.917707
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import engine.models
@@ -186,7 +186,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('nomination_candidate', schema=None) as batch_op:
         batch_op.create_index('ix_candidate_nomination', ['nomination_id', 'superseded_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_nomination_candidate_proposal_case_id'), ['proposal_case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_nomination_candidate_proposal_case_id'), ['proposal_case_id'],
+                              unique=False)
 
     op.create_table('nomination_decision',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -222,7 +223,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('nomination_exception', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_nomination_exception_proposal_case_id'), ['proposal_case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_nomination_exception_proposal_case_id'), ['proposal_case_id'],
+                              unique=False)
 
     op.create_table('nomination_letter',
     sa.Column('id', sa.Integer(), nullable=False),

@@ -8,7 +8,7 @@ Create Date: 2026-11-22 18:58:01.871537
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import engine.models
@@ -48,7 +48,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('delegation', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_delegation_principal_id'), ['principal_id'], unique=False)
-        batch_op.create_index('ix_delegation_substitute_period', ['substitute_id', 'starts_on', 'ends_on'], unique=False)
+        batch_op.create_index('ix_delegation_substitute_period', ['substitute_id', 'starts_on', 'ends_on'],
+                              unique=False)
 
     op.create_table('web_session',
     sa.Column('id', sa.Integer(), nullable=False),
