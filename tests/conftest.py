@@ -1,4 +1,9 @@
-"""Shared fixtures: one suite, two databases (a SQLite file and the PostgreSQL server), a movable clock."""
+"""Shared fixtures: one suite, two databases (a SQLite file and the PostgreSQL server), a movable clock.
+
+SQLite files are built with `create_all` (fast; tests/engine/test_migrations.py checks that the migrations build
+the same tables); PostgreSQL with the Alembic migrations, as production does, in a database of each test process's
+own (tests/support/postgres.py), so `pytest -n` workers never share tables.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from engine.clock import ManualClock
 from engine.db import Database, make_database
 from engine.directory import DEFAULT_ORGANISATIONS, import_organisations
 from engine.settings import Settings
+from tests.support.postgres import own_database
 
 pytest_plugins = ["tests.support.smtp_fixtures"]
 
@@ -36,20 +42,18 @@ def _pg_available() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def pg_database() -> Iterator[Database]:
-    """The PostgreSQL server, schema created once per test session."""
+def pg_database(request: pytest.FixtureRequest) -> Iterator[Database]:
+    """This test process's own PostgreSQL database, built by the migrations once per session and dropped after."""
     problem = _pg_available()
     if problem:
         if IN_CI:
             pytest.fail(f"PostgreSQL is required under CI but unreachable at {PG_URL}: {problem}")
         pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {problem}")
-    db = make_database(PG_URL, pool_size=30)
-    with db.engine.begin() as conn:  # a clean slate, whatever an earlier run left behind
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    create_all(db)
-    yield db
-    db.dispose()
+    worker = getattr(request.config, "workerinput", {}).get("workerid", "main")  # xdist's gw0, gw1, ...
+    with own_database(PG_URL, worker) as url:
+        db = make_database(url, pool_size=30)
+        yield db
+        db.dispose()
 
 
 def _truncate(db: Database) -> None:

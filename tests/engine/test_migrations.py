@@ -15,7 +15,6 @@ from sqlalchemy import inspect, text
 
 from api.schema import alembic_config, metadata, upgrade
 from engine.db import Database, make_database
-from tests.conftest import PG_URL
 
 SCHEMA = "vk_migration_check"
 
@@ -55,12 +54,12 @@ def test_upgrade_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
 
 @pytest.fixture
 def pg_schema(pg_database: Database) -> Iterator[str]:
-    """A URL whose connections live in an empty schema of the test database."""
+    """A URL whose connections live in an empty schema of this test process's database."""
     with pg_database.engine.begin() as conn:
         conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
         conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
-    separator = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{separator}options=-csearch_path%3D{SCHEMA}"
+    separator = "&" if "?" in pg_database.url else "?"
+    yield f"{pg_database.url}{separator}options=-csearch_path%3D{SCHEMA}"
     with pg_database.engine.begin() as conn:
         conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
 
