@@ -19,12 +19,13 @@ from workflows.common.mail import queue_mail
 from workflows.common.people import contacts_of
 from workflows.cycle.models import NETWORKS, CycleReport, Measure, NetworkMember, SurveyAnswer
 from workflows.cycle.schemas import QUESTIONS, NoteIn, ReportIn, SurveyIn
-from workflows.cycle.service import REPORT, cycle_case, is_cycle_manager, may_speak_for, note
+from workflows.cycle.service import REPORT, cycle_case, is_cycle_manager, may_speak_for, note, wrong_state
 
 
 def react_to_cycle(uow: UnitOfWork, record: TransitionRecord) -> None:
     """Registry listener on cycle cases: open the report requests when the cycle starts reporting."""
-    if record.changed_state and record.to_state == "reporting":
+    # the event, not a state name: whatever state a later version calls it, opening reporting asks for reports
+    if record.changed_state and record.event_name == "ReportingOpened":
         request_reports(uow, record.case)
 
 
@@ -79,8 +80,9 @@ def request_case(uow: UnitOfWork, cycle_id: int, responsible: str) -> CaseRow:
 def submit_report(uow: UnitOfWork, cycle_id: int, responsible: str, data: ReportIn, actor: Actor) -> CycleReport:
     """Store a report as a new version (earlier ones are kept) and apply its measure statuses as dated notes."""
     child = request_case(uow, cycle_id, responsible)
-    if child.state == "closed":
-        raise Conflict(f"the {responsible} report request is closed with its cycle")
+    if not uow.may(child, "report"):
+        raise wrong_state(uow, child, "report", f"the {responsible} report request is closed with its cycle",
+                          "cycle.error.report_closed")
     if not may_speak_for(uow, actor, responsible):
         raise NotPermitted(f"you may not report for {responsible}", case_id=child.id, action="report")
     seen: set[int] = set()

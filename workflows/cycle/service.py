@@ -12,7 +12,7 @@ from engine.actors import SYSTEM, Actor
 from engine.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from engine.models import Case, Organisation, Person
 from engine.records import CaseRow, TransitionRecord
-from engine.service import UnitOfWork
+from engine.service import UnitOfWork, actor_roles
 from workflows.common.dates import set_deadline, today
 from workflows.cycle.annual_report import store_report
 from workflows.cycle.models import NETWORKS, UNFINISHED, Measure, MeasureNote, NetworkMember
@@ -34,6 +34,17 @@ def cycle_case(uow: UnitOfWork, cycle_id: int) -> CaseRow:
     if case.workflow != CYCLE:
         raise NotFound(f"case {cycle_id} is not an annual cycle")
     return case
+
+
+def wrong_state(uow: UnitOfWork, case: CaseRow, trigger: str, detail: str, message_id: str) -> Conflict:
+    """Return the refusal of a step the definition does not allow in the case's state (a message id, its params)."""
+    return Conflict(detail, allowed=uow.machine_of(case).allowed_triggers(case.state), message_id=message_id,
+                    params={"workflow": case.workflow, "state": case.state, "trigger": trigger})
+
+
+def acting(uow: UnitOfWork, case: CaseRow, actor: Actor) -> Actor:
+    """Return who fires a data-only step: the actor when they hold a role on the case, else the engine for them."""
+    return actor if actor_roles(uow, case, actor) & {"coordinator", "admin", "system"} else SYSTEM
 
 
 def find_cycle(uow: UnitOfWork, year: int) -> int | None:
@@ -66,9 +77,13 @@ def create_cycle(uow: UnitOfWork, data: CycleCreate, actor: Actor) -> CaseRow:
                            deadline=dates["planning_meeting"], data={"year": data.year, "milestones": milestones},
                            payload={"year": data.year})
     previous = find_cycle(uow, data.year - 1)
-    if previous is not None and uow.case(previous).state == "closed":
+    if previous is not None and _ended(uow, uow.case(previous)):
         carry_over(uow, previous, case.id)
     return case
+
+
+def _ended(uow: UnitOfWork, case: CaseRow) -> bool:
+    return uow.machine_of(case).definition.is_final(case.state)
 
 
 # -- measures --------------------------------------------------------------------------------------------
@@ -109,9 +124,10 @@ def add_measures(uow: UnitOfWork, case: CaseRow, measures: list[MeasureIn], fiel
 def agree(uow: UnitOfWork, cycle_id: int, data: AgreeIn, actor: Actor) -> list[Measure]:
     """Record the measures the planning meeting agreed; the year starts on 1 January (at once if it has)."""
     case = cycle_case(uow, cycle_id)
-    if case.state != "planning":
-        raise Conflict(f"the {case.data['year']} cycle is {case.state}; measures are agreed in planning "
-                       "(add later ones with POST /cycles/{id}/measures)")
+    if not uow.may(case, "agree"):
+        raise wrong_state(uow, case, "agree", f"the {case.data['year']} cycle is {case.state}; measures are agreed "
+                          "in planning (add later ones with POST /cycles/{id}/measures)",
+                          "cycle.error.agree_in_planning")
     rows = add_measures(uow, case, data.measures)
     total = uow.session.execute(select(func.count()).select_from(Measure)
                                 .where(Measure.cycle_id == case.id)).scalar_one()
@@ -131,10 +147,19 @@ def add_later(uow: UnitOfWork, cycle_id: int, measures: list[MeasureIn], actor: 
     case = cycle_case(uow, cycle_id)
     if not is_cycle_manager(actor):
         raise NotPermitted("adding measures needs the coordinator or admin role")
-    if case.state in ("planning", "closed"):
-        raise Conflict(f"the cycle is {case.state}: " + ("agree the measures first" if case.state == "planning"
-                                                          else "a closed cycle takes no new measures"))
-    return add_measures(uow, case, measures)
+    if not uow.may(case, "add_measures"):
+        if uow.may(case, "agree"):
+            raise wrong_state(uow, case, "add_measures", f"the cycle is {case.state}: agree the measures first",
+                              "cycle.error.agree_first")
+        raise wrong_state(uow, case, "add_measures", f"the cycle is {case.state}: a closed cycle takes no new "
+                          "measures", "cycle.error.no_new_measures")
+    rows = add_measures(uow, case, measures)
+    who = acting(uow, case, actor)
+    payload: dict[str, Any] = {"measures": len(rows)}
+    if who is not actor and actor.person_id is not None:
+        payload["added_by"] = actor.person_id
+    uow.fire(case.id, "add_measures", actor=who, payload=payload)
+    return rows
 
 
 def measure_of(uow: UnitOfWork, cycle_id: int, measure_id: int, field: str = "measure_id") -> Measure:
@@ -161,8 +186,9 @@ def note(uow: UnitOfWork, cycle_id: int, measure_id: int, data: NoteIn, actor: A
          report_id: int | None = None) -> MeasureNote:
     """Record a dated status note on a measure and set its status."""
     case = cycle_case(uow, cycle_id)
-    if case.state not in ("in_progress", "reporting", "review"):
-        raise Conflict(f"measures are followed while the cycle runs; it is {case.state}")
+    if not uow.may(case, "note_measure"):
+        raise wrong_state(uow, case, "note_measure", f"measures are followed while the cycle runs; it is {case.state}",
+                          "cycle.error.notes_while_running")
     m = measure_of(uow, cycle_id, measure_id)
     if not may_speak_for(uow, actor, m.responsible):
         raise NotPermitted(f"measure {m.id} is {m.responsible}'s; you may not note on it")
@@ -174,6 +200,13 @@ def note(uow: UnitOfWork, cycle_id: int, measure_id: int, data: NoteIn, actor: A
     m.status = data.status
     uow.session.add_all([m, row])
     uow.session.flush()
+    who = acting(uow, case, actor)
+    payload: dict[str, Any] = {"measure_id": m.id, "status": data.status}
+    if report_id is not None:
+        payload["report_id"] = report_id
+    if who is not actor and actor.person_id is not None:
+        payload["noted_by"] = actor.person_id
+    uow.fire(case.id, "note_measure", actor=who, payload=payload)
     return row
 
 
@@ -186,9 +219,9 @@ def react_to_cycle(uow: UnitOfWork, record: TransitionRecord) -> None:
     if not record.changed_state:
         return
     set_deadline(uow, case, state_deadline(case, record.to_state))
-    if record.to_state == "closed":
+    if _ended(uow, case):  # an ended cycle takes no more reports
         for child in uow.children(case.id):
-            if child.state != "closed":
+            if uow.may(child, "close"):
                 uow.fire(child.id, "close", actor=SYSTEM)
 
 
@@ -228,10 +261,9 @@ def carry_over(uow: UnitOfWork, from_id: int, to_id: int) -> int:
 def close(uow: UnitOfWork, cycle_id: int, feedback: str, actor: Actor) -> tuple[int, str]:
     """Close a reviewed cycle with its annual report; carry the unfinished measures to the next year's cycle."""
     case = cycle_case(uow, cycle_id)
-    if case.state != "review":
-        allowed = uow.machine_of(case).allowed_triggers(case.state)
-        raise Conflict(f"a cycle is closed after its review; the {case.data['year']} cycle is {case.state}",
-                       allowed=allowed)
+    if not uow.may(case, "close"):
+        raise wrong_state(uow, case, "close", f"a cycle is closed after its review; the {case.data['year']} cycle "
+                          f"is {case.state}", "cycle.error.close_after_review")
     if not is_cycle_manager(actor):
         raise NotPermitted("closing a cycle needs the coordinator or admin role")
     uow.set_data(case, feedback=feedback)
