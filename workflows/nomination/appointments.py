@@ -11,6 +11,7 @@ from sqlmodel import col
 from engine.actors import Actor
 from engine.errors import Conflict, InvalidInput, InvalidTransition
 from engine.models import Person
+from engine.records import CaseRow
 from engine.service import UnitOfWork
 from workflows.agreement.service import normalise_section
 from workflows.common.dates import today
@@ -27,6 +28,19 @@ def citation(decision: NominationDecision) -> str:
     """Cite a decision as 'Maakuntajohtajakokous 12.3.2026 § 5'."""
     d = decision.meeting_date
     return f"{decision.body} {d.day}.{d.month}.{d.year} {decision.section}"
+
+
+def _refusal(uow: UnitOfWork, case: CaseRow, trigger: str, detail: str,
+             message_id: str = "error.invalid_transition", **extra: Any) -> InvalidTransition:
+    """Return the refusal of a trigger the definition does not allow in the case's state, before any work is done."""
+    allowed = uow.machine_of(case).allowed_triggers(case.state)
+    return InvalidTransition(detail, allowed=allowed, state=case.state, message_id=message_id,
+                             params={"workflow": case.workflow, "trigger": trigger, "state": case.state,
+                                     "allowed": allowed, **extra})
+
+
+def _shown(day: date | None) -> str:
+    return f"{day.day}.{day.month}.{day.year}" if day else "?"
 
 
 def _choices(uow: UnitOfWork, nomination_id: int, seats: dict[int, bool],
@@ -67,13 +81,12 @@ def _choices(uow: UnitOfWork, nomination_id: int, seats: dict[int, bool],
 def decide(uow: UnitOfWork, nomination_id: int, data: DecisionIn, actor: Actor) -> NominationDecision:
     """Record the meeting's decision; check the chosen candidates and the 40 % shares (or a justification)."""
     case = nomination_case(uow, nomination_id)
-    if case.state == "requested":
-        raise InvalidTransition(f"proposals are not closed yet: they are due by {case.deadline}; close them first "
-                                "(trigger close_proposals) or wait for the deadline",
-                                allowed=uow.machine_of(case).allowed_triggers(case.state), state=case.state)
-    if case.state != "proposals_closed":
-        raise InvalidTransition(f"the request is {case.state}, not waiting for a decision",
-                                allowed=uow.machine_of(case).allowed_triggers(case.state), state=case.state)
+    if not uow.may(case, "decide"):
+        if uow.machine_of(case).definition.has_tag(case.state, "open_for_proposals"):
+            raise _refusal(uow, case, "decide", f"proposals are not closed yet: they are due by {case.deadline}; "
+                           "close them first (trigger close_proposals) or wait for the deadline",
+                           "nomination.error.proposals_open", deadline=_shown(case.deadline))
+        raise _refusal(uow, case, "decide", f"the request is {case.state}, not waiting for a decision")
     if data.meeting_date > today(uow):
         raise InvalidInput("meeting_date", f"{data.meeting_date.isoformat()} is in the future")
     seats = {int(s["number"]): bool(s["has_deputy"]) for s in case.data["seats"]}
@@ -118,9 +131,8 @@ def current_appointments(uow: UnitOfWork, nomination_id: int) -> list[Appointmen
 def communicate(uow: UnitOfWork, nomination_id: int, actor: Actor) -> NominationLetter:
     """Render the letter in the requester's language; email it to the requester with copies to the nominees."""
     case = nomination_case(uow, nomination_id)
-    if case.state != "decided":
-        raise InvalidTransition(f"only a decided nomination can be communicated; it is {case.state}",
-                                allowed=uow.machine_of(case).allowed_triggers(case.state), state=case.state)
+    if not uow.may(case, "communicate"):
+        raise _refusal(uow, case, "communicate", f"only a decided nomination can be communicated; it is {case.state}")
     decision = uow.session.get(NominationDecision, case.data["decision_id"])
     assert decision is not None
     appointments = current_appointments(uow, nomination_id)

@@ -23,17 +23,21 @@ from workflows.nomination.schemas import AskedIn, CancelIn, NominationCreate, Pr
 
 NOMINATION = "nomination"
 PROPOSAL = "nomination_proposal"
-OPEN_PROPOSAL_STATES = ("asked", "proposed", "waived")
 
 
 # -- guards and reactions -------------------------------------------------------------------------------
 
 
+def _has(uow: UnitOfWork, case: CaseRow, tag: str) -> bool:
+    """Tell whether a case's state carries a tag in its definition (the YAML says what is open for proposals)."""
+    return uow.machine_of(case).definition.has_tag(case.state, tag)
+
+
 def _request_open(ctx: FireContext) -> bool:
     parent = ctx.uow.case(ctx.case.parent_id or 0)
-    if parent.state != "requested":
-        ctx.rejection = f"the request is no longer open for proposals (it is {parent.state})"
-        return False
+    if not _has(ctx.uow, parent, "open_for_proposals"):
+        return ctx.refuse(f"the request is no longer open for proposals (it is {parent.state})",
+                          "nomination.error.request_closed", workflow=parent.workflow, state=parent.state)
     return True
 
 
@@ -49,17 +53,17 @@ def react_to_request(uow: UnitOfWork, record: TransitionRecord) -> None:
     case = record.case
     if not record.changed_state:
         return
-    if record.to_state in ("communicated", "serving"):
-        key = "term_start" if record.to_state == "communicated" else "term_end"
-        set_deadline(uow, case, date.fromisoformat(case.data[key]))
-    if record.to_state == "proposals_closed":
+    for tag, key in (("term_ahead", "term_start"), ("term_running", "term_end")):
+        if _has(uow, case, tag):  # the state's timers count to the term's start or end
+            set_deadline(uow, case, date.fromisoformat(case.data[key]))
+    if _has(uow, case, "proposals_settled"):  # decided or cancelled: nothing more is asked of anyone
         for child in uow.children(case.id):
-            if child.state == "asked":
-                uow.fire(child.id, "lapse", actor=SYSTEM)
-    elif record.to_state in ("decided", "cancelled"):
-        for child in uow.children(case.id):
-            if child.state in OPEN_PROPOSAL_STATES:
+            if uow.may(child, "close"):
                 uow.fire(child.id, "close", actor=SYSTEM)
+    elif not _has(uow, case, "open_for_proposals"):  # proposals closed: who did not answer has lapsed
+        for child in uow.children(case.id):
+            if uow.may(child, "lapse"):
+                uow.fire(child.id, "lapse", actor=SYSTEM)
 
 
 def recipients(uow: UnitOfWork, case: CaseRow, role: str) -> list[int]:
@@ -167,11 +171,17 @@ def proposal_case(uow: UnitOfWork, nomination_id: int, organisation_key: str) ->
 
 def _check_open(uow: UnitOfWork, parent: CaseRow) -> None:
     deadline = parent.deadline
-    if parent.state == "requested" and deadline is not None and not deadline_passed(uow, deadline):
+    is_open = _has(uow, parent, "open_for_proposals")
+    if is_open and deadline is not None and not deadline_passed(uow, deadline):
         return
-    shown = format_date(effective_deadline(deadline), "en") if deadline else "?"
+    due = effective_deadline(deadline) if deadline else None
+    shown = format_date(due, "en") if due else "?"
+    params: dict[str, Any] = {"workflow": parent.workflow, "state": parent.state,
+                              "deadline": f"{due.day}.{due.month}.{due.year}" if due else "?"}
     raise Conflict(f"proposals were due by {shown} 23:59 Helsinki time (deadline {deadline}); "
-                   f"the request is {parent.state if parent.state != 'requested' else 'past its deadline'}")
+                   f"the request is {'past its deadline' if is_open else parent.state}",
+                   message_id="nomination.error.past_deadline" if is_open else "nomination.error.request_closed",
+                   params=params)
 
 
 def _candidate_rows(uow: UnitOfWork, parent: CaseRow, child: CaseRow, data: ProposalIn,
