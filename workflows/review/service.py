@@ -21,7 +21,12 @@ from workflows.review.schemas import ConfirmIn, ReviewRead, ReviewStart, ReviseI
 from workflows.review.terms import next_term, term_label, term_of
 
 REVIEW = "review"
-OPEN_STATES = ("scheduled", "open")
+
+
+def _refusal(uow: UnitOfWork, case: CaseRow, trigger: str, detail: str, message_id: str) -> Conflict:
+    """Return the refusal of a step the case's definition does not allow in its state."""
+    return Conflict(detail, allowed=uow.machine_of(case).allowed_triggers(case.state), message_id=message_id,
+                    params={"workflow": case.workflow, "state": case.state, "trigger": trigger})
 
 
 def reviews_of(uow: UnitOfWork, agreement_id: int) -> list[CaseRow]:
@@ -55,18 +60,18 @@ def react_to_agreement(uow: UnitOfWork, record: TransitionRecord) -> None:
         schedule_review(uow, case, next_term(today(uow)))
     elif record.event_name == "AgreementTerminated":
         for r in reviews_of(uow, case.id):
-            if r.state in OPEN_STATES:
+            if uow.may(r, "cancel"):
                 uow.fire(r.id, "cancel", actor=SYSTEM, payload={"reason": "the agreement was terminated"})
 
 
 def react_to_review(uow: UnitOfWork, record: TransitionRecord) -> None:
     """Registry listener on review cases: an opened review counts to its deadline and opens the agreement's review."""
     case = record.case
-    if record.changed_state and record.to_state == "open":
+    if record.changed_state and record.event_name == "ReviewOpened":  # an event, as the agreement's reactions
         # before the timer listener arms the open state's reminders: count them to the review's deadline
         set_deadline(uow, case, date.fromisoformat(case.data["review_deadline"]))
         agreement = uow.case(int(case.data["agreement_id"]))
-        if agreement.state == "in_force":
+        if uow.may(agreement, "start_review"):
             uow.fire(agreement.id, "start_review", actor=SYSTEM, payload={"review_case": case.id})
 
 
@@ -84,8 +89,9 @@ def start_now(uow: UnitOfWork, agreement_id: int, data: ReviewStart, actor: Acto
     Firing `open` as the actor checks they coordinate the agreement or are an administrator.
     """
     agreement = agreements.agreement_case(uow, agreement_id)
-    if agreement.state != "in_force":
-        raise Conflict(f"only an agreement in force is reviewed; this one is {agreement.state}")
+    if not uow.may(agreement, "start_review"):
+        raise _refusal(uow, agreement, "start_review", f"only an agreement in force is reviewed; this one is "
+                       f"{agreement.state}", "review.error.agreement_not_in_force")
     term = term_of(today(uow))
     if data.deadline is not None and not today(uow) <= data.deadline <= term[1]:
         raise InvalidInput("deadline", f"must lie between today and the term's end {term[1].isoformat()}")
@@ -105,7 +111,7 @@ def confirm_unchanged(uow: UnitOfWork, review_id: int, data: ConfirmIn, actor: A
         payload["minutes_url"] = str(data.minutes_url)
     uow.fire(case.id, "confirm_unchanged", actor=actor, payload=payload)
     agreement = uow.case(int(case.data["agreement_id"]))
-    if agreement.state == "under_review":
+    if uow.may(agreement, "confirm_unchanged"):
         uow.fire(agreement.id, "confirm_unchanged", actor=SYSTEM, payload={"review_case": case.id})
     schedule_review(uow, agreement, next_term(date.fromisoformat(case.data["term_start"])))
 
@@ -113,9 +119,9 @@ def confirm_unchanged(uow: UnitOfWork, review_id: int, data: ConfirmIn, actor: A
 def revise(uow: UnitOfWork, review_id: int, data: ReviseIn, actor: Actor) -> int:
     """End the review with a revised text: the agreement goes round for approval again; return its version."""
     case = review_case(uow, review_id)
-    if case.state != "open":
-        allowed = uow.machine_of(case).allowed_triggers(case.state)
-        raise Conflict(f"the review is {case.state}; a revision is made while it is open", allowed=allowed)
+    if not uow.may(case, "revise"):
+        raise _refusal(uow, case, "revise", f"the review is {case.state}; a revision is made while it is open",
+                       "review.error.revise_while_open")
     agreement_id = int(case.data["agreement_id"])
     doc = agreements.revise(uow, agreement_id, DocumentIn(text=data.text, note=data.note), actor)
     payload: dict[str, Any] = {"document_version": doc.number}
