@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlmodel import Session, col
 
 from engine.calendar import deadline_instant, effective_deadline
+from engine.definition import WorkflowDefinition
+from engine.errors import NotFound
 from engine.models import Case, Organisation
+from engine.registry import Registry
 from workflows.cycle.models import Measure
 from workflows.i18n import translate
 from workflows.registers.models import Meeting
@@ -71,6 +75,21 @@ class Scope:
         return self.organisation_id is None and self.person_id is None
 
 
+@cache
+def _shipped() -> Registry:
+    from workflows.registry import build_registry  # late: the registry imports every workflow's plugin
+
+    return build_registry()
+
+
+def _definition(registry: Registry, c: Case) -> WorkflowDefinition:
+    """Return a case's definition (the newest loaded one for a version this registry lacks)."""
+    try:
+        return registry.machine(c.workflow, c.workflow_version).definition
+    except NotFound:
+        return registry.machine(c.workflow).definition
+
+
 def _deadline(uid: str, process: str, title: str, d: date, case_id: int | None, done: bool,
               now: datetime, label: str = "") -> Item:
     due = effective_deadline(d)
@@ -78,18 +97,19 @@ def _deadline(uid: str, process: str, title: str, d: date, case_id: int | None, 
                 label)
 
 
-def _case_items(c: Case, now: datetime) -> list[Item]:
+def _case_items(c: Case, now: datetime, registry: Registry) -> list[Item]:
     done = c.state in DONE_STATES.get(c.workflow, set())
     data: dict[str, Any] = c.data
     if c.workflow in ("agreement", "agreement_party") and c.deadline:
         return [_deadline(f"case-{c.id}-deadline", "agreement", c.title, c.deadline, c.id, done, now)]
     if c.workflow == "nomination":
-        closed = c.state != "requested"
+        definition = _definition(registry, c)
+        closed = not definition.has_tag(c.state, "open_for_proposals")
         out = [_deadline(f"case-{c.id}-proposals", "nomination", c.title,
                          date.fromisoformat(data["proposal_deadline"]), c.id, closed, now, "clock.item.proposals")]
-        if c.state not in ("requested", "cancelled"):
+        if definition.has_tag(c.state, "has_term"):
             out.append(_deadline(f"case-{c.id}-term-end", "nomination", c.title, date.fromisoformat(data["term_end"]),
-                                 c.id, c.state in ("ended", "cancelled"), now, "clock.item.term_end"))
+                                 c.id, definition.is_final(c.state), now, "clock.item.term_end"))
         return out
     if c.workflow == "nomination_proposal" and c.deadline:
         return [_deadline(f"case-{c.id}-deadline", "nomination", c.title, c.deadline, c.id, done, now)]
@@ -99,18 +119,18 @@ def _case_items(c: Case, now: datetime) -> list[Item]:
         return [_deadline(f"case-{c.id}-deadline", "review", c.title, date.fromisoformat(data["review_deadline"]),
                           c.id, done, now)]
     if c.workflow == "cycle":
-        return _cycle_items(c, now)
+        return _cycle_items(c, now, _definition(registry, c))
     return []
 
 
-def _cycle_items(c: Case, now: datetime) -> list[Item]:
+def _cycle_items(c: Case, now: datetime, definition: WorkflowDefinition) -> list[Item]:
     m = {k: date.fromisoformat(v) for k, v in c.data["milestones"].items()}
-    year, closed = (("year", str(c.data["year"])),), c.state == "closed"
+    year, closed = (("year", str(c.data["year"])),), definition.is_final(c.state)
     report = _deadline(f"case-{c.id}-annual-report", "cycle", c.title, m["annual_report_due"], c.id, closed, now,
                        "clock.item.annual_report")
     return [
         Item(f"case-{c.id}-planning", "meeting", "cycle", c.title, m["planning_meeting"], m["planning_meeting"],
-             c.id, c.state != "planning", False, "clock.item.planning", year),
+             c.id, not definition.has_tag(c.state, "planning_ahead"), False, "clock.item.planning", year),
         Item(f"case-{c.id}-reporting", "window", "cycle", c.title, m["reporting_opens"],
              effective_deadline(m["reporting_closes"]), c.id, closed, False, "clock.item.reporting", year),
         Item(f"case-{c.id}-survey", "window", "cycle", c.title, m["survey_opens"],
@@ -147,14 +167,16 @@ def _measure_items(session: Session, cycles: list[Case], scope: Scope, now: date
                       m.status in ("done", "dropped"), now) for m in session.execute(stmt).scalars()]
 
 
-def collect(session: Session, scope: Scope, start: date, end: date, now: datetime) -> list[Item]:
-    """Return the scope's items that touch [start, end], sorted by date."""
+def collect(session: Session, scope: Scope, start: date, end: date, now: datetime,
+            registry: Registry | None = None) -> list[Item]:
+    """Return the scope's items that touch [start, end], sorted by date (states read through the definitions)."""
+    registry = registry or _shipped()
     cases = _cases(session, scope)
     review_ids = [c.id for c in cases if c.workflow == "agreement"]
     if not scope.network and review_ids:  # reviews of the agreements this organisation is party to
         cases += [c for c in session.execute(select(Case).where(Case.workflow == "review")).scalars()
                   if int(c.data.get("agreement_id", 0)) in review_ids]
-    items = [i for c in cases for i in _case_items(c, now)]
+    items = [i for c in cases for i in _case_items(c, now, registry)]
     items += _measure_items(session, cases, scope, now)
     meetings = select(Meeting).where(col(Meeting.held_on) >= start, col(Meeting.held_on) <= end)
     if scope.organisation_id is not None:
