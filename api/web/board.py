@@ -36,6 +36,7 @@ class CirculatingAgreement:
     title: str
     state: str
     deadline: date | None
+    open: bool = False  # parties can decide and sign now (else: being renegotiated)
     total: int = 0
     approved: int = 0
     signed: int = 0
@@ -52,6 +53,7 @@ class NominationUnderWay:
     deadline: date
     term_start: date
     term_end: date
+    accepting: bool = False  # the request still takes proposals
     proposals: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -69,15 +71,16 @@ def circulating(session: Session, registry: Registry, actor: Actor, today: date,
                 lang: str) -> list[CirculatingAgreement]:
     """Return the agreements in circulation the actor may see, soonest deadline first."""
     states = state_sets(registry)
-    rows = session.execute(select(Case).where(Case.workflow == AGREEMENT,
+    rows = session.execute(select(Case).where(col(Case.workflow) == AGREEMENT,
                                               col(Case.state).in_(states.agreement_awaiting),
                                               visible_cases(actor))
                            .order_by(col(Case.deadline), col(Case.id)).limit(LIMIT)).scalars().all()
-    out = {a.id or 0: CirculatingAgreement(a.id or 0, a.title, a.state, a.deadline) for a in rows}
+    out = {a.id or 0: CirculatingAgreement(a.id or 0, a.title, a.state, a.deadline, a.state in states.agreement_open)
+           for a in rows}
     for parent_id, state, deadline, org in session.execute(
-            select(Case.parent_id, Case.state, Case.deadline, Organisation)
+            select(col(Case.parent_id), col(Case.state), col(Case.deadline), Organisation)
             .join(Organisation, col(Organisation.id) == col(Case.organisation_id))
-            .where(Case.workflow == PARTY, col(Case.parent_id).in_(list(out)))
+            .where(col(Case.workflow) == PARTY, col(Case.parent_id).in_(list(out)))
             .order_by(col(Organisation.kind), col(Organisation.code))):
         agreement = out[parent_id or 0]
         agreement.total += 1
@@ -91,15 +94,17 @@ def circulating(session: Session, registry: Registry, actor: Actor, today: date,
 def nominations(session: Session, registry: Registry, actor: Actor) -> list[NominationUnderWay]:
     """Return the nomination requests not yet ended that the actor may see, soonest deadline first."""
     done = state_sets(registry).nomination_done
-    rows = session.execute(select(Case).where(Case.workflow == NOMINATION, col(Case.state).not_in(done),
+    accepting = registry.tagged(NOMINATION, "open_for_proposals")
+    rows = session.execute(select(Case).where(col(Case.workflow) == NOMINATION, col(Case.state).not_in(done),
                                               visible_cases(actor))
                            .order_by(col(Case.deadline), col(Case.id)).limit(LIMIT)).scalars().all()
     out = {c.id or 0: NominationUnderWay(
         c.id or 0, c.data.get("group", c.title), c.state, date.fromisoformat(c.data["proposal_deadline"]),
-        date.fromisoformat(c.data["term_start"]), date.fromisoformat(c.data["term_end"])) for c in rows}
+        date.fromisoformat(c.data["term_start"]), date.fromisoformat(c.data["term_end"]),
+        c.state in accepting) for c in rows}
     for parent_id, state, n in session.execute(
-            select(Case.parent_id, Case.state, func.count()).where(
-                Case.workflow == PROPOSAL, col(Case.parent_id).in_(list(out)))
+            select(col(Case.parent_id), col(Case.state), func.count()).where(
+                col(Case.workflow) == PROPOSAL, col(Case.parent_id).in_(list(out)))
             .group_by(col(Case.parent_id), col(Case.state))):
         out[parent_id or 0].proposals[state] += n
     return list(out.values())
@@ -107,7 +112,8 @@ def nominations(session: Session, registry: Registry, actor: Actor) -> list[Nomi
 
 def cycles(session: Session) -> list[tuple[int, int, str]]:
     """Return every cycle as (id, year, state), newest year first."""
-    rows = session.execute(select(Case.id, Case.data, Case.state).where(Case.workflow == CYCLE)).all()
+    rows = session.execute(select(col(Case.id), col(Case.data), col(Case.state))
+                           .where(col(Case.workflow) == CYCLE)).all()
     return sorted(((i, int(data["year"]), state) for i, data, state in rows), key=lambda r: -r[1])
 
 
@@ -121,7 +127,7 @@ def current_cycle(all_cycles: list[tuple[int, int, str]], chosen: int | None) ->
 def measures_by_status(session: Session, cycle_id: int) -> dict[str, list[Measure]]:
     """Return a cycle's measures grouped by status, in number order."""
     grouped: dict[str, list[Measure]] = {s: [] for s in STATUSES}
-    for m in session.execute(select(Measure).where(Measure.cycle_id == cycle_id).order_by(col(Measure.number))
+    for m in session.execute(select(Measure).where(col(Measure.cycle_id) == cycle_id).order_by(col(Measure.number))
                              ).scalars():
         grouped.setdefault(m.status, []).append(m)
     return grouped
@@ -137,7 +143,8 @@ def outbox_problems(session: Session) -> tuple[list[OutboxMessage], dict[str, in
     failed = list(session.execute(select(OutboxMessage).where(col(OutboxMessage.status).in_(FAILED))
                                   .order_by(col(OutboxMessage.id).desc()).limit(LIMIT)).scalars())
     counts: dict[str, int] = defaultdict(int)
-    for status, n in session.execute(select(OutboxMessage.status, func.count()).group_by(col(OutboxMessage.status))):
+    for status, n in session.execute(select(col(OutboxMessage.status), func.count())
+                                     .group_by(col(OutboxMessage.status))):
         counts[status] = n
     return failed, dict(counts)
 

@@ -44,6 +44,7 @@ class ActingAs:
     has_signed: bool
     can_decide: bool
     can_sign: bool
+    approved: bool  # its body approved the current text (signatures may still be due)
 
 
 @dataclass
@@ -57,6 +58,8 @@ class AgreementView:
     deadline: date | None
     overdue: list[PartyView] = field(default_factory=list)
     history: list[HistoryEntry] = field(default_factory=list)
+    permitted: list[str] = field(default_factory=list)  # what the viewer may fire on the agreement itself
+    tags: frozenset[str] = frozenset()  # what the agreement's state counts as (awaiting_parties, renegotiating...)
 
     @property
     def names(self) -> dict[str, str]:
@@ -80,7 +83,7 @@ def _party_views(session: Session, data: AgreementRead, lang: str, today: date, 
     orgs = {o.key: o for o in session.execute(select(Organisation).where(
         col(Organisation.key).in_([p.organisation for p in data.parties]))).scalars()}
     substitutes = {s.on_behalf_of_person_id for p in data.parties for s in p.signatures if s.on_behalf_of_person_id}
-    names = dict(session.execute(select(Person.id, Person.name).where(col(Person.id).in_(substitutes))).all())
+    names = dict(session.execute(select(col(Person.id), col(Person.name)).where(col(Person.id).in_(substitutes))).all())
     return [PartyView(p, org_name(orgs[p.organisation], lang) if p.organisation in orgs else p.organisation_name,
                       awaiting and is_overdue(data.deadline, p.state, today, pending),
                       [(s.person_name, names.get(s.on_behalf_of_person_id or 0)) for s in p.signatures])
@@ -105,7 +108,8 @@ def _acting(user: WebUser, principals: list[tuple[Person, Actor]], org_keys: dic
             can_sign = "sign" in permitted and listed and not signed
             if principal is not None and not (can_decide or can_sign or listed):
                 continue
-            out.append(ActingAs(view, principal, person.id or 0, listed, signed, can_decide, can_sign))
+            approved = reader.machine_of(reader.case(party.case_id)).definition.has_tag(party.state, "approved")
+            out.append(ActingAs(view, principal, person.id or 0, listed, signed, can_decide, can_sign, approved))
     return out
 
 
@@ -120,15 +124,19 @@ def agreement_view(session: Session, registry: Registry, user: WebUser, agreemen
         data = read_agreement(session, agreement_id)
     except NotFound:
         raise CaseNotFound(f"no agreement with id {agreement_id}") from None
-    org_keys = dict(session.execute(select(Organisation.id, Organisation.key).where(col(Organisation.id).in_(
+    org_keys = dict(session.execute(select(col(Organisation.id), col(Organisation.key)).where(col(Organisation.id).in_(
         {p.organisation_id for p in [user.person, *principals] if p.organisation_id}))).all())
     definition = registry.machine("agreement").definition
     parties = _party_views(session, data, lang, today, definition.has_tag(data.state, "awaiting_parties"),
                            state_sets(registry).party_pending)
     coordinates = user.actor.is_admin or (data.coordinator_id == user.id and "coordinator" in user.actor.roles)
-    acting = _acting(user, substitutes, org_keys, parties, CaseReader(registry, session, now))
+    reader = CaseReader(registry, session, now)
+    acting = _acting(user, substitutes, org_keys, parties, reader)
     case_ids = [agreement_id] + ([p.party.case_id for p in parties] if coordinates
                                  else [a.party.party.case_id for a in acting])
     return AgreementView(data, parties, acting, coordinates,
                          effective_deadline(data.deadline) if data.deadline else None,
-                         [p for p in parties if p.overdue], history(session, sorted(set(case_ids))))
+                         [p for p in parties if p.overdue], history(session, sorted(set(case_ids))),
+                         reader.permitted(agreement_id, user.actor),
+                         frozenset(definition.states[data.state].tags) if data.state in definition.states
+                         else frozenset())
