@@ -6,26 +6,34 @@ from datetime import date
 from typing import Any
 
 from engine.calendar import HELSINKI, deadline_instant, effective_deadline
-from engine.i18n import translate
+from engine.i18n import LANGUAGES, translate
 from engine.models import Organisation, Person
 from engine.records import CaseRow, TransitionRecord
 from engine.service import UnitOfWork
 from notifications.mime import deadline_ics
 from notifications.outbox import mail_config, queue_email
+from notifications.render import MAIL
+
 
 # What a person still has to do, by (workflow, state); workflows may add their own.
-ACTIONS: dict[tuple[str, str], dict[str, str]] = {
-    ("agreement_party", "invited"): {
-        "fi": "Tuokaa sopimus toimielimenne päätettäväksi ja kirjatkaa päätös (toimielin, päivämäärä ja pykälä).",
-        "sv": "För avtalet till ert organ för beslut och registrera beslutet (organ, datum och paragraf).",
-        "en": "Take the agreement to your governing body and record its decision (body, date and section).",
-    },
-    ("agreement_party", "approved"): {
-        "fi": "Päätös on kirjattu. Allekirjoittakaa sopimus.",
-        "sv": "Beslutet är registrerat. Underteckna avtalet.",
-        "en": "The decision is recorded. Please sign the agreement.",
-    },
+def N_(msgid: str) -> str:
+    """Mark a message id for `pybabel extract -k N_` (translated where it is shown)."""
+    return msgid
+
+
+# What a reminder asks its reader to do, by the state the case is in: the English msgid of the `mail` catalogue
+# (notifications/locale), rendered in every language for the template to pick the recipient's.
+ACTIONS: dict[tuple[str, str], str] = {
+    ("agreement_party", "invited"):
+        N_("Take the agreement to your governing body and record its decision (body, date and section)."),
+    ("agreement_party", "approved"): N_("The decision is recorded. Please sign the agreement."),
 }
+
+
+def actions_for(case: CaseRow) -> dict[str, str]:
+    """Return what the reader of a reminder on this case is asked to do, in each language (none: empty)."""
+    msgid = ACTIONS.get((case.workflow, case.state))
+    return {lang: MAIL.gettext(lang, msgid) for lang in LANGUAGES} if msgid else {}
 
 
 def link_for(uow: UnitOfWork, person_id: int | None, case: CaseRow) -> str:
@@ -53,7 +61,7 @@ def case_context(uow: UnitOfWork, case: CaseRow, person_id: int | None, lang_of:
         "organisation": ({"key": org.key, "name_fi": org.name_fi, "name_sv": org.name_sv or org.name_fi}
                          if org else None),
         "deadline": deadline,
-        "actions": ACTIONS.get((case.workflow, case.state), {}),
+        "actions": actions_for(case),
         "link": link_for(uow, person_id, case),
     }
 

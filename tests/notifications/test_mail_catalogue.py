@@ -16,6 +16,7 @@ from jinja2.sandbox import SecurityError
 from sqlalchemy import select
 from sqlmodel import Session
 
+import notifications
 from engine.errors import InvalidInput
 from engine.models import OutboxMessage
 from notifications import template_store
@@ -39,6 +40,10 @@ def template_msgids() -> set[str]:
     for _file, _line, message, _comments, _context in extract_from_dir(
             TEMPLATES_DIR, JINJA, options_map=JINJA_OPTIONS, keywords={"gettext": None, "ngettext": (1, 2)}):
         found.add(message if isinstance(message, str) else message[0])
+    code = Path(notifications.__file__).resolve().parent  # ids the code marks with N_ (reminders' actions)
+    for _file, _line, message, _comments, _context in extract_from_dir(
+            code, [("*.py", "python")], keywords={"N_": None}):
+        found.add(message)
     return found
 
 
