@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from api.deps import ActorDep, CtxDep, SessionDep
 from api.schemas import ERROR_RESPONSES
@@ -18,6 +18,7 @@ from engine.actors import Actor
 from engine.calendar import HELSINKI
 from engine.errors import InvalidInput, NotPermitted
 from engine.models import Organisation
+from engine.registry import Registry
 from workflows.annual_clock import ical
 from workflows.annual_clock.items import Item, collect, scope_for
 from workflows.annual_clock.svg import render_page, render_svg
@@ -45,15 +46,15 @@ class FeedIssued(BaseModel):
     organisation: str | None
 
 
-def _items(session: Session, actor: Actor, now: Any, year: int,
+def _items(session: Session, registry: Registry, actor: Actor, now: Any, year: int,
            organisation: str | None) -> tuple[list[Item], str | None]:
     if organisation is None:  # the heading None is the wheel's "whole network", in the wheel's language
-        return collect(session, scope_for(session), date(year, 1, 1), date(year, 12, 31), now), None
-    org = session.execute(select(Organisation).where(Organisation.key == organisation)).scalars().first()
+        return collect(session, scope_for(session), date(year, 1, 1), date(year, 12, 31), now, registry), None
+    org = session.execute(select(Organisation).where(col(Organisation.key) == organisation)).scalars().first()
     if org is None:
         raise InvalidInput("organisation", f"unknown organisation {organisation!r} (use kind:code)")
     return collect(session, scope_for(session, organisation_key=org.key), date(year, 1, 1), date(year, 12, 31),
-                   now), org.name_fi
+                   now, registry), org.name_fi
 
 
 @router.get("/items", response_model=list[dict[str, Any]])
@@ -61,7 +62,7 @@ def items(ctx: CtxDep, session: SessionDep, actor: ActorDep, year: Year = None,
           organisation: OrgKey = None) -> list[dict[str, Any]]:
     """List the year's deadlines, meetings and windows (the text beside the wheel)."""
     now = ctx.clock.now()
-    found, _ = _items(session, actor, now, year or now.astimezone(HELSINKI).year, organisation)
+    found, _ = _items(session, ctx.registry, actor, now, year or now.astimezone(HELSINKI).year, organisation)
     return [{"uid": i.uid, "kind": i.kind, "process": i.process, "title": i.title, "start": i.start,
              "end": i.end, "case_id": i.case_id, "done": i.done, "overdue": i.overdue,
              "due_at": i.due_at} for i in found]
@@ -74,7 +75,7 @@ def wheel(ctx: CtxDep, session: SessionDep, actor: ActorDep, year: Year = None, 
     """Return the wheel of the year as SVG."""
     now = ctx.clock.now()
     y = year or now.astimezone(HELSINKI).year
-    found, heading = _items(session, actor, now, y, organisation)
+    found, heading = _items(session, ctx.registry, actor, now, y, organisation)
     svg = render_svg(found, y, lang, heading, now.astimezone(HELSINKI).date())
     return Response(svg, media_type="image/svg+xml")
 
@@ -85,7 +86,7 @@ def page(ctx: CtxDep, session: SessionDep, actor: ActorDep, year: Year = None, o
     """Return a printable page: the wheel and the same items as a list."""
     now = ctx.clock.now()
     y = year or now.astimezone(HELSINKI).year
-    found, heading = _items(session, actor, now, y, organisation)
+    found, heading = _items(session, ctx.registry, actor, now, y, organisation)
     return HTMLResponse(render_page(found, y, lang, heading, now.astimezone(HELSINKI).date()))
 
 
@@ -110,7 +111,7 @@ def feed(token: str, ctx: CtxDep, session: SessionDep) -> Response:
     """Return a feed; the secret in the URL is the only credential (calendar clients send no headers)."""
     row = ical.feed_for(session, token)
     now = ctx.clock.now()
-    found, name = ical.feed_items(session, row, now)
+    found, name = ical.feed_items(session, row, now, ctx.registry)
     body = ical.render_ics(found, name, row.language, now, ctx.settings.mail_domain)
     return Response(body, media_type="text/calendar; charset=utf-8",
                     headers={"Cache-Control": "private, max-age=900"})

@@ -15,6 +15,7 @@ from engine.directory import hash_token
 from engine.errors import InvalidInput, NotFound, NotPermitted
 from engine.i18n import translate as engine_text
 from engine.models import Organisation, Person
+from engine.registry import Registry
 from workflows.annual_clock.items import Item, Scope, collect, scope_for
 from workflows.annual_clock.models import CalendarFeed
 from workflows.i18n import translate
@@ -50,7 +51,8 @@ def render_ics(items: list[Item], name: str, lang: str, stamp: datetime, domain:
     for item in items:
         cal.add_component(_event(item, lang, stamp, domain))
     cal.add_missing_timezones()
-    return cal.to_ical()
+    ical: bytes = cal.to_ical()  # icalendar leaves to_ical unannotated
+    return ical
 
 
 def create_feed(session: Session, actor: Actor, now: datetime, *, person_id: int | None = None,
@@ -66,7 +68,7 @@ def create_feed(session: Session, actor: Actor, now: datetime, *, person_id: int
             raise NotPermitted("you may create a calendar feed only for yourself")
         owner = col(CalendarFeed.person_id) == person_id
     else:
-        org_id = session.execute(select(Organisation.id).where(Organisation.key == organisation_key)).scalar()
+        org_id = session.execute(select(col(Organisation.id)).where(col(Organisation.key) == organisation_key)).scalar()
         if org_id is None:
             raise InvalidInput("organisation", f"unknown organisation {organisation_key!r} (use kind:code)")
         if org_id != actor.organisation_id and not actor.is_admin:
@@ -84,14 +86,15 @@ def create_feed(session: Session, actor: Actor, now: datetime, *, person_id: int
 
 def feed_for(session: Session, token: str) -> CalendarFeed:
     """Return the active feed a secret opens, or raise NotFound (unknown and revoked look the same)."""
-    feed = session.execute(select(CalendarFeed).where(CalendarFeed.token_hash == hash_token(token),
-                                                      col(CalendarFeed.revoked_at).is_(None))).scalars().first()
+    feed = session.scalars(select(CalendarFeed).where(col(CalendarFeed.token_hash) == hash_token(token),
+                                                      col(CalendarFeed.revoked_at).is_(None))).first()
     if feed is None:
         raise NotFound("no such calendar feed")
     return feed
 
 
-def feed_items(session: Session, feed: CalendarFeed, now: datetime) -> tuple[list[Item], str]:
+def feed_items(session: Session, feed: CalendarFeed, now: datetime,
+               registry: Registry | None = None) -> tuple[list[Item], str]:
     """Return a feed's items (last year, this year and next) and its calendar name."""
     year = now.astimezone(HELSINKI).year
     if feed.person_id is not None:
@@ -105,4 +108,4 @@ def feed_items(session: Session, feed: CalendarFeed, now: datetime) -> tuple[lis
         org = session.get(Organisation, feed.organisation_id)
         org_name = ((org.name_sv or org.name_fi) if feed.language == "sv" else org.name_fi) if org else ""
         name = translate(feed.language, "clock.feed_name", name=org_name)
-    return collect(session, scope, date(year - 1, 1, 1), date(year + 1, 12, 31), now), name
+    return collect(session, scope, date(year - 1, 1, 1), date(year + 1, 12, 31), now, registry), name

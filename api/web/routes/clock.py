@@ -37,7 +37,7 @@ def open_surveys(session: Session, today: date) -> list[tuple[int, int, date]]:
     """Return the cycles whose survey window is open today, as (cycle id, year, last day)."""
     ids = [c[0] for c in cycles(session) if c[2] != "closed"]
     out = []
-    for case_id, data in session.execute(select(Case.id, Case.data).where(col(Case.id).in_(ids))).all():
+    for case_id, data in session.execute(select(col(Case.id), col(Case.data)).where(col(Case.id).in_(ids))).all():
         opens, closes = (date.fromisoformat(data["milestones"][k]) for k in ("survey_opens", "survey_closes"))
         if opens <= today <= effective_deadline(closes):
             out.append((case_id, int(data["year"]), effective_deadline(closes)))
@@ -52,10 +52,10 @@ def _page(request: Request, session: Session, user: WebUser, year: int | None, s
     network = scope == "network"
     which = scope_for(session) if network else scope_for(session, organisation_id=user.person.organisation_id,
                                                                person_id=user.id)
-    items = collect(session, which, date(year, 1, 1), date(year, 12, 31), now)
+    items = collect(session, which, date(year, 1, 1), date(year, 12, 31), now, ctx.registry)
     heading = translate(user.lang, "clock.network") if network else user.person.name
     svg = Markup(render_svg(items, year, user.lang, heading, today))  # noqa: S704 - built by us, values escaped
-    feed = session.execute(select(CalendarFeed).where(CalendarFeed.person_id == user.id,
+    feed = session.execute(select(CalendarFeed).where(col(CalendarFeed.person_id) == user.id,
                                                       col(CalendarFeed.revoked_at).is_(None))
                            .order_by(col(CalendarFeed.id).desc())).scalars().first()
     return render(request, "overview.html", user.lang, user=user, year=year, network=network, items=items,
