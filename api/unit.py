@@ -14,12 +14,12 @@ page neither shows nor commits half of a transition. Any error that leaves the h
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import event
 from fastapi.routing import APIRoute
+from sqlalchemy import event
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -96,7 +96,7 @@ class RequestWork:
 class UnitOfWorkRoute(APIRoute):
     """A route whose request runs in one `RequestWork`, committed after the handler and before the response."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def run(request: Request) -> Response:

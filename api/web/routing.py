@@ -7,9 +7,9 @@ error -> its status (403, 404, 409, 422) and its message.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
@@ -98,7 +98,7 @@ def error_page(request: Request, status: int, *, message: str | None = None, det
 class WebRoute(UnitOfWorkRoute):
     """A route whose request runs in one unit of work and whose errors become pages."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def run(request: Request) -> Response:
