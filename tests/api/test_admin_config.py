@@ -96,7 +96,8 @@ def test_template_editing_is_sandboxed_and_used_by_new_mail(ctx) -> None:
     assert syntax.status_code == 422 and syntax.json()["field"] == "txt" and "line 2" in syntax.json()["detail"]
     saved = client.put(url, json={"subject": "Päätettäväksi: {{ case.title }} ({{ deadline|localdate(lang) }})"},
                        headers=h)
-    assert saved.status_code == 200 and saved.json()["subject"] == "Päätettäväksi: Pirkanmaan puitesopimus (ma 28.12.2026)"
+    assert saved.status_code == 200
+    assert saved.json()["subject"] == "Päätettäväksi: Pirkanmaan puitesopimus (ma 28.12.2026)"
     preview = client.post("/api/v1/templates/agreement_circulated/preview", json={"lang": "sv"}, headers=h).json()
     assert preview["subject"].startswith("För godkännande")
     create_agreement(ctx, parties=1, deadline=date(2026, 6, 19))
