@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from jinja2 import ChoiceLoader, DictLoader, FileSystemLoader, StrictUndefined, Template, select_autoescape
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine.calendar import format_date, format_datetime
 from engine.i18n import LANGUAGES, Catalogue, language

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from jinja2 import TemplateSyntaxError
-from jinja2.sandbox import SecurityError
+from jinja2.exceptions import SecurityError
 from sqlalchemy import UniqueConstraint, delete, select
 from sqlmodel import Field, Session, SQLModel, col
 
