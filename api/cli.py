@@ -90,7 +90,8 @@ def workflows_check(path: Annotated[Path | None, typer.Argument()] = None) -> No
             d = load_definition(f)
             typer.echo(f"ok  {f}: {d.name} v{d.version}")
     except DefinitionError as exc:
-        for line in exc.extra.get("problems") or [exc.detail]:  # type: ignore[union-attr]
+        problems = exc.extra.get("problems")
+        for line in problems if isinstance(problems, list) and problems else [exc.detail]:
             typer.echo(f"invalid  {line}", err=True)
         raise typer.Exit(1) from None
 
