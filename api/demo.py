@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
+from pydantic import HttpUrl
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from api.context import AppContext
 from engine.actors import Actor
@@ -48,10 +50,10 @@ class DemoInfo:
     coordinator_link: str = ""
 
 
-def _person(session: Session, org: Organisation, name: str, roles: str, now: object, lang: str = "fi",
+def _person(session: Session, org: Organisation, name: str, roles: str, now: datetime, lang: str = "fi",
             handle: str | None = None) -> Person:
     email = f"{handle or roles}.{org.key.replace(':', '-')}@demo.vuosikello.fi"
-    found = session.execute(select(Person).where(Person.email == email)).scalars().first()
+    found = session.scalars(select(Person).where(col(Person.email) == email)).first()
     if found:
         return found
     person = Person(name=name, email=email, language=lang, organisation_id=org.id, roles=roles, created_at=now)
@@ -69,10 +71,10 @@ def load_demo(ctx: AppContext, admin_token: str | None = None) -> DemoInfo:
         import_organisations(session, DEFAULT_ORGANISATIONS, now)
         ensure_admin(session, admin_token, now)
         orgs = session.execute(select(Organisation).where(
-            (Organisation.region_code == "06")
-            & Organisation.kind.in_(("municipality", "regional_council"))  # type: ignore[attr-defined]
-            | (Organisation.key == "wellbeing_county:08")
-        ).order_by(Organisation.kind, Organisation.code)).scalars().all()
+            (col(Organisation.region_code) == "06")
+            & col(Organisation.kind).in_(("municipality", "regional_council"))
+            | (col(Organisation.key) == "wellbeing_county:08")
+        ).order_by(col(Organisation.kind), col(Organisation.code))).scalars().all()
         council = next(o for o in orgs if o.kind == "regional_council")
         coordinator = _person(session, council, "Kaisa Koordinaattori", "coordinator", now)
         signers = {o.key: _person(session, o, f"Johtaja, {o.name_fi}", "signatory", now,
@@ -81,7 +83,7 @@ def load_demo(ctx: AppContext, admin_token: str | None = None) -> DemoInfo:
         coordinator_token = issue_token(session, coordinator.id or 0, now, "demo")
         first_muni = next(o for o in orgs if o.kind == "municipality")
         signatory_token = issue_token(session, signers[first_muni.key].id or 0, now, "demo")
-        existing = session.execute(select(Case.id).where(Case.workflow == "agreement")).scalar()
+        existing = session.execute(select(col(Case.id)).where(col(Case.workflow) == "agreement")).scalar()
         return orgs, council, coordinator, signers, second, coordinator_token, first_muni, signatory_token, existing
 
     (orgs, council, coordinator, signers, second, coordinator_token, first_muni, signatory_token,
@@ -105,10 +107,11 @@ def load_demo(ctx: AppContext, admin_token: str | None = None) -> DemoInfo:
         person = signers[org.key]
         actor = Actor(person.id, person.name, person.role_set, org.id)
         decision = DecisionIn(outcome="approved", body=BODIES[org.kind], decided_on=today - timedelta(days=20 - i),
-                              section=f"§ {40 + i}", minutes_url=f"https://example.fi/{org.code}/poytakirja")
-        ctx.engine.run(lambda uow, a=actor, d=decision, k=org.key: service.decide(uow, case.id, k, d, a))
+                              section=f"§ {40 + i}", minutes_url=HttpUrl(f"https://example.fi/{org.code}/poytakirja"))
+        ctx.engine.run(partial(service.decide, agreement_id=case.id, organisation_key=org.key, data=decision,
+                               actor=actor))
         if i < 10:
-            ctx.engine.run(lambda uow, a=actor, k=org.key: service.sign(uow, case.id, k, a))
+            ctx.engine.run(partial(service.sign, agreement_id=case.id, organisation_key=org.key, actor=actor))
     info.agreement_id = case.id
     return info
 
@@ -122,9 +125,11 @@ def sign_in_links(ctx: AppContext, info: DemoInfo, base_url: str) -> DemoInfo:
     def issue(uow: UnitOfWork) -> None:
         session = uow.session
         agreement = session.get(Case, info.agreement_id)
-        party = session.execute(select(Case).join(Organisation, Organisation.id == Case.organisation_id).where(
-            Case.parent_id == info.agreement_id, Organisation.key == info.signatory_org)).scalars().first()
-        signer = session.execute(select(Person).where(Person.organisation_id == (party.organisation_id if party
+        party = session.execute(
+            select(Case).join(Organisation, col(Organisation.id) == col(Case.organisation_id))
+            .where(col(Case.parent_id) == info.agreement_id, col(Organisation.key) == info.signatory_org)
+        ).scalars().first()
+        signer = session.execute(select(Person).where(col(Person.organisation_id) == (party.organisation_id if party
                                                                                  else None))).scalars().first()
         if agreement is None or party is None or signer is None:
             return

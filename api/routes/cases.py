@@ -56,14 +56,14 @@ def list_cases(ctx: CtxDep, session: SessionDep, actor: ActorDep,
     stmt = select(Case).where(visible_cases(actor))
     if workflow:
         ctx.registry.latest_version(workflow)  # 404 naming the known workflows
-        stmt = stmt.where(Case.workflow == workflow)
+        stmt = stmt.where(col(Case.workflow) == workflow)
     if state:
-        stmt = stmt.where(Case.state == state)
+        stmt = stmt.where(col(Case.state) == state)
     if parent_id is not None:
-        stmt = stmt.where(Case.parent_id == parent_id)
+        stmt = stmt.where(col(Case.parent_id) == parent_id)
     if organisation:
-        org_id = session.execute(select(Organisation.id).where(Organisation.key == organisation)).scalar()
-        stmt = stmt.where(Case.organisation_id == (org_id or -1))
+        org_id = session.execute(select(col(Organisation.id)).where(col(Organisation.key) == organisation)).scalar()
+        stmt = stmt.where(col(Case.organisation_id) == (org_id or -1))
     if overdue is not None:
         today: date = ctx.clock.now().astimezone(HELSINKI).date()
         finals = sorted({s for d in ctx.registry.machines.values() for s in d.definition.final_states})
@@ -71,7 +71,7 @@ def list_cases(ctx: CtxDep, session: SessionDep, actor: ActorDep,
         stmt = stmt.where(is_overdue if overdue else ~is_overdue)
     total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
     cases = session.execute(stmt.order_by(col(Case.id)).limit(limit).offset(offset)).scalars().all()
-    keys = dict(session.execute(select(Organisation.id, Organisation.key).where(
+    keys = dict(session.execute(select(col(Organisation.id), col(Organisation.key)).where(
         col(Organisation.id).in_({c.organisation_id for c in cases if c.organisation_id}))).all())
     return Page[CaseRead](items=[case_read(ctx, session, c, keys, actor) for c in cases], total=total, limit=limit,
                           offset=offset)
@@ -87,8 +87,8 @@ def get_case(case_id: int, ctx: CtxDep, session: SessionDep, actor: ActorDep) ->
 def get_events(case_id: int, session: SessionDep, actor: ActorDep) -> list[EventRead]:
     """Return a case's history, oldest first."""
     readable_case(session, actor, case_id)
-    events = session.execute(select(Event).where(Event.case_id == case_id).order_by(col(Event.seq))).scalars()
-    orgs = dict(session.execute(select(Organisation.id, Organisation.key)).all())
+    events = session.execute(select(Event).where(col(Event.case_id) == case_id).order_by(col(Event.seq))).scalars()
+    orgs = dict(session.execute(select(col(Organisation.id), col(Organisation.key))).all())
     return [EventRead(id=e.id or 0, seq=e.seq, at=e.at, actor_id=e.actor_id,
                       on_behalf_of=orgs.get(e.on_behalf_of_id) if e.on_behalf_of_id else None, trigger=e.trigger,
                       name=e.name, from_state=e.from_state, to_state=e.to_state, payload=json.loads(e.payload),

@@ -13,8 +13,10 @@ from api.deps import ActorDep, AdminDep, CtxDep, SessionDep, WorkDep
 from api.schemas import ERROR_RESPONSES
 from api.unit import UnitOfWorkRoute
 from engine.models import Case
+from engine.service import UnitOfWork
 from workflows.cycle import reports, schedule, service
 from workflows.cycle.annual_report import render_html, render_pdf, report_data
+from workflows.cycle.models import CycleSchedule
 from workflows.cycle.read import cycle_row, read_cycle
 from workflows.cycle.schemas import (
     AgreeIn,
@@ -34,7 +36,7 @@ router = APIRouter(prefix="/cycles", tags=["cycles"], responses=ERROR_RESPONSES,
 Lang = Annotated[str, Query(pattern="^(fi|sv|en)$")]
 
 
-def _schedule_read(row: schedule.CycleSchedule, planner_id: int | None, today_year: int) -> ScheduleRead:
+def _schedule_read(row: CycleSchedule, planner_id: int | None, today_year: int) -> ScheduleRead:
     from datetime import date
 
     year = schedule.next_cycle_year(row.milestones, date(today_year, 1, 1))
@@ -47,7 +49,7 @@ def _schedule_read(row: schedule.CycleSchedule, planner_id: int | None, today_ye
 @router.put("/schedule", response_model=ScheduleRead)
 def put_schedule(work: WorkDep, body: ScheduleIn, ctx: CtxDep, actor: AdminDep) -> ScheduleRead:
     """Set the yearly schedule (admin); next year's cycle is created on its `cycle_created` date."""
-    def _do(uow: service.UnitOfWork) -> ScheduleRead:
+    def _do(uow: UnitOfWork) -> ScheduleRead:
         row = schedule.set_schedule(uow, body, actor)
         return _schedule_read(row, row.case_id, uow.now.year)
     result: ScheduleRead = work.run(_do)
@@ -74,7 +76,8 @@ def create(work: WorkDep, body: CycleCreate, ctx: CtxDep, session: SessionDep, a
 @router.get("", response_model=list[CycleRead])
 def list_cycles(ctx: CtxDep, session: SessionDep, actor: ActorDep) -> list[CycleRead]:
     """List the cycles, newest year first."""
-    ids = session.execute(select(Case.id).where(Case.workflow == service.CYCLE).order_by(col(Case.id))).scalars()
+    ids = session.execute(select(col(Case.id)).where(col(Case.workflow) == service.CYCLE)
+                          .order_by(col(Case.id))).scalars()
     cycles = [read_cycle(session, ctx.registry, i, actor) for i in ids]
     return sorted(cycles, key=lambda c: -c.year)
 

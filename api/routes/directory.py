@@ -44,11 +44,11 @@ def list_organisations(session: SessionDep, _actor: ActorDep,
         stmt = stmt.where(or_(func.lower(Organisation.name_fi).like(like),
                               func.lower(col(Organisation.name_sv)).like(like)))
     if kind:
-        stmt = stmt.where(Organisation.kind == kind)
+        stmt = stmt.where(col(Organisation.kind) == kind)
     if region:
-        stmt = stmt.where(Organisation.region_code == region)
+        stmt = stmt.where(col(Organisation.region_code) == region)
     if active is not None:
-        stmt = stmt.where(Organisation.active == active)
+        stmt = stmt.where(col(Organisation.active) == active)
     total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
     rows = session.execute(stmt.order_by(Organisation.kind, Organisation.code).limit(limit).offset(offset))
     items = [OrganisationRead.model_validate(o) for o in rows.scalars()]
@@ -72,7 +72,7 @@ def person_read(session: Session, p: Person) -> PersonRead:
 def _org_id(session: Session, key: str | None) -> int | None:
     if key is None:
         return None
-    org = session.execute(select(Organisation).where(Organisation.key == key)).scalars().first()
+    org = session.scalars(select(Organisation).where(col(Organisation.key) == key)).first()
     if org is None:
         raise InvalidInput("organisation", f"unknown organisation {key!r} (use kind:code)")
     return org.id
@@ -80,7 +80,7 @@ def _org_id(session: Session, key: str | None) -> int | None:
 
 def _email_free(session: Session, email: str, person_id: int | None = None) -> str:
     email = email.lower()
-    other = session.execute(select(Person.id).where(func.lower(Person.email) == email)).scalar()
+    other = session.execute(select(col(Person.id)).where(func.lower(col(Person.email)) == email)).scalar()
     if other is not None and other != person_id:
         raise Conflict(f"email {email} is already used by person {other}")
     return email
@@ -106,13 +106,13 @@ def list_people(session: SessionDep, actor: ActorDep,
     """List people: administrators and coordinators see everyone, others only themselves."""
     stmt = select(Person)
     if not (actor.is_admin or "coordinator" in actor.roles):
-        stmt = stmt.where(Person.id == actor.person_id)
+        stmt = stmt.where(col(Person.id) == actor.person_id)
     if organisation:
-        stmt = stmt.where(Person.organisation_id == _org_id(session, organisation))
+        stmt = stmt.where(col(Person.organisation_id) == _org_id(session, organisation))
     if role:
         stmt = stmt.where(col(Person.roles).contains(role))
     total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
-    people = session.execute(stmt.order_by(Person.id).limit(limit).offset(offset)).scalars().all()
+    people = session.execute(stmt.order_by(col(Person.id)).limit(limit).offset(offset)).scalars().all()
     return Page[PersonRead](items=[person_read(session, p) for p in people], total=total, limit=limit,
                             offset=offset)
 

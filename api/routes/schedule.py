@@ -99,11 +99,11 @@ def list_timers(session: SessionDep, actor: ActorDep, case_id: int | None = None
     """List timers of the cases you may see, soonest first."""
     stmt = select(Timer).join(Case, col(Case.id) == col(Timer.case_id)).where(visible_cases(actor))
     if case_id is not None:
-        stmt = stmt.where(Timer.case_id == case_id)
+        stmt = stmt.where(col(Timer.case_id) == case_id)
     if status is not None:
-        stmt = stmt.where(Timer.status == status)
+        stmt = stmt.where(col(Timer.status) == status)
     if kind:
-        stmt = stmt.where(Timer.kind == kind)
+        stmt = stmt.where(col(Timer.kind) == kind)
     total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
     rows = session.execute(stmt.order_by(col(Timer.due_at), col(Timer.id)).limit(limit).offset(offset)).scalars()
     return Page[TimerRead](items=[timer_read(t) for t in rows], total=total, limit=limit, offset=offset)
@@ -116,13 +116,13 @@ def list_outbox(session: SessionDep, actor: ActorDep, case_id: int | None = None
     """List emails: administrators see all, others only mail addressed to themselves."""
     stmt = select(OutboxMessage)
     if not actor.is_admin:
-        stmt = stmt.where(OutboxMessage.person_id == actor.person_id)
+        stmt = stmt.where(col(OutboxMessage.person_id) == actor.person_id)
     if case_id is not None:
-        stmt = stmt.where(OutboxMessage.case_id == case_id)
+        stmt = stmt.where(col(OutboxMessage.case_id) == case_id)
     if person_id is not None:
-        stmt = stmt.where(OutboxMessage.person_id == person_id)
+        stmt = stmt.where(col(OutboxMessage.person_id) == person_id)
     if status is not None:
-        stmt = stmt.where(OutboxMessage.status == status)
+        stmt = stmt.where(col(OutboxMessage.status) == status)
     total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
     rows = session.execute(stmt.order_by(col(OutboxMessage.id).desc()).limit(limit).offset(offset)).scalars()
     return Page[OutboxRead](items=[outbox_read(m) for m in rows], total=total, limit=limit, offset=offset)
@@ -161,14 +161,14 @@ def retry_outbox(session: SessionDep, message_id: int, ctx: CtxDep, _admin: Admi
 def timeline(case_id: int, session: SessionDep, actor: ActorDep) -> list[TimelineEntry]:
     """Return what has happened to a case and what is still to come (deadlines, reminders), by date."""
     readable_case(session, actor, case_id)
-    ids = [case_id, *session.execute(select(Case.id).where(Case.parent_id == case_id)).scalars()]
+    ids = [case_id, *session.execute(select(col(Case.id)).where(col(Case.parent_id) == case_id)).scalars()]
     entries: list[TimelineEntry] = []
     for e in session.execute(select(Event).where(col(Event.case_id).in_(ids))).scalars():
         entries.append(TimelineEntry(at=e.at, kind="event", what=e.name, status="done",
                                      detail={"case_id": e.case_id, "from": e.from_state, "to": e.to_state,
                                              "payload": json.loads(e.payload)}))
     for t in session.execute(select(Timer).where(col(Timer.case_id).in_(ids),
-                                                 Timer.status != "cancelled")).scalars():
+                                                 col(Timer.status) != "cancelled")).scalars():
         entries.append(TimelineEntry(at=t.due_at, kind="timer", what=f"{t.kind}:{t.name}", status=t.status,
                                      detail={"case_id": t.case_id, "offset": t.offset, "trigger": t.trigger}))
     for m in session.execute(select(OutboxMessage).where(col(OutboxMessage.case_id).in_(ids))).scalars():

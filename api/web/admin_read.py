@@ -9,6 +9,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import yaml
 from sqlalchemy import func, select
@@ -69,8 +70,8 @@ def definition_source(session: Session, registry: Registry, name: str, version: 
     path = registry.sources.get((name, version))
     if path is not None and path.exists():
         return path.read_text(encoding="utf-8")
-    stored = session.execute(select(StoredDefinition.source).where(
-        StoredDefinition.name == name, StoredDefinition.version == version)).scalar()
+    stored = session.execute(select(col(StoredDefinition.source)).where(
+        col(StoredDefinition.name) == name, col(StoredDefinition.version) == version)).scalar()
     if stored is not None:
         return str(stored)
     return yaml.safe_dump(definition.model_dump(exclude_defaults=True), allow_unicode=True, sort_keys=False)
@@ -84,12 +85,12 @@ def next_source(source: str, version: int) -> str:
 def versions(session: Session, registry: Registry, name: str) -> list[VersionInfo]:
     """Return every version of a workflow, newest first, with its running and total cases."""
     counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for version, state, n in session.execute(select(Case.workflow_version, Case.state, func.count()).where(
-            Case.workflow == name).group_by(col(Case.workflow_version), col(Case.state))):
+    for version, state, n in session.execute(select(col(Case.workflow_version), col(Case.state), func.count()).where(
+            col(Case.workflow) == name).group_by(col(Case.workflow_version), col(Case.state))):
         counts[version][state] += n
     stored = {row.version: row for row in session.execute(
-        select(StoredDefinition).where(StoredDefinition.name == name)).scalars()}
-    authors = dict(session.execute(select(Person.id, Person.name).where(
+        select(StoredDefinition).where(col(StoredDefinition.name) == name)).scalars()}
+    authors = dict(session.execute(select(col(Person.id), col(Person.name)).where(
         col(Person.id).in_({r.created_by for r in stored.values() if r.created_by}))).all())
     out = []
     for (n, v), machine in sorted(registry.machines.items(), key=lambda item: -item[0][1]):
@@ -108,8 +109,8 @@ def versions(session: Session, registry: Registry, name: str) -> list[VersionInf
 def running_states(session: Session, registry: Registry, name: str, version: int) -> dict[str, int]:
     """Return the states the running cases of a version are in, with how many cases each."""
     final = registry.machine(name, version).definition.final_states
-    rows = session.execute(select(Case.state, func.count()).where(
-        Case.workflow == name, Case.workflow_version == version, col(Case.state).not_in(final))
+    rows = session.execute(select(col(Case.state), func.count()).where(
+        col(Case.workflow) == name, col(Case.workflow_version) == version, col(Case.state).not_in(final))
         .group_by(col(Case.state)).order_by(col(Case.state))).all()
     return {state: n for state, n in rows}
 
@@ -129,8 +130,10 @@ def _top_level_line(source: str, key: str) -> int | None:
 def problems_of(exc: EngineError, source: str) -> list[Problem]:
     """Turn a refused definition into problems with lines (a top-level field's line when that is all we know)."""
     if isinstance(exc, DefinitionError):
-        lines = exc.extra.get("lines") or [{"line": None, "path": "(root)", "message": exc.detail}]
-        return [Problem(p["line"], p["path"], p["message"]) for p in lines]  # type: ignore[union-attr]
+        found = exc.extra.get("lines")
+        lines: list[dict[str, Any]] = (
+            found if isinstance(found, list) and found else [{"line": None, "path": "(root)", "message": exc.detail}])
+        return [Problem(p["line"], p["path"], p["message"]) for p in lines]
     if isinstance(exc, InvalidInput):
         message = exc.detail.removeprefix(f"{exc.field}: ")
         return [Problem(_top_level_line(source, exc.field.split(".")[0]), exc.field, message)]

@@ -73,7 +73,7 @@ def check_password(session: Session, email: str, password: str) -> Person | None
 def is_throttled(session: Session, config: WebConfig, ip: str, now: datetime) -> bool:
     """Tell whether an address has made too many bad attempts within the window."""
     count = session.execute(select(func.count()).select_from(SignInFailure).where(
-        SignInFailure.ip == ip[:64], col(SignInFailure.at) > now - config.failure_window)).scalar_one()
+        col(SignInFailure.ip) == ip[:64], col(SignInFailure.at) > now - config.failure_window)).scalar_one()
     return int(count) >= config.failure_limit
 
 

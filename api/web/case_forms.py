@@ -55,16 +55,17 @@ class NominationFormIn(BaseModel):
 def organisation_key(session: Session, text: str) -> tuple[str | None, int]:
     """Return the key of the one active organisation a line names (kind:code or name) and how many matched."""
     name = text.strip().lower()
-    keys = session.execute(select(Organisation.key).where(
+    keys = session.execute(select(col(Organisation.key)).where(
         col(Organisation.active).is_(True),
-        or_(Organisation.key == text.strip(), func.lower(Organisation.name_fi) == name,
+        or_(col(Organisation.key) == text.strip(), func.lower(col(Organisation.name_fi)) == name,
             func.lower(Organisation.name_sv) == name))).scalars().all()
     return (keys[0] if len(keys) == 1 else None), len(keys)
 
 
 def regions(session: Session, lang: str) -> list[tuple[str, str]]:
     """Return the regions (code, name in the page's language) for a select."""
-    rows = session.execute(select(Organisation).where(Organisation.kind == "region", col(Organisation.active).is_(True))
+    rows = session.execute(select(Organisation)
+                           .where(col(Organisation.kind) == "region", col(Organisation.active).is_(True))
                            .order_by(col(Organisation.code))).scalars().all()
     return [(r.code, (r.name_sv or r.name_fi) if lang == "sv" else r.name_fi) for r in rows]
 
@@ -122,12 +123,13 @@ def read_nomination_form(session: Session, form: Form, today: date, coordinator_
     if form.errors:
         return None
     try:
-        return NominationCreate(
-            requester={"organisation": requester_org, "name": name, "email": email, "contact_person": contact,
-                       "language": language},
-            group=group, description=form.get("description") or None, term_start=term_start, term_end=term_end,
-            deadline=deadline, asked=asked, coordinator_id=coordinator_id,
-            seats=[{"has_deputy": form.get("deputies") == "1"} for _ in range(seats)])
+        # model_validate: the form's values are plain data for pydantic to check (a bad e-mail is caught below)
+        return NominationCreate.model_validate({
+            "requester": {"organisation": requester_org, "name": name, "email": email, "contact_person": contact,
+                          "language": language},
+            "group": group, "description": form.get("description") or None, "term_start": term_start,
+            "term_end": term_end, "deadline": deadline, "asked": asked, "coordinator_id": coordinator_id,
+            "seats": [{"has_deputy": form.get("deputies") == "1"} for _ in range(seats)]})
     except ValidationError as exc:
         loc = ".".join(str(p) for p in exc.errors()[0]["loc"])
         field = NOMINATION_FIELDS.get(loc, "requester_email" if "email" in loc else "group")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Mapped
 from sqlmodel import Session, col
 
 from api.web.auth import person_by_email
@@ -25,7 +26,7 @@ from engine.service import UnitOfWork
 MAX_PERIOD = timedelta(days=366)
 
 
-def _valid_on(day: date) -> object:
+def _valid_on(day: date) -> ColumnElement[bool]:
     return (col(Delegation.starts_on) <= day) & (col(Delegation.ends_on) >= day) & col(Delegation.revoked_at).is_(None)
 
 
@@ -33,7 +34,7 @@ def principals_of(session: Session, substitute_id: int, day: date) -> list[Perso
     """Return the active people someone may act for on a day."""
     return list(session.execute(
         select(Person).join(Delegation, col(Delegation.principal_id) == col(Person.id))
-        .where(Delegation.substitute_id == substitute_id, _valid_on(day), col(Person.active).is_(True))
+        .where(col(Delegation.substitute_id) == substitute_id, _valid_on(day), col(Person.active).is_(True))
         .order_by(col(Person.name))
     ).scalars().unique())
 
@@ -41,7 +42,7 @@ def principals_of(session: Session, substitute_id: int, day: date) -> list[Perso
 def delegation_for(session: Session, principal_id: int, substitute_id: int, day: date) -> Delegation | None:
     """Return a delegation letting a substitute act for a principal on a day, or None."""
     return session.execute(select(Delegation).where(
-        Delegation.principal_id == principal_id, Delegation.substitute_id == substitute_id, _valid_on(day),
+        col(Delegation.principal_id) == principal_id, col(Delegation.substitute_id) == substitute_id, _valid_on(day),
     ).order_by(col(Delegation.id))).scalars().first()
 
 
@@ -92,7 +93,7 @@ def revoke_delegation(session: Session, delegation_id: int, person_id: int, now:
 def delegations_of(session: Session, person_id: int) -> tuple[list[tuple[Delegation, Person]],
                                                               list[tuple[Delegation, Person]]]:
     """Return (who substitutes for me, whom I substitute for), each with the other person, newest first."""
-    def query(mine: object, other: object) -> list[tuple[Delegation, Person]]:
+    def query(mine: Mapped[int], other: Mapped[int]) -> list[tuple[Delegation, Person]]:
         return list(session.execute(
             select(Delegation, Person).join(Person, col(Person.id) == other)
             .where(mine == person_id).order_by(col(Delegation.id).desc()).limit(100)).all())

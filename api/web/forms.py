@@ -108,7 +108,7 @@ def _organisation(session: Session, text: str) -> list[Organisation]:
     name = text.strip().lower()
     return list(session.execute(select(Organisation).where(
         col(Organisation.active).is_(True),
-        or_(Organisation.key == text.strip(), func.lower(Organisation.name_fi) == name,
+        or_(col(Organisation.key) == text.strip(), func.lower(col(Organisation.name_fi)) == name,
             func.lower(Organisation.name_sv) == name))).scalars())
 
 
@@ -131,8 +131,8 @@ def read_parties(session: Session, form: Form, required: int) -> list[PartyIn]:
             form.fail("parties", f"agreement.error.party_twice|{number}|{line}")
             continue
         seen.add(org.key)
-        signers = session.execute(select(Person.id).where(
-            Person.organisation_id == org.id, col(Person.active).is_(True),
+        signers = session.execute(select(col(Person.id)).where(
+            col(Person.organisation_id) == org.id, col(Person.active).is_(True),
             col(Person.roles).contains("signatory")).order_by(col(Person.id)).limit(10)).scalars().all()
         if len(signers) < required:
             form.fail("parties", f"agreement.error.party_signatories|{number}|{line}")
@@ -164,10 +164,10 @@ def read_agreement_form(session: Session, form: Form, today: date, coordinator_i
 def region_parties(session: Session, region_code: str) -> list[str]:
     """Return the usual parties of a region's framework agreement: its counties, municipalities and council."""
     munis = session.execute(select(Organisation).where(
-        Organisation.kind == "municipality", Organisation.region_code == region_code,
+        col(Organisation.kind) == "municipality", col(Organisation.region_code) == region_code,
         col(Organisation.active).is_(True)).order_by(col(Organisation.code))).scalars().all()
     county_codes = sorted({m.wellbeing_county_code for m in munis if m.wellbeing_county_code})
     counties = [f"wellbeing_county:{c}" for c in county_codes]
-    council = session.execute(select(Organisation.key).where(
-        Organisation.kind == "regional_council", Organisation.code == region_code)).scalars().all()
+    council = session.execute(select(col(Organisation.key)).where(
+        col(Organisation.kind) == "regional_council", col(Organisation.code) == region_code)).scalars().all()
     return [*counties, *(m.key for m in munis), *council]

@@ -97,25 +97,27 @@ def my_tasks(session: Session, registry: Registry, person: Person, principals: l
     """Return the open party cases of the person's organisation and of those they substitute, by deadline."""
     states = state_sets(registry)
     machine = registry.machine(PARTY)
-    actors = [(person, None)] if "signatory" in person.role_set else []
+    actors: list[tuple[Person, Person | None]] = [(person, None)] if "signatory" in person.role_set else []
     actors += [(p, p) for p in principals if "signatory" in p.role_set and p.organisation_id is not None]
     org_ids = {p.organisation_id for p, _ in actors if p.organisation_id is not None}
     if not org_ids:
         return []
     parent = aliased(Case)
     rows = session.execute(
-        select(Case.id, Case.state, Case.deadline, Case.organisation_id, parent.id, parent.title, Organisation)
+        select(col(Case.id), col(Case.state), col(Case.deadline), col(Case.organisation_id), col(parent.id),
+               col(parent.title), Organisation)
         .join(parent, col(parent.id) == col(Case.parent_id))
         .join(Organisation, col(Organisation.id) == col(Case.organisation_id))
-        .where(Case.workflow == PARTY, col(Case.organisation_id).in_(org_ids),
+        .where(col(Case.workflow) == PARTY, col(Case.organisation_id).in_(org_ids),
                col(Case.state).in_(states.party_open), col(parent.state).in_(states.agreement_awaiting))
         .order_by(col(Case.deadline), col(Case.id))
     ).all()
     ids = [r[0] for r in rows]
     people = {p.id for p, _ in actors}
-    listed = {tuple(r) for r in session.execute(select(PartySignatory.party_case_id, PartySignatory.person_id).where(
+    listed = {tuple(r) for r in session.execute(
+        select(col(PartySignatory.party_case_id), col(PartySignatory.person_id)).where(
         col(PartySignatory.party_case_id).in_(ids), col(PartySignatory.person_id).in_(people)))}
-    signed = {tuple(r) for r in session.execute(select(Signature.party_case_id, Signature.person_id).where(
+    signed = {tuple(r) for r in session.execute(select(col(Signature.party_case_id), col(Signature.person_id)).where(
         col(Signature.party_case_id).in_(ids), col(Signature.person_id).in_(people),
         col(Signature.voided_at).is_(None)))}
     tasks = []
@@ -146,14 +148,14 @@ def my_tasks(session: Session, registry: Registry, person: Person, principals: l
 def coordinated(session: Session, registry: Registry, person: Person, today: date) -> list[AgreementSummary]:
     """Return the agreements a coordinator runs (every agreement for an administrator), newest first."""
     states = state_sets(registry)
-    stmt = select(Case).where(Case.workflow == AGREEMENT)
+    stmt = select(Case).where(col(Case.workflow) == AGREEMENT)
     if "admin" not in person.role_set:
-        stmt = stmt.where(Case.coordinator_id == person.id)
+        stmt = stmt.where(col(Case.coordinator_id) == person.id)
     agreements = session.execute(stmt.order_by(col(Case.id).desc()).limit(200)).scalars().all()
     counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     overdue: dict[int, int] = defaultdict(int)
     for parent_id, state, deadline, n in session.execute(
-            select(Case.parent_id, Case.state, Case.deadline, func.count())
+            select(col(Case.parent_id), col(Case.state), col(Case.deadline), func.count())
             .where(col(Case.parent_id).in_([a.id for a in agreements]))
             .group_by(col(Case.parent_id), col(Case.state), col(Case.deadline))):
         counts[parent_id or 0][state] += n
@@ -172,7 +174,7 @@ def history(session: Session, case_ids: list[int]) -> list[HistoryEntry]:
     """Return the events of some cases, oldest first, naming actors and whom a substitute acted for."""
     principal = aliased(Person)
     rows = session.execute(
-        select(Event, Person.name, principal.name, Organisation.key)
+        select(Event, col(Person.name), col(principal.name), col(Organisation.key))
         .outerjoin(Person, col(Person.id) == col(Event.actor_id))
         .outerjoin(DelegatedAct, col(DelegatedAct.event_id) == col(Event.id))
         .outerjoin(principal, col(principal.id) == col(DelegatedAct.principal_id))

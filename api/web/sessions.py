@@ -48,7 +48,7 @@ def start_session(session: Session, config: WebConfig, person_id: int, method: s
     """Start a session for a person, ending the one the browser had (the id always rotates); return the cookie."""
     cookie = secrets.token_urlsafe(32)
     if previous_cookie:
-        session.execute(update(WebSession).where(WebSession.sid_hash == hash_token(previous_cookie),
+        session.execute(update(WebSession).where(col(WebSession.sid_hash) == hash_token(previous_cookie),
                                                  col(WebSession.ended_at).is_(None)).values(ended_at=now))
     session.add(WebSession(sid_hash=hash_token(cookie), person_id=person_id, method=method,
                            csrf_token=secrets.token_urlsafe(32), created_at=now, last_seen_at=now,
@@ -59,7 +59,7 @@ def start_session(session: Session, config: WebConfig, person_id: int, method: s
 
 def end_session(session: Session, cookie: str, now: datetime) -> None:
     """End the session a cookie names (signing out)."""
-    session.execute(update(WebSession).where(WebSession.sid_hash == hash_token(cookie),
+    session.execute(update(WebSession).where(col(WebSession.sid_hash) == hash_token(cookie),
                                              col(WebSession.ended_at).is_(None)).values(ended_at=now))
 
 
@@ -69,7 +69,7 @@ def load_session(ctx: AppContext, config: WebConfig, cookie: str) -> SessionInfo
     with Session(ctx.db.engine) as session:
         row = session.execute(
             select(WebSession).join(Person, col(Person.id) == col(WebSession.person_id))
-            .where(WebSession.sid_hash == hash_token(cookie), col(WebSession.ended_at).is_(None),
+            .where(col(WebSession.sid_hash) == hash_token(cookie), col(WebSession.ended_at).is_(None),
                    col(Person.active).is_(True))
         ).scalars().first()
     if row is None or row.id is None:

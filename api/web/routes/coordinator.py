@@ -32,7 +32,7 @@ def _coordinator(user: WebUser) -> None:
 
 
 def _regions(session: Session, lang: str) -> list[tuple[str, str]]:
-    rows = session.execute(select(Organisation).where(Organisation.kind == "region",
+    rows = session.execute(select(Organisation).where(col(Organisation.kind) == "region",
                                                       col(Organisation.active).is_(True))
                            .order_by(col(Organisation.code))).scalars().all()
     return [(r.code, (r.name_sv or r.name_fi) if lang == "sv" else r.name_fi) for r in rows]

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Form, Request
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 from starlette.responses import RedirectResponse, Response
 
 from api.deps import SessionDep, WorkDep
@@ -31,7 +31,7 @@ NOTICES = {"created"}
 
 
 def _milestones(session: Session) -> dict[str, dict[str, int]]:
-    row = session.execute(select(CycleSchedule).where(CycleSchedule.name == "default")).scalars().first()
+    row = session.execute(select(CycleSchedule).where(col(CycleSchedule.name) == "default")).scalars().first()
     return dict(row.milestones) if row else dict(DEFAULT_MILESTONES)
 
 

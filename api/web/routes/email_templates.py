@@ -11,7 +11,7 @@ import nh3
 from fastapi import Form, Request
 from markupsafe import Markup
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 from starlette.responses import RedirectResponse, Response
 
 from api.deps import SessionDep
@@ -43,7 +43,7 @@ def templates_page(request: Request, user: User, session: SessionDep) -> Respons
     """List the email templates and which languages an administrator has edited."""
     require_admin(user)
     edited: dict[str, set[str]] = {}
-    for name, lang in session.execute(select(EmailTemplate.name, EmailTemplate.lang).distinct()).all():
+    for name, lang in session.execute(select(col(EmailTemplate.name), col(EmailTemplate.lang)).distinct()).all():
         edited.setdefault(name, set()).add(lang)
     return render(request, "admin_templates.html", user.lang, user=user, names=template_names(), edited=edited)
 

@@ -62,11 +62,11 @@ def survey_state(session: Session, user: WebUser, cycle_id: int, today: date) ->
     case = cycle_row(session, cycle_id)
     m = case.data["milestones"]
     opens, closes = date.fromisoformat(m["survey_opens"]), effective_deadline(date.fromisoformat(m["survey_closes"]))
-    orgs = session.execute(select(Organisation).where(Organisation.kind == "regional_council",
+    orgs = session.execute(select(Organisation).where(col(Organisation.kind) == "regional_council",
                                                       col(Organisation.active).is_(True))
                            .order_by(col(Organisation.code))).scalars().all()
     latest: dict[int, SurveyAnswer] = {}
-    for a in session.execute(select(SurveyAnswer).where(SurveyAnswer.cycle_id == cycle_id)
+    for a in session.execute(select(SurveyAnswer).where(col(SurveyAnswer.cycle_id) == cycle_id)
                              .order_by(col(SurveyAnswer.version))).scalars():
         latest[a.organisation_id] = a
     councils = [(o.key, org_name(o, user.lang), latest.get(o.id or 0)) for o in orgs]
