@@ -98,7 +98,7 @@ class CaseReader:
 
     def children(self, parent_id: int) -> list[CaseRow]:
         """Return a case's children in id order."""
-        rows = self.session.execute(select(Case).where(Case.parent_id == parent_id)
+        rows = self.session.execute(select(Case).where(col(Case.parent_id) == parent_id)
                                     .order_by(col(Case.id))).scalars().all()
         out = []
         for found in rows:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import BindParameter, bindparam, select
 from sqlmodel import Session, col
 
 from engine.errors import NotFound
@@ -18,27 +18,28 @@ from workflows.agreement.models import Decision, DocumentVersion, PartySignatory
 from workflows.agreement.schemas import AgreementRead, DecisionRead
 from workflows.agreement.service import AGREEMENT, decision_citation
 
-_AID = bindparam("agreement_id")
+_AID: BindParameter[int] = bindparam("agreement_id")
 _PARTY_OF_AGREEMENT = (col(Case.parent_id) == _AID)
 
-_AGREEMENT = select(Case.id, Case.workflow, Case.title, Case.state, Case.version, Case.workflow_version,
-                    Case.deadline, Case.coordinator_id, Case.data).where(col(Case.id) == _AID)
-_DOCUMENT = select(DocumentVersion.number, DocumentVersion.text).where(
+_AGREEMENT = select(col(Case.id), col(Case.workflow), col(Case.title), col(Case.state), col(Case.version),
+                    col(Case.workflow_version), col(Case.deadline), col(Case.coordinator_id), col(Case.data)
+                    ).where(col(Case.id) == _AID)
+_DOCUMENT = select(col(DocumentVersion.number), col(DocumentVersion.text)).where(
     col(DocumentVersion.id) == bindparam("document_id"))
-_PARTIES = (select(Case.id, Case.state, Case.data, Organisation.key, Organisation.name_fi)
+_PARTIES = (select(col(Case.id), col(Case.state), col(Case.data), col(Organisation.key), col(Organisation.name_fi))
             .join(Organisation, col(Organisation.id) == col(Case.organisation_id))
             .where(_PARTY_OF_AGREEMENT).order_by(col(Case.id)))
-_SIGNATORIES = (select(PartySignatory.party_case_id, PartySignatory.person_id, Person.name)
+_SIGNATORIES = (select(col(PartySignatory.party_case_id), col(PartySignatory.person_id), col(Person.name))
                 .join(Person, col(Person.id) == col(PartySignatory.person_id))
                 .join(Case, col(Case.id) == col(PartySignatory.party_case_id))
                 .where(_PARTY_OF_AGREEMENT).order_by(col(PartySignatory.id)))
-_DECISIONS = (select(Decision.party_case_id, Decision.id, Decision.outcome, Decision.body, Decision.decided_on,
-                     Decision.section, Decision.minutes_url, Decision.note, Decision.document_sha256,
-                     Decision.recorded_at)
+_DECISIONS = (select(col(Decision.party_case_id), col(Decision.id), col(Decision.outcome), col(Decision.body),
+                     col(Decision.decided_on), col(Decision.section), col(Decision.minutes_url), col(Decision.note),
+                     col(Decision.document_sha256), col(Decision.recorded_at))
               .join(Case, col(Case.id) == col(Decision.party_case_id))
               .where(_PARTY_OF_AGREEMENT, col(Decision.voided_at).is_(None)).order_by(col(Decision.id)))
-_SIGNATURES = (select(Signature.party_case_id, Signature.id, Signature.person_id, Signature.on_behalf_of_person_id,
-                      Signature.document_sha256, Signature.signed_at)
+_SIGNATURES = (select(col(Signature.party_case_id), col(Signature.id), col(Signature.person_id),
+                      col(Signature.on_behalf_of_person_id), col(Signature.document_sha256), col(Signature.signed_at))
                .join(Case, col(Case.id) == col(Signature.party_case_id))
                .where(_PARTY_OF_AGREEMENT, col(Signature.voided_at).is_(None)).order_by(col(Signature.id)))
 

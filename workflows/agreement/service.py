@@ -72,7 +72,7 @@ def count_signatures(uow: UnitOfWork, party: CaseRow) -> int:
     version_id = uow.case(party.parent_id or 0).data["document_version_id"]
     return int(uow.session.execute(
         select(func.count()).select_from(Signature).where(
-            Signature.party_case_id == party.id, Signature.document_version_id == version_id,
+            col(Signature.party_case_id) == party.id, col(Signature.document_version_id) == version_id,
             col(Signature.voided_at).is_(None),
         )
     ).scalar_one())
@@ -170,7 +170,7 @@ def create_agreement(uow: UnitOfWork, data: AgreementCreate, actor: Actor) -> Ca
                                 data={"organisation_key": org.key, "required_signatures": required},
                                 payload={"organisation": org.key, "required_signatures": required},
                                 document_hash=digest)
-        uow.session.add_all([PartySignatory(party_case_id=child.id, person_id=p.id) for p in signers])
+        uow.session.add_all([PartySignatory(party_case_id=child.id, person_id=p.id or 0) for p in signers])
     uow.session.flush()
     return parent
 
@@ -275,7 +275,7 @@ def party_case(uow: UnitOfWork, agreement_id: int, organisation_key: str) -> Cas
 
 def _current_decision(uow: UnitOfWork, party: CaseRow) -> Decision | None:
     return uow.session.execute(
-        select(Decision).where(Decision.party_case_id == party.id, col(Decision.voided_at).is_(None))
+        select(Decision).where(col(Decision.party_case_id) == party.id, col(Decision.voided_at).is_(None))
         .order_by(col(Decision.id).desc()).limit(1)
     ).scalars().first()
 
@@ -343,14 +343,14 @@ def sign(uow: UnitOfWork, agreement_id: int, organisation_key: str, actor: Actor
     if actor.organisation_id != party.organisation_id:
         raise NotPermitted(f"you may sign only for your own organisation, not {organisation_key}",
                            case_id=party.id, action="sign")
-    listed = uow.session.execute(select(PartySignatory.id).where(
-        PartySignatory.party_case_id == party.id, PartySignatory.person_id == signer_id)).first()
+    listed = uow.session.execute(select(col(PartySignatory.id)).where(
+        col(PartySignatory.party_case_id) == party.id, col(PartySignatory.person_id) == signer_id)).first()
     if listed is None:
         raise NotPermitted(f"you are not a listed signatory of {organisation_key} on this agreement",
                            case_id=party.id, action="sign")
     version_id = parent.data["document_version_id"]
     existing = uow.session.execute(select(Signature).where(
-        Signature.party_case_id == party.id, Signature.person_id == signer_id,
+        col(Signature.party_case_id) == party.id, col(Signature.person_id) == signer_id,
         Signature.document_version_id == version_id, col(Signature.voided_at).is_(None))).scalars().first()
     if existing is not None:
         return existing, False
@@ -392,17 +392,17 @@ def recipients(uow: UnitOfWork, case: CaseRow, role: str) -> list[int]:
             finished = _has(uow, party, "signed") or uow.machine_of(party).definition.is_final(party.state)
             if role == "party" and finished:
                 continue
-            listed = uow.session.execute(select(PartySignatory.person_id).where(
-                PartySignatory.party_case_id == party.id).order_by(col(PartySignatory.id))).scalars().all()
+            listed = uow.session.execute(select(col(PartySignatory.person_id)).where(
+                col(PartySignatory.party_case_id) == party.id).order_by(col(PartySignatory.id))).scalars().all()
             if role == "party" and _has(uow, party, "approved"):  # only those who have not signed yet
-                signed = set(uow.session.execute(select(Signature.person_id).where(
-                    Signature.party_case_id == party.id, col(Signature.voided_at).is_(None))).scalars())
+                signed = set(uow.session.execute(select(col(Signature.person_id)).where(
+                    col(Signature.party_case_id) == party.id, col(Signature.voided_at).is_(None))).scalars())
                 listed = [p for p in listed if p not in signed]
             out += [p for p in listed if p not in out]
         return out
     if role == "regional_director":
         council = [c for c in uow.children(agreement.id)
                    if str(c.data.get("organisation_key", "")).startswith("regional_council:")]
-        return [p for c in council for p in uow.session.execute(select(PartySignatory.person_id).where(
-            PartySignatory.party_case_id == c.id)).scalars()]
+        return [p for c in council for p in uow.session.execute(select(col(PartySignatory.person_id)).where(
+            col(PartySignatory.party_case_id) == c.id)).scalars()]
     return []

@@ -12,7 +12,7 @@ from engine.service import UnitOfWork
 
 def org_by_key(uow: UnitOfWork, key: str, field: str) -> Organisation:
     """Return an active organisation by kind:code or raise InvalidInput naming the field."""
-    org = uow.session.execute(select(Organisation).where(Organisation.key == key)).scalars().first()
+    org = uow.session.scalars(select(Organisation).where(col(Organisation.key) == key)).first()
     if org is None:
         raise InvalidInput(field, f"unknown organisation {key!r} (use kind:code, e.g. regional_council:06)")
     if not org.active:
@@ -25,5 +25,6 @@ def contacts_of(uow: UnitOfWork, organisation_id: int | None, roles: tuple[str, 
     if organisation_id is None:
         return []
     people = uow.session.execute(select(Person).where(
-        Person.organisation_id == organisation_id, col(Person.active).is_(True)).order_by(col(Person.id))).scalars()
+        col(Person.organisation_id) == organisation_id, col(Person.active).is_(True)).order_by(col(Person.id))
+    ).scalars()
     return [p.id for p in people if p.id is not None and p.role_set & set(roles)]

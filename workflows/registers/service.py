@@ -22,7 +22,7 @@ def _may_write(actor: Actor) -> None:
 def _org_id(session: Session, key: str | None, field: str) -> int | None:
     if key is None:
         return None
-    found = session.execute(select(Organisation.id).where(Organisation.key == key)).scalar()
+    found = session.execute(select(col(Organisation.id)).where(col(Organisation.key) == key)).scalar()
     if found is None:
         raise InvalidInput(field, f"unknown organisation {key!r} (use kind:code)")
     return int(found)
@@ -56,7 +56,7 @@ def _keys(session: Session, ids: set[int | None]) -> dict[int, str]:
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
-    return dict(session.execute(select(Organisation.id, Organisation.key).where(  # type: ignore[arg-type]
+    return dict(session.execute(select(col(Organisation.id), col(Organisation.key)).where(
         col(Organisation.id).in_(wanted))).all())
 
 
