@@ -48,8 +48,9 @@ def refusals(ctx, client: TestClient):  # type: ignore[no-untyped-def]
         ("bad input", lambda h: client.post(f"{url}/parties/{mine}/decision",
                                             json=decision(decided_on="2030-01-01"), headers={**me.headers, **h})),
         ("not found", lambda h: client.get("/api/v1/cases/999999", headers={**coord, **h})),
-        ("final state", lambda h: client.post("/api/v1/agreements/{}/withdraw".format(
-            create_agreement(ctx, parties=1, circulate=False).id), headers={**coord, **h})),
+        ("final state", lambda h: client.post(
+            f"/api/v1/agreements/{create_agreement(ctx, parties=1, circulate=False).id}/withdraw",
+            headers={**coord, **h})),
     ]
 
 
