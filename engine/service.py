@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -95,11 +95,6 @@ class UnitOfWork:
             self._cursor = Cursor(self.tx.driver, self.db.statements)
         return self._cursor
 
-    def _finish(self) -> None:
-        """Write what the ORM session still holds, before the commit."""
-        if self._session is not None:
-            self._session.flush()
-
     def _close(self) -> None:
         if self._cursor is not None:
             self._cursor.close()
@@ -115,14 +110,8 @@ class UnitOfWork:
         """Run `work` inside this transaction, turning the database's refusals into engine errors."""
         try:
             return work(self)
-        except IntegrityError as exc:
-            raise Conflict(f"the change conflicts with stored data: {exc.orig}",
-                           message_id="error.conflict_stored") from exc
-        except OperationalError as exc:
-            if _is_retryable(exc):
-                raise Conflict("the database was busy with a conflicting change; retry",
-                               message_id="error.busy") from exc
-            raise
+        except (IntegrityError, OperationalError) as exc:
+            _raise_translated(exc)
 
     def attempt(self, work: Callable[[UnitOfWork], T]) -> T:
         """Run `work` under a savepoint: when it raises, what it wrote is undone and the transaction goes on."""
@@ -144,18 +133,22 @@ class UnitOfWork:
         """Write what is pending and commit; then run the after-commit side effects (once, only on success)."""
         if self._ended:
             raise RuntimeError("this unit of work has already ended")
+        # on the hot path of every transition: no helper calls beyond what the commit itself needs
         try:
-            self.apply(lambda _uow: self._finish())
+            if self._session is not None:
+                self._session.flush()
             self.tx.commit()
-        except BaseException as exc:
+        except (IntegrityError, OperationalError) as exc:
             self.rollback()
-            if isinstance(exc, IntegrityError | OperationalError):
-                self.apply(_reraise(exc))
+            _raise_translated(exc)
+        except BaseException:
+            self.rollback()
             raise
         self._end()
-        after, self._after = self._after, []
-        for fn in after:
-            fn()
+        if self._after:
+            after, self._after = self._after, []
+            for fn in after:
+                fn()
 
     def rollback(self) -> None:
         """Undo everything this unit of work wrote; its side effects never run."""
@@ -289,8 +282,8 @@ class UnitOfWork:
         return out
 
     def _check_roles(self, case: CaseRow, actor: Actor, trigger: str, needed: frozenset[str]) -> None:
-        held = actor_roles(self, case, actor)
-        if not held & needed:
+        parent_coordinator = self.case(case.parent_id).coordinator_id if case.parent_id is not None else None
+        if not roles_held(actor, case, parent_coordinator) & needed:
             raise NotPermitted(
                 f"{trigger!r} on case {case.id} needs one of the roles {', '.join(sorted(needed))}",
                 case_id=case.id, action=trigger, message_id="error.not_permitted",
@@ -394,7 +387,10 @@ class Engine:
         """Run `work` in one transaction; commit, then run the after-commit side effects."""
         uow = self.begin()
         try:
-            result = uow.apply(work)
+            result = work(uow)
+        except (IntegrityError, OperationalError) as exc:
+            uow.rollback()
+            _raise_translated(exc)
         except BaseException:
             uow.rollback()
             raise
@@ -411,7 +407,11 @@ def _is_retryable(exc: DBAPIError) -> bool:
     return any(s in text for s in ("deadlock", "could not serialize", "database is locked"))
 
 
-def _reraise(exc: BaseException) -> Callable[[UnitOfWork], None]:
-    def again(_uow: UnitOfWork) -> None:
-        raise exc
-    return again
+def _raise_translated(exc: IntegrityError | OperationalError) -> NoReturn:
+    """Raise the engine error a database refusal means (a stored-data conflict, a busy database), or it itself."""
+    if isinstance(exc, IntegrityError):
+        raise Conflict(f"the change conflicts with stored data: {exc.orig}", message_id="error.conflict_stored") \
+            from exc
+    if _is_retryable(exc):
+        raise Conflict("the database was busy with a conflicting change; retry", message_id="error.busy") from exc
+    raise exc
