@@ -144,7 +144,11 @@ class UnitOfWork:
         except BaseException:
             self.rollback()
             raise
-        self._end()
+        self._ended = True  # what _end does, inline: this runs once per transition
+        try:
+            self._close()
+        finally:
+            self.tx.close()
         if self._after:
             after, self._after = self._after, []
             for fn in after:
