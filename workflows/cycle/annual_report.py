@@ -45,7 +45,7 @@ def report_data(session: Session, cycle: Case | CaseRow) -> dict[str, Any]:
     """Gather what the annual report shows for a cycle's year."""
     year = int(cycle.data["year"])
     start, end = date(year, 1, 1), date(year, 12, 31)
-    measures = list(session.execute(select(Measure).where(Measure.cycle_id == cycle.id)
+    measures = list(session.execute(select(Measure).where(col(Measure.cycle_id) == cycle.id)
                                     .order_by(col(Measure.number))).scalars())
     last_note: dict[int, MeasureNote] = {}
     for n in session.execute(select(MeasureNote).where(col(MeasureNote.measure_id).in_([m.id for m in measures]))
@@ -71,7 +71,7 @@ def report_data(session: Session, cycle: Case | CaseRow) -> dict[str, Any]:
                     "members": [f"{a.name} ({a.organisation_key})" for a in people.get(c.id or 0, [])
                                 if a.position == "member" and a.ends_on is None]} for d, c in decisions]
     survey = survey_summary(list(session.execute(select(SurveyAnswer).where(
-        SurveyAnswer.cycle_id == cycle.id)).scalars()))
+        col(SurveyAnswer.cycle_id) == cycle.id)).scalars()))
     counts = Counter(m.status for m in measures)
     return {"year": year, "title": cycle.title, "state": cycle.state, "themes": themes,
             "counts": {s: counts.get(s, 0) for s in ("done", "ongoing", "not_started", "dropped")},

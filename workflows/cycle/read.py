@@ -29,20 +29,21 @@ def cycle_row(session: Session, cycle_id: int) -> Case:
 def read_cycle(session: Session, registry: Registry, cycle_id: int, actor: Actor | None = None) -> CycleRead:
     """Load one cycle in a fixed number of queries."""
     case = cycle_row(session, cycle_id)
-    measures = list(session.execute(select(Measure).where(Measure.cycle_id == cycle_id)
+    measures = list(session.execute(select(Measure).where(col(Measure.cycle_id) == cycle_id)
                                     .order_by(col(Measure.number))).scalars())
     notes: dict[int, list[dict[str, object]]] = {m.id: [] for m in measures if m.id is not None}
     for n in session.execute(select(MeasureNote).where(col(MeasureNote.measure_id).in_(list(notes)))
                              .order_by(col(MeasureNote.noted_on), col(MeasureNote.id))).scalars():
         notes[n.measure_id].append({"noted_on": n.noted_on, "status": n.status, "text": n.text,
                                     "report_id": n.report_id})
-    children = list(session.execute(select(Case).where(Case.parent_id == cycle_id).order_by(col(Case.id))).scalars())
+    children = list(session.execute(select(Case).where(col(Case.parent_id) == cycle_id)
+                                    .order_by(col(Case.id))).scalars())
     versions: dict[int, list[dict[str, object]]] = {c.id: [] for c in children if c.id is not None}
     for r in session.execute(select(CycleReport).where(col(CycleReport.request_case_id).in_(list(versions)))
                              .order_by(col(CycleReport.version))).scalars():
         versions[r.request_case_id].append({"id": r.id, "version": r.version, "summary": r.summary,
                                             "measures": r.measures, "submitted_at": r.submitted_at})
-    report = session.execute(select(AnnualReport).where(AnnualReport.cycle_id == cycle_id)
+    report = session.execute(select(AnnualReport).where(col(AnnualReport.cycle_id) == cycle_id)
                              .order_by(col(AnnualReport.id).desc()).limit(1)).scalars().first()
     return CycleRead(
         id=cycle_id, year=int(case.data["year"]), state=case.state, version=case.version, deadline=case.deadline,
@@ -53,6 +54,6 @@ def read_cycle(session: Session, registry: Registry, cycle_id: int, actor: Actor
         report_requests=[ReportRequestRead(case_id=c.id or 0, responsible=c.data["responsible"], state=c.state,
                                            deadline=c.deadline, versions=versions[c.id or 0]) for c in children],
         survey=survey_summary(list(session.execute(select(SurveyAnswer).where(
-            SurveyAnswer.cycle_id == cycle_id)).scalars())),
+            col(SurveyAnswer.cycle_id) == cycle_id)).scalars())),
         feedback=case.data.get("feedback"), annual_report_generated_at=report.generated_at if report else None,
         allowed_triggers=permitted_for(registry, session, case, actor))

@@ -33,7 +33,7 @@ def request_reports(uow: UnitOfWork, cycle: CaseRow) -> list[CaseRow]:
     """Open one report request per responsible network or council of the cycle's measures (once each)."""
     existing = {c.data.get("responsible") for c in uow.children(cycle.id)}
     responsibles = sorted({r for (r,) in uow.session.execute(
-        select(Measure.responsible).where(Measure.cycle_id == cycle.id).distinct())} - existing)
+        select(col(Measure.responsible)).where(col(Measure.cycle_id) == cycle.id).distinct())} - existing)
     orgs = {o.key: o for o in uow.session.execute(select(Organisation).where(
         col(Organisation.key).in_([r for r in responsibles if not r.startswith("network:")]))).scalars()}
     closes = date.fromisoformat(cycle.data["milestones"]["reporting_closes"])
@@ -63,8 +63,8 @@ def report_recipients(uow: UnitOfWork, case: CaseRow, role: str) -> list[int]:
         return []
     responsible = str(case.data.get("responsible", ""))
     if responsible.startswith("network:"):
-        return [p for (p,) in uow.session.execute(select(NetworkMember.person_id).where(
-            NetworkMember.network == responsible.removeprefix("network:")).order_by(col(NetworkMember.id)))]
+        return [p for (p,) in uow.session.execute(select(col(NetworkMember.person_id)).where(
+            col(NetworkMember.network) == responsible.removeprefix("network:")).order_by(col(NetworkMember.id)))]
     return contacts_of(uow, case.organisation_id, ("signatory", "coordinator"))
 
 
@@ -97,7 +97,7 @@ def submit_report(uow: UnitOfWork, cycle_id: int, responsible: str, data: Report
             raise InvalidInput(f"measures[{i}].measure_id", f"measure {m.id} appears twice")
         seen.add(item.measure_id)
     version = int(uow.session.execute(select(func.coalesce(func.max(CycleReport.version), 0)).where(
-        CycleReport.request_case_id == child.id)).scalar_one()) + 1
+        col(CycleReport.request_case_id) == child.id)).scalar_one()) + 1
     report = CycleReport(request_case_id=child.id, cycle_id=cycle_id, version=version, summary=data.summary,
                          measures=[m.model_dump() for m in data.measures], author_id=actor.person_id,
                          submitted_at=uow.now)
@@ -127,7 +127,8 @@ def answer_survey(uow: UnitOfWork, cycle_id: int, data: SurveyIn, actor: Actor,
                        "23:59 Helsinki time")
     org_id = actor.organisation_id
     if organisation_key is not None and is_cycle_manager(actor):
-        org_id = uow.session.execute(select(Organisation.id).where(Organisation.key == organisation_key)).scalar()
+        org_id = uow.session.execute(select(col(Organisation.id))
+                                     .where(col(Organisation.key) == organisation_key)).scalar()
     org = uow.session.get(Organisation, org_id) if org_id else None
     director = is_cycle_manager(actor) or "signatory" in actor.roles
     if org is None or org.kind != "regional_council" or not director:
@@ -143,7 +144,7 @@ def answer_survey(uow: UnitOfWork, cycle_id: int, data: SurveyIn, actor: Actor,
     if missing:
         raise InvalidInput(f"ratings.{missing[0]}", "is required (rate every question 1-5)")
     version = int(uow.session.execute(select(func.coalesce(func.max(SurveyAnswer.version), 0)).where(
-        SurveyAnswer.cycle_id == cycle_id, SurveyAnswer.organisation_id == org.id)).scalar_one()) + 1
+        col(SurveyAnswer.cycle_id) == cycle_id, col(SurveyAnswer.organisation_id) == org.id)).scalar_one()) + 1
     row = SurveyAnswer(cycle_id=cycle_id, organisation_id=org.id or 0, version=version, ratings=ratings,
                        comments=data.comments, respondent_id=actor.person_id, submitted_at=uow.now)
     uow.session.add(row)
@@ -159,8 +160,8 @@ def add_network_member(uow: UnitOfWork, network: str, person_id: int, actor: Act
         raise InvalidInput("network", f"unknown network {network!r}; networks: {', '.join(NETWORKS)}")
     if uow.session.get(Person, person_id) is None:
         raise InvalidInput("person_id", f"no person with id {person_id}")
-    exists = uow.session.execute(select(NetworkMember.id).where(NetworkMember.network == network,
-                                                                NetworkMember.person_id == person_id)).first()
+    exists = uow.session.execute(select(col(NetworkMember.id)).where(col(NetworkMember.network) == network,
+                                                                col(NetworkMember.person_id) == person_id)).first()
     if exists is None:
         uow.session.add(NetworkMember(network=network, person_id=person_id))
         uow.session.flush()

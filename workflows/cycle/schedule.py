@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from engine.actors import Actor
 from engine.calendar import previous_business_day
@@ -44,13 +44,13 @@ def eve(d: date) -> date:
 
 def read_schedule(session: Session, now: datetime) -> CycleSchedule:
     """Return the schedule row, or (unsaved) the defaults when none has been set."""
-    row = session.execute(select(CycleSchedule).where(CycleSchedule.name == "default")).scalars().first()
+    row = session.execute(select(CycleSchedule).where(col(CycleSchedule.name) == "default")).scalars().first()
     return row or CycleSchedule(name="default", milestones=dict(DEFAULT_MILESTONES), updated_at=now)
 
 
 def get_schedule(uow: UnitOfWork) -> CycleSchedule:
     """Return the schedule row, creating it with the defaults."""
-    row = uow.session.execute(select(CycleSchedule).where(CycleSchedule.name == "default")).scalars().first()
+    row = uow.session.execute(select(CycleSchedule).where(col(CycleSchedule.name) == "default")).scalars().first()
     if row is None:
         row = CycleSchedule(name="default", milestones=dict(DEFAULT_MILESTONES), updated_at=uow.now)
         uow.session.add(row)

@@ -49,7 +49,7 @@ def acting(uow: UnitOfWork, case: CaseRow, actor: Actor) -> Actor:
 
 def find_cycle(uow: UnitOfWork, year: int) -> int | None:
     """Return the id of the cycle of a year, if there is one."""
-    ids = uow.session.execute(select(Case.id, Case.data).where(Case.workflow == CYCLE)).all()
+    ids = uow.session.execute(select(col(Case.id), col(Case.data)).where(col(Case.workflow) == CYCLE)).all()
     return next((i for i, data in ids if int(data.get("year", 0)) == year), None)
 
 
@@ -96,7 +96,7 @@ def check_responsible(uow: UnitOfWork, key: str, field: str) -> str:
             raise InvalidInput(field, f"unknown network {key!r}; networks: "
                                + ", ".join(f"network:{n}" for n in NETWORKS))
         return key
-    found = uow.session.execute(select(Organisation.id).where(Organisation.key == key,
+    found = uow.session.execute(select(col(Organisation.id)).where(col(Organisation.key) == key,
                                                               col(Organisation.active).is_(True))).scalar()
     if found is None:
         raise InvalidInput(field, f"unknown responsible organisation {key!r} (use kind:code, e.g. "
@@ -108,7 +108,7 @@ def add_measures(uow: UnitOfWork, case: CaseRow, measures: list[MeasureIn], fiel
     """Validate and add measures to a cycle, numbered after the existing ones."""
     year = int(case.data["year"])
     start = uow.session.execute(select(func.coalesce(func.max(Measure.number), 0))
-                                .where(Measure.cycle_id == case.id)).scalar_one()
+                                .where(col(Measure.cycle_id) == case.id)).scalar_one()
     rows = []
     for i, m in enumerate(measures):
         responsible = check_responsible(uow, m.responsible, f"{field}[{i}].responsible")
@@ -130,7 +130,7 @@ def agree(uow: UnitOfWork, cycle_id: int, data: AgreeIn, actor: Actor) -> list[M
                           "cycle.error.agree_in_planning")
     rows = add_measures(uow, case, data.measures)
     total = uow.session.execute(select(func.count()).select_from(Measure)
-                                .where(Measure.cycle_id == case.id)).scalar_one()
+                                .where(col(Measure.cycle_id) == case.id)).scalar_one()
     if not total:
         raise InvalidInput("measures", "agree at least one measure")
     payload: dict[str, Any] = {"measures": total}
@@ -175,10 +175,11 @@ def may_speak_for(uow: UnitOfWork, actor: Actor, responsible: str) -> bool:
     if is_cycle_manager(actor):
         return True
     if responsible.startswith("network:"):
-        return uow.session.execute(select(NetworkMember.id).where(
-            NetworkMember.network == responsible.removeprefix("network:"),
-            NetworkMember.person_id == actor.person_id)).first() is not None
-    key = uow.session.execute(select(Organisation.key).where(Organisation.id == actor.organisation_id)).scalar()
+        return uow.session.execute(select(col(NetworkMember.id)).where(
+            col(NetworkMember.network) == responsible.removeprefix("network:"),
+            col(NetworkMember.person_id) == actor.person_id)).first() is not None
+    key = uow.session.execute(select(col(Organisation.key))
+                              .where(col(Organisation.id) == actor.organisation_id)).scalar()
     return key == responsible
 
 
@@ -241,15 +242,15 @@ def react_to_planner(uow: UnitOfWork, record: TransitionRecord) -> None:
 
 def carry_over(uow: UnitOfWork, from_id: int, to_id: int) -> int:
     """Copy the unfinished measures of one cycle to the next (once each); return how many were copied."""
-    done = {i for (i,) in uow.session.execute(select(Measure.carried_from_id).where(
-        Measure.cycle_id == to_id, col(Measure.carried_from_id).is_not(None)))}
+    done = {i for (i,) in uow.session.execute(select(col(Measure.carried_from_id)).where(
+        col(Measure.cycle_id) == to_id, col(Measure.carried_from_id).is_not(None)))}
     target = uow.case(to_id)
     year = int(target.data["year"])
     rows = [m for m in uow.session.execute(select(Measure).where(
-        Measure.cycle_id == from_id, col(Measure.status).in_(UNFINISHED)).order_by(col(Measure.number))).scalars()
+        col(Measure.cycle_id) == from_id, col(Measure.status).in_(UNFINISHED)).order_by(col(Measure.number))).scalars()
         if m.id not in done]
     start = uow.session.execute(select(func.coalesce(func.max(Measure.number), 0))
-                                .where(Measure.cycle_id == to_id)).scalar_one()
+                                .where(col(Measure.cycle_id) == to_id)).scalar_one()
     copies = [Measure(cycle_id=to_id, number=start + i + 1, title=m.title, theme=m.theme, responsible=m.responsible,
                       due_date=max(m.due_date, date(year, 12, 31)) if m.due_date.year < year else m.due_date,
                       status=m.status, carried_from_id=m.id, created_at=uow.now) for i, m in enumerate(rows)]
