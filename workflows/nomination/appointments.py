@@ -52,7 +52,7 @@ def _choices(uow: UnitOfWork, nomination_id: int, seats: dict[int, bool],
         listed = ", ".join(f"seat {n}" for n in missing)
         raise InvalidInput("seats", f"choose a member for every seat; missing: {listed}")
     out: list[tuple[int, str, Candidate]] = []
-    used: dict[int, str] = {}
+    used: dict[str, str] = {}  # a candidate's identity -> where they are already chosen
     for i, choice in enumerate(data.seats):
         if choice.seat not in seats:
             raise InvalidInput(f"seats[{i}].seat", f"there is no seat {choice.seat} (seats 1-{len(seats)})")
@@ -123,7 +123,7 @@ def decide(uow: UnitOfWork, nomination_id: int, data: DecisionIn, actor: Actor) 
 def current_appointments(uow: UnitOfWork, nomination_id: int) -> list[Appointment]:
     """Return who holds each seat's positions now, by seat and position."""
     rows = uow.session.execute(select(Appointment).where(
-        Appointment.case_id == nomination_id, col(Appointment.ends_on).is_(None))
+        col(Appointment.case_id) == nomination_id, col(Appointment.ends_on).is_(None))
         .order_by(col(Appointment.seat), col(Appointment.position).desc())).scalars()
     return list(rows)
 

@@ -49,10 +49,10 @@ def read_nomination(session: Session, registry: Registry, nomination_id: int,
     case = session.get(Case, nomination_id)
     if case is None or case.workflow != NOMINATION:
         raise NotFound(f"no nomination with id {nomination_id}")
-    children = list(session.execute(select(Case).where(Case.parent_id == nomination_id)
+    children = list(session.execute(select(Case).where(col(Case.parent_id) == nomination_id)
                                     .order_by(col(Case.id))).scalars())
     ids = [c.id for c in children]
-    names = dict(session.execute(select(Organisation.key, Organisation.name_fi).where(
+    names = dict(session.execute(select(col(Organisation.key), col(Organisation.name_fi)).where(
         col(Organisation.id).in_([c.organisation_id for c in children]))).all())
     cands: dict[int, list[CandidateRead]] = {i: [] for i in ids if i is not None}
     for c in session.execute(select(Candidate).where(col(Candidate.proposal_case_id).in_(ids),
@@ -79,7 +79,7 @@ def read_nomination(session: Session, registry: Registry, nomination_id: int,
                                               section=d.section, citation=citation(d),
                                               justification=d.justification, shares=shares_read(d))
     appointments = [appointment_read(a) for a in session.execute(
-        select(Appointment).where(Appointment.case_id == nomination_id)
+        select(Appointment).where(col(Appointment.case_id) == nomination_id)
         .order_by(col(Appointment.seat), col(Appointment.position).desc(), col(Appointment.id))).scalars()]
     return NominationRead(
         id=case.id or 0, state=case.state, version=case.version, group=case.data["group"],

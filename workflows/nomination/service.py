@@ -87,11 +87,11 @@ def resolve_asked(uow: UnitOfWork, asked: AskedIn) -> list[Organisation]:
         found[org.key] = org
     if asked.all_regional_councils:
         for org in uow.session.execute(select(Organisation).where(
-                Organisation.kind == "regional_council", col(Organisation.active).is_(True))).scalars():
+                col(Organisation.kind) == "regional_council", col(Organisation.active).is_(True))).scalars():
             found[org.key] = org
     if asked.region:
         rows = list(uow.session.execute(select(Organisation).where(
-            Organisation.region_code == asked.region, col(Organisation.kind).in_(asked.region_kinds),
+            col(Organisation.region_code) == asked.region, col(Organisation.kind).in_(asked.region_kinds),
             col(Organisation.active).is_(True))).scalars())
         if not rows:
             raise InvalidInput("asked.region", f"no active {', '.join(asked.region_kinds)} in region "
@@ -126,8 +126,8 @@ def create_nomination(uow: UnitOfWork, data: NominationCreate, actor: Actor) -> 
               "proposal_deadline": data.deadline.isoformat()},
         payload={"group": data.group, "requester": requester["name"], "seats": len(seats),
                  "asked": len(asked), "deadline": data.deadline.isoformat()})
-    uow.session.add_all([NominationSeat(case_id=case.id, number=s["number"], label=s["label"],
-                                        has_deputy=s["has_deputy"]) for s in seats])
+    uow.session.add_all([NominationSeat(case_id=case.id, number=i, label=s.label, has_deputy=s.has_deputy)
+                         for i, s in enumerate(data.seats, 1)])
     for org in asked:
         child = uow.create_case(PROPOSAL, actor=actor, title=f"{data.group}: {org.name_fi}", parent_id=case.id,
                                 organisation_id=org.id, deadline=data.deadline,
@@ -189,7 +189,7 @@ def _candidate_rows(uow: UnitOfWork, parent: CaseRow, child: CaseRow, data: Prop
     seats = {int(s["number"]): bool(s["has_deputy"]) for s in parent.data["seats"]}
     people = {p.id: p for p in uow.session.execute(select(Person).where(col(Person.id).in_(
         {c.person_id for c in data.candidates if c.person_id is not None}))).scalars()}
-    orgs = dict(uow.session.execute(select(Organisation.id, Organisation.key)).all())
+    orgs = dict(uow.session.execute(select(col(Organisation.id), col(Organisation.key))).all())
     rows = []
     for i, c in enumerate(data.candidates):
         where = f"candidates[{i}]"
@@ -223,7 +223,7 @@ def propose(uow: UnitOfWork, nomination_id: int, organisation_key: str, data: Pr
     seats = {int(s["number"]): bool(s["has_deputy"]) for s in parent.data["seats"]}
     version = int(child.data.get("proposal_version", 0)) + 1
     rows = _candidate_rows(uow, parent, child, data, version)
-    exceptions = {(e.seat, e.position) for e in data.exceptions}
+    exceptions: set[tuple[int, str]] = {(e.seat, e.position) for e in data.exceptions}
     for i, e in enumerate(data.exceptions):
         if e.seat not in seats:
             raise InvalidInput(f"exceptions[{i}].seat", f"there is no seat {e.seat} (seats 1-{len(seats)})")
@@ -265,7 +265,7 @@ def cancel(uow: UnitOfWork, nomination_id: int, data: CancelIn, actor: Actor) ->
 
 def current_candidates(uow: UnitOfWork, nomination_id: int) -> dict[int, Candidate]:
     """Return the valid (not superseded) candidates of a request by id."""
-    rows = uow.session.execute(select(Candidate).where(Candidate.nomination_id == nomination_id,
+    rows = uow.session.execute(select(Candidate).where(col(Candidate.nomination_id) == nomination_id,
                                                        col(Candidate.superseded_at).is_(None))).scalars()
     return {c.id: c for c in rows if c.id is not None}
 
@@ -273,4 +273,4 @@ def current_candidates(uow: UnitOfWork, nomination_id: int) -> dict[int, Candida
 def count_candidates(uow: UnitOfWork, nomination_id: int) -> int:
     """Count the valid candidates of a request."""
     return int(uow.session.execute(select(func.count()).select_from(Candidate).where(
-        Candidate.nomination_id == nomination_id, col(Candidate.superseded_at).is_(None))).scalar_one())
+        col(Candidate.nomination_id) == nomination_id, col(Candidate.superseded_at).is_(None))).scalar_one())

@@ -31,7 +31,8 @@ def _refusal(uow: UnitOfWork, case: CaseRow, trigger: str, detail: str, message_
 
 def reviews_of(uow: UnitOfWork, agreement_id: int) -> list[CaseRow]:
     """Return the review cases of an agreement, locked, oldest first."""
-    ids = [i for i, data in uow.session.execute(select(Case.id, Case.data).where(Case.workflow == REVIEW))
+    ids = [i for i, data in uow.session.execute(select(col(Case.id), col(Case.data))
+                                                .where(col(Case.workflow) == REVIEW))
            if int(data.get("agreement_id", 0)) == agreement_id]
     return [uow.case(i) for i in sorted(ids)]
 
@@ -142,6 +143,6 @@ def review_read(session: Session, registry: Any, case: Case, actor: Actor | None
 def list_reviews(session: Session, registry: Any, agreement_id: int,
                  actor: Actor | None = None) -> list[ReviewRead]:
     """List an agreement's reviews."""
-    rows = session.execute(select(Case).where(Case.workflow == REVIEW).order_by(col(Case.id))).scalars()
+    rows = session.execute(select(Case).where(col(Case.workflow) == REVIEW).order_by(col(Case.id))).scalars()
     return [review_read(session, registry, c, actor) for c in rows
             if int(c.data.get("agreement_id", 0)) == agreement_id]
