@@ -7,7 +7,7 @@ from datetime import date, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlmodel import Session, col
 
 from engine.calendar import deadline_instant, effective_deadline
@@ -144,14 +144,14 @@ def _cycle_items(c: Case, now: datetime, definition: WorkflowDefinition) -> list
 def _cases(session: Session, scope: Scope) -> list[Case]:
     stmt = select(Case).where(col(Case.workflow).in_(WORKFLOWS))
     if scope.network:
-        stmt = stmt.where(or_(col(Case.parent_id).is_(None), Case.workflow == "cycle_report"))
+        stmt = stmt.where(or_(col(Case.parent_id).is_(None), col(Case.workflow) == "cycle_report"))
     else:
-        conds = [Case.workflow == "cycle"]
+        conds: list[ColumnElement[bool]] = [col(Case.workflow) == "cycle"]
         if scope.organisation_id is not None:
             conds.append(col(Case.organisation_id) == scope.organisation_id)
-            parties = select(Case.parent_id).where(Case.workflow == "agreement_party",
-                                                   Case.organisation_id == scope.organisation_id)
-            conds.append(col(Case.id).in_(parties) & (Case.workflow == "agreement"))
+            parties = select(col(Case.parent_id)).where(col(Case.workflow) == "agreement_party",
+                                                        col(Case.organisation_id) == scope.organisation_id)
+            conds.append(col(Case.id).in_(parties) & (col(Case.workflow) == "agreement"))
         if scope.person_id is not None:
             conds.append(col(Case.coordinator_id) == scope.person_id)
         stmt = stmt.where(or_(*conds))
@@ -162,7 +162,7 @@ def _measure_items(session: Session, cycles: list[Case], scope: Scope, now: date
     ids = [c.id for c in cycles if c.workflow == "cycle"]
     stmt = select(Measure).where(col(Measure.cycle_id).in_(ids))
     if not scope.network:
-        stmt = stmt.where(Measure.responsible == (scope.organisation_key or ""))
+        stmt = stmt.where(col(Measure.responsible) == (scope.organisation_key or ""))
     return [_deadline(f"measure-{m.id}", "cycle", f"{m.number}. {m.title}", m.due_date, m.cycle_id,
                       m.status in ("done", "dropped"), now) for m in session.execute(stmt).scalars()]
 
@@ -174,7 +174,7 @@ def collect(session: Session, scope: Scope, start: date, end: date, now: datetim
     cases = _cases(session, scope)
     review_ids = [c.id for c in cases if c.workflow == "agreement"]
     if not scope.network and review_ids:  # reviews of the agreements this organisation is party to
-        cases += [c for c in session.execute(select(Case).where(Case.workflow == "review")).scalars()
+        cases += [c for c in session.execute(select(Case).where(col(Case.workflow) == "review")).scalars()
                   if int(c.data.get("agreement_id", 0)) in review_ids]
     items = [i for c in cases for i in _case_items(c, now, registry)]
     items += _measure_items(session, cases, scope, now)
@@ -192,7 +192,7 @@ def scope_for(session: Session, organisation_key: str | None = None, person_id: 
     """Build a scope from an organisation key or id and/or a person."""
     key = organisation_key
     if organisation_id is not None and key is None:
-        key = session.execute(select(Organisation.key).where(Organisation.id == organisation_id)).scalar()
+        key = session.execute(select(col(Organisation.key)).where(col(Organisation.id) == organisation_id)).scalar()
     if key is not None and organisation_id is None:
-        organisation_id = session.execute(select(Organisation.id).where(Organisation.key == key)).scalar()
+        organisation_id = session.execute(select(col(Organisation.id)).where(col(Organisation.key) == key)).scalar()
     return Scope(organisation_id=organisation_id, organisation_key=key, person_id=person_id)
