@@ -21,9 +21,6 @@ from workflows.registers.models import Meeting
 
 PROCESSES = ("agreement", "nomination", "cycle", "review", "meeting")
 WORKFLOWS = ("agreement", "agreement_party", "nomination", "nomination_proposal", "cycle", "cycle_report", "review")
-DONE_STATES = {"agreement": {"in_force", "under_review", "withdrawn", "terminated"},
-               "agreement_party": {"signed", "released"}, "nomination_proposal": {"proposed", "waived", "closed"},
-               "cycle_report": {"reported", "closed"}, "review": {"confirmed_unchanged", "revision", "cancelled"}}
 
 
 @dataclass(frozen=True)
@@ -98,7 +95,7 @@ def _deadline(uid: str, process: str, title: str, d: date, case_id: int | None, 
 
 
 def _case_items(c: Case, now: datetime, registry: Registry) -> list[Item]:
-    done = c.state in DONE_STATES.get(c.workflow, set())
+    done = _definition(registry, c).has_tag(c.state, "deadline_met")  # its deadline asks nothing more
     data: dict[str, Any] = c.data
     if c.workflow in ("agreement", "agreement_party") and c.deadline:
         return [_deadline(f"case-{c.id}-deadline", "agreement", c.title, c.deadline, c.id, done, now)]
