@@ -246,7 +246,12 @@ def relative_instant(start: datetime, offset: Offset) -> datetime:
 
 def format_date(d: date, lang: str) -> str:
     """Format a date like "ma 28.12.2026" (fi), "mån 28.12.2026" (sv) or "Mon 28 Dec 2026" (en)."""
-    key = _lang(lang)
+    return _format_date(d, _lang(lang))
+
+
+@lru_cache(maxsize=8192)
+def _format_date(d: date, key: str) -> str:
+    # a page or an email formats the same few dates again and again; Babel parses the locale on every call
     return babel_format_date(d, translate(key, "format.date"), locale=_LOCALES[key])
 
 
