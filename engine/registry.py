@@ -139,8 +139,3 @@ class Registry:
         if role == "coordinator" and case.coordinator_id is not None:
             return [case.coordinator_id]
         return []
-
-
-def guard_map(module: Any) -> dict[str, Guard]:
-    """Collect the guard functions a workflow module exports in `GUARDS`."""
-    return dict(getattr(module, "GUARDS", {}))

@@ -101,11 +101,6 @@ class UnitOfWork:
         if self._session is not None:
             self._session.close()
 
-    @property
-    def open(self) -> bool:
-        """Tell whether the transaction is still open (neither committed nor rolled back)."""
-        return not self._ended
-
     def apply(self, work: Callable[[UnitOfWork], T]) -> T:
         """Run `work` inside this transaction, turning the database's refusals into engine errors."""
         try:
