@@ -6,6 +6,7 @@ from fastapi import Request
 from starlette.responses import RedirectResponse, Response
 
 from api.deps import SessionDep
+from api.web.case_pages import page_of
 from api.web.delegation import acting_actor, principals_of
 from api.web.queries import coordinated, my_tasks
 from api.web.render import render
@@ -33,13 +34,19 @@ def tasks_page(request: Request, user: User, session: SessionDep) -> Response:
 
 @router.get("/cases/{case_id}")
 def case_page(request: Request, case_id: int, user: User, session: SessionDep) -> Response:
-    """Open a case from a link: an agreement or one party's approval both open the agreement page."""
+    """Open a case from a link: redirect to the page its workflow opens on (`api.web.case_pages`).
+
+    Agreements and party approvals are checked here (the agreement page is shared by every party); every other
+    page checks who may read it itself, and answers a person who may not with a page in their language.
+    """
     case = session.get(Case, case_id)
-    if case is None or case.workflow not in (AGREEMENT, PARTY):
+    target = page_of(case) if case is not None else None
+    if case is None or target is None:
         raise CaseNotFound(f"no case with id {case_id} that this interface can show")
-    target = case.parent_id if case.workflow == PARTY and case.parent_id else case_id
-    today = request.app.state.ctx.clock.now().astimezone(HELSINKI).date()
-    actors = [user.actor] + [acting_actor(session, user.actor, p.id, today)
-                             for p in principals_of(session, user.id, today)]
-    readable_by_any(session, actors, target)
-    return RedirectResponse(f"/agreements/{target}", status_code=303)
+    if case.workflow in (AGREEMENT, PARTY):
+        agreement_id = case.parent_id if case.workflow == PARTY and case.parent_id else case_id
+        today = request.app.state.ctx.clock.now().astimezone(HELSINKI).date()
+        actors = [user.actor] + [acting_actor(session, user.actor, p.id, today)
+                                 for p in principals_of(session, user.id, today)]
+        readable_by_any(session, actors, agreement_id)
+    return RedirectResponse(target, status_code=303)
