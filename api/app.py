@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api.admin_state import load_admin_state
@@ -51,8 +52,10 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
                 ctx.scheduler.shutdown()
                 ctx.scheduler = None
 
-    app = FastAPI(title="Vuosikello", version="0.1.0", lifespan=lifespan,
-                  description="Workflow and case management for cooperation between Finnish public bodies.")
+    # /docs and /redoc with Swagger UI and ReDoc served from the fastapi-offline package, not a CDN: the service
+    # runs where only the intranet answers
+    app = FastAPIOffline(title="Vuosikello", version="0.1.0", lifespan=lifespan, static_url="/docs-static",
+                         description="Workflow and case management for cooperation between Finnish public bodies.")
     app.state.ctx = ctx
     install_error_handlers(app)
     load_admin_state(ctx)
