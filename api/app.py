@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.admin_state import load_admin_state
 from api.context import AppContext, build_context
 from api.errors import install_error_handlers
+from api.limits import RequestLimits
 from api.routes import (
     admin,
     agreements,
@@ -30,6 +35,8 @@ from api.web.config import WebConfig
 from api.web.mount import mount_web
 from engine.directory import ensure_admin
 from engine.settings import Settings, get_settings
+
+log = logging.getLogger("vuosikello.api")
 
 
 def create_app(settings: Settings | None = None, *, ctx: AppContext | None = None,
@@ -64,6 +71,9 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(schedule.pages)
     mount_web(app, ctx, web)
+    # outermost: a body over the limit is refused before the session, the CSRF form parse or FastAPI reads it
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_request_bytes,
+                       max_json_depth=settings.max_json_depth)
     app.state.mail_templates = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
                                            autoescape=select_autoescape(default=True))
 
@@ -71,5 +81,17 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
     def healthz() -> dict[str, str]:
         """Tell that the service runs."""
         return {"status": "ok"}
+
+    @app.get("/health/ready", tags=["service"], responses={503: {"description": "the database does not answer"}})
+    def ready() -> JSONResponse:
+        """Tell whether the service can serve: the database answers a query (503 when it does not)."""
+        try:
+            with ctx.db.engine.connect() as conn:
+                conn.execute(text("SELECT 1")).scalar_one()
+        except SQLAlchemyError as exc:
+            log.warning("readiness: the database does not answer: %s", type(exc).__name__)
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503,
+                                headers={"Retry-After": "5"})
+        return JSONResponse({"status": "ok", "database": "ok"})
 
     return app

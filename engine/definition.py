@@ -12,6 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from engine.errors import DefinitionError
 
 KNOWN_ROLES = ("admin", "coordinator", "party", "system", "requester")
+# A definition nests about 6 deep (states > state > timers > timer > offsets); PyYAML builds nodes recursively, so
+# a text nested 10,000 deep would end in a RecursionError. Aliases are counted expanded (a "billion laughs" text
+# of a few hundred bytes would otherwise make pydantic validate millions of nodes).
+MAX_YAML_DEPTH = 40
+MAX_YAML_NODES = 100_000
 FieldType = Literal["string", "text", "date", "url", "integer", "boolean", "email", "list", "object"]
 
 
@@ -216,9 +221,49 @@ def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
+def _refuse_shape(source: str, line: int, message: str) -> DefinitionError:
+    problem = f"{source}: line {line}: (root): {message}"
+    return DefinitionError(problem, problems=[problem], lines=[{"line": line, "path": "(root)", "message": message}])
+
+
+def check_yaml_shape(text: str, source: str = "<string>") -> None:
+    """Refuse YAML nested deeper than MAX_YAML_DEPTH or expanding to more than MAX_YAML_NODES nodes.
+
+    Reads PyYAML's event stream, which its parser produces without recursion, before anything builds nodes.
+    """
+    depth = 0
+    counts: list[int] = [0]  # nodes inside each open collection (the outermost entry: the whole document)
+    anchors: list[str | None] = []
+    sizes: dict[str, int] = {}
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        line = event.start_mark.line + 1 if event.start_mark is not None else 0
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise _refuse_shape(source, line, f"nested more than {MAX_YAML_DEPTH} levels deep")
+            counts.append(0)
+            anchors.append(event.anchor)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+            size = counts.pop() + 1
+            anchor = anchors.pop()
+            if anchor:
+                sizes[anchor] = size
+            counts[-1] += size
+        elif isinstance(event, yaml.ScalarEvent):
+            counts[-1] += 1
+            if event.anchor:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            counts[-1] += sizes.get(event.anchor or "", 1)
+        if counts[-1] > MAX_YAML_NODES or sum(counts) > MAX_YAML_NODES:
+            raise _refuse_shape(source, line, f"more than {MAX_YAML_NODES} values once aliases are expanded")
+
+
 def parse_definition(text: str, source: str = "<string>") -> WorkflowDefinition:
     """Parse and validate YAML text; raise DefinitionError naming source, line, path and problem."""
     try:
+        check_yaml_shape(text, source)
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

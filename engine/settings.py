@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changethis", "change-me", "secret"}
 
@@ -33,6 +33,21 @@ class Settings(BaseSettings):
     scheduler_enabled: bool = True
     scheduler_interval_seconds: float = 1.0
     sqlite_busy_timeout_ms: int = 30000
+    # A request body over this many bytes is refused with 413 before it is read (README: the largest real document
+    # is 11 kB; an agreement text may be 500,000 characters, 3 MB even when JSON escapes every one as \uXXXX).
+    max_request_bytes: int = 4 * 1024 * 1024
+    max_json_depth: int = 32  # arrays and objects within each other in a JSON body (real requests nest 3 deep)
+    # Addresses (or CIDR networks) of reverse proxies whose X-Forwarded-For names the client; none by default,
+    # so the sign-in limiter counts the connecting address unless it is one of these.
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        """Read `VUOSIKELLO_TRUSTED_PROXIES=10.0.0.1,10.1.0.0/16` (comma-separated) as a list."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
