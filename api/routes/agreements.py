@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from fastapi import APIRouter, Response, status
 from sqlmodel import Session
 
@@ -12,13 +14,14 @@ from api.unit import UnitOfWorkRoute
 from engine.actors import Actor
 from engine.models import Person
 from workflows.agreement import service
-from workflows.agreement.read import decision_read, read_agreement
+from workflows.agreement.read import decision_read, document_text, document_versions, read_agreement
 from workflows.agreement.schemas import (
     AgreementCreate,
     AgreementRead,
     DecisionIn,
     DecisionResult,
     DocumentIn,
+    DocumentVersionRead,
     SignatureRead,
     SignatureResult,
     SignIn,
@@ -48,6 +51,25 @@ def create(body: AgreementCreate, work: WorkDep, session: SessionDep, actor: Act
 def get(agreement_id: int, session: SessionDep, actor: ActorDep) -> AgreementRead:
     """Return the agreement, its current text and hash, and every party's state, decision and signatures."""
     return _read(session, actor, agreement_id)
+
+
+@router.get("/{agreement_id}/versions", response_model=list[DocumentVersionRead])
+def versions(agreement_id: int, session: SessionDep, actor: ActorDep) -> list[DocumentVersionRead]:
+    """List every version of the text with its SHA-256 and the coordinator's note, oldest first."""
+    readable_case(session, actor, agreement_id)
+    return document_versions(session, agreement_id)
+
+
+@router.get("/{agreement_id}/versions/{number}/text", response_class=Response,
+            responses={200: {"content": {"text/markdown": {}}, "description": "the text, byte for byte as hashed"}})
+def version_text(agreement_id: int, number: int, session: SessionDep, actor: ActorDep) -> Response:
+    """Download one version's text exactly as stored: its bytes' SHA-256 is the recorded hash (`Repr-Digest`)."""
+    readable_case(session, actor, agreement_id)
+    text, sha256 = document_text(session, agreement_id, number)
+    digest = base64.b64encode(bytes.fromhex(sha256)).decode("ascii")
+    name = f"agreement-{agreement_id}-v{number}.md"
+    return Response(text.encode("utf-8"), media_type="text/markdown; charset=utf-8", headers={
+        "Repr-Digest": f"sha-256=:{digest}:", "Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.post("/{agreement_id}/circulate", response_model=AgreementRead)

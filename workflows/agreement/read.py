@@ -15,7 +15,7 @@ from sqlmodel import Session, col
 from engine.errors import NotFound
 from engine.models import Case, Organisation, Person
 from workflows.agreement.models import Decision, DocumentVersion, PartySignatory, Signature
-from workflows.agreement.schemas import AgreementRead, DecisionRead
+from workflows.agreement.schemas import AgreementRead, DecisionRead, DocumentVersionRead
 from workflows.agreement.service import AGREEMENT, decision_citation
 
 _AID: BindParameter[int] = bindparam("agreement_id")
@@ -96,3 +96,26 @@ def read_agreement(session: Session, agreement_id: int) -> AgreementRead:
         "in_force_at": datetime.fromisoformat(in_force_at) if in_force_at else None,
         "parties_total": len(states), "parties_approved": sum(s in ("approved", "signed") for s in states),
         "parties_signed": sum(s == "signed" for s in states), "parties": list(parties.values())})
+
+
+def document_versions(session: Session, agreement_id: int) -> list[DocumentVersionRead]:
+    """Return every stored version of an agreement's text, oldest first (the text itself by `document_text`)."""
+    current = session.execute(select(col(Case.data)).where(col(Case.id) == agreement_id)).scalar_one_or_none()
+    if current is None:
+        raise NotFound(f"no agreement with id {agreement_id}")
+    rows = session.execute(select(col(DocumentVersion.number), col(DocumentVersion.sha256), col(DocumentVersion.note),
+                                  col(DocumentVersion.created_at))
+                           .where(col(DocumentVersion.case_id) == agreement_id)
+                           .order_by(col(DocumentVersion.number))).all()
+    now = int(current.get("document_version", 0))
+    return [DocumentVersionRead(number=r.number, sha256=r.sha256, note=r.note, created_at=r.created_at,
+                                current=r.number == now) for r in rows]
+
+
+def document_text(session: Session, agreement_id: int, number: int) -> tuple[str, str]:
+    """Return one version's stored text and its recorded SHA-256, exactly as hashed."""
+    row = session.execute(select(col(DocumentVersion.text), col(DocumentVersion.sha256)).where(
+        col(DocumentVersion.case_id) == agreement_id, col(DocumentVersion.number) == number)).first()
+    if row is None:
+        raise NotFound(f"agreement {agreement_id} has no version {number}")
+    return row.text, row.sha256

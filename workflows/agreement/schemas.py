@@ -145,6 +145,16 @@ class AgreementRead(BaseModel):
     parties: list[PartyRead]
 
 
+class DocumentVersionRead(BaseModel):
+    """One stored version of the text: its number, SHA-256, the coordinator's note, when and whether current."""
+
+    number: int
+    sha256: str
+    note: str | None
+    created_at: datetime
+    current: bool
+
+
 class SignatureResult(BaseModel):
     """Result of a signature request; `created` is false when it repeated an existing signature."""
 

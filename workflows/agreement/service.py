@@ -28,6 +28,17 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def normalise_document(text: str) -> str:
+    """Return the text as it is stored and hashed: LF line endings, no trailing blanks, one final newline.
+
+    A browser's textarea sends CRLF and an editor may add or drop the last newline; none of that is a change a
+    party has to decide on again, so the same words always give the same SHA-256 (the hash of what is stored,
+    which is what the download of a version returns byte for byte).
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join(line.rstrip(" \t") for line in lines).strip("\n") + "\n"
+
+
 def normalise_section(section: str) -> str:
     """Write a minutes section as '§ 58'."""
     return "§ " + section.replace("§", "").strip()
@@ -154,12 +165,15 @@ def create_agreement(uow: UnitOfWork, data: AgreementCreate, actor: Actor) -> Ca
         raise InvalidInput("coordinator_id", f"person {coordinator_id} is not a coordinator")
     parties = _resolve_parties(uow, data)
     offsets = _check_offsets(data.reminder_offsets)
-    digest = sha256_text(data.document)
+    document = normalise_document(data.document)
+    if not document.strip():
+        raise InvalidInput("document", "is empty", message_id="agreement.error.text_empty")
+    digest = sha256_text(document)
     parent = uow.create_case(AGREEMENT, actor=actor, title=data.title, coordinator_id=coordinator_id,
                              deadline=data.deadline, data={"sha256": digest, "document_version": 1},
                              payload={"title": data.title, "parties": len(parties), "sha256": digest},
                              document_hash=digest)
-    doc = DocumentVersion(case_id=parent.id, number=1, text=data.document, sha256=digest,
+    doc = DocumentVersion(case_id=parent.id, number=1, text=document, sha256=digest,
                           created_by=actor.person_id, created_at=uow.now)
     uow.session.add(doc)
     uow.session.flush()
@@ -210,11 +224,18 @@ def revise(uow: UnitOfWork, agreement_id: int, data: DocumentIn, actor: Actor,
            expected_version: int | None = None) -> DocumentVersion:
     """Store a new version of the text; void every decision and signature on the old one and ask again."""
     case = agreement_case(uow, agreement_id)
-    digest = sha256_text(data.text)
-    if digest == case.data["sha256"]:
-        raise InvalidInput("text", "is identical to the current version")
+    text = normalise_document(data.text)
+    if not text.strip():
+        raise InvalidInput("text", "is empty", message_id="agreement.error.text_empty")
+    digest = sha256_text(text)
+    current = uow.session.get(DocumentVersion, case.data.get("document_version_id"))
+    if digest == case.data["sha256"] or (current is not None and normalise_document(current.text) == text):
+        # nothing changed (a text stored before normalisation compares by its normalised form): void nothing
+        raise InvalidInput("text", "nothing changed: the text is the same as the current version",
+                           message_id="agreement.error.text_unchanged",
+                           params={"version": case.data["document_version"]})
     number = int(case.data["document_version"]) + 1
-    doc = DocumentVersion(case_id=case.id, number=number, text=data.text, sha256=digest, note=data.note,
+    doc = DocumentVersion(case_id=case.id, number=number, text=text, sha256=digest, note=data.note,
                           created_by=actor.person_id, created_at=uow.now)
     payload: dict[str, Any] = {"version": number, "sha256": digest}
     if data.note:
