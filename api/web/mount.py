@@ -19,6 +19,7 @@ from api.web.routes import (
     dashboards,
     email_templates,
     nominations,
+    people,
     signin,
     simulation,
     substitutes,
@@ -39,7 +40,7 @@ def mount_web(app: FastAPI, ctx: AppContext, config: WebConfig | None = None) ->
     for module in (signin, tasks, coordinator, agreements, substitutes):
         app.include_router(module.router)
     # then administration, dashboards, the annual clock, the nomination and cycle forms, the survey
-    for module in (admin, simulation, email_templates, dashboards, clock, nominations, cycles, survey):
+    for module in (admin, people, simulation, email_templates, dashboards, clock, nominations, cycles, survey):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(WebSessionMiddleware, ctx=ctx, config=config)

@@ -51,7 +51,8 @@ def test_every_state_changing_web_route_needs_the_csrf_token(ctx) -> None:
         valid = csrf_of(client.get("/tasks").text)
         token = new_link(ctx, signer.id, fx.id + 1)
         values = {"agreement_id": str(fx.id), "token": token, "delegation_id": str(delegation_id),
-                  "name": "agreement_party", "message_id": "1", "cycle_id": "1"}  # the administrators' pages
+                  "name": "agreement_party", "message_id": "1", "cycle_id": "1",
+                  "person_id": str(signer.id)}  # the administrators' pages
         body = {"party": fx.keys[0], "outcome": "approved", "body": "Kunnanhallitus", "decided_on": "2026-03-02",
                 "section": "58", "title": "X", "text": "# new", "lang": "sv", "email": signer.person.email,
                 "password": "whatever-password"}
