@@ -18,6 +18,7 @@ from api.admin_state import load_admin_state
 from api.context import AppContext, build_context
 from api.errors import install_error_handlers
 from api.limits import RequestLimits
+from api.logscrub import install as scrub_secrets_from_logs
 from api.routes import (
     admin,
     agreements,
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
     """Build the service: REST API under /api/v1, OpenAPI at /docs, the web pages at /."""
     settings = settings or (ctx.settings if ctx else get_settings())
     ctx = ctx or build_context(settings)
+    scrub_secrets_from_logs()  # link tokens and feed secrets are in paths: never in the access log
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

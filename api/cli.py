@@ -150,7 +150,7 @@ def serve(demo: Annotated[bool, typer.Option(help="Load the register and a demo 
         typer.echo(f"  sign in as coordinator: {info.coordinator_link}")
         typer.echo(f"  service:            {base}/   (API docs {base}/docs)")
         typer.echo(f"  agreement:          {base}/api/v1/agreements/{info.agreement_id}")
-        typer.echo(f"  captured mail:      {base}/mail")
+        typer.echo(f"  captured mail:      {base}/mail   (administrators: sign in first with {info.admin_link})")
         typer.echo(f"  admin token:        {info.admin_token}")
         typer.echo(f"  coordinator token:  {info.coordinator_token}")
         typer.echo(f"  signatory token:    {info.signatory_token}  ({info.signatory_org})")

@@ -48,6 +48,7 @@ class DemoInfo:
     signatory_org: str
     signatory_link: str = ""
     coordinator_link: str = ""
+    admin_link: str = ""  # the captured mail at /mail is shown only to an administrator
 
 
 def _person(session: Session, org: Organisation, name: str, roles: str, now: datetime, lang: str = "fi",
@@ -118,6 +119,7 @@ def load_demo(ctx: AppContext, admin_token: str | None = None) -> DemoInfo:
 
 def sign_in_links(ctx: AppContext, info: DemoInfo, base_url: str) -> DemoInfo:
     """Issue single-use sign-in links for the demo signatory (to their party case) and the coordinator."""
+    from engine.directory import person_for_token
     from engine.links import issue_link, link_expiry, link_url
 
     now = ctx.clock.now()
@@ -138,5 +140,9 @@ def sign_in_links(ctx: AppContext, info: DemoInfo, base_url: str) -> DemoInfo:
                                                             expires_at=expires, now=now))
         info.coordinator_link = link_url(base_url, issue_link(session, person_id=agreement.coordinator_id or 0,
                                                               case_id=agreement.id, expires_at=expires, now=now))
+        admin = person_for_token(session, info.admin_token)
+        if admin is not None and admin.id is not None:
+            info.admin_link = link_url(base_url, issue_link(session, person_id=admin.id, case_id=None,
+                                                            expires_at=expires, now=now))
     ctx.engine.run(issue)
     return info

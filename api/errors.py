@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.logscrub import scrub
 from api.refusals import refusal_text
 from engine.errors import EngineError, NotPermitted
 from engine.i18n import DEFAULT_LANGUAGE, normalise
@@ -71,7 +72,7 @@ def _record_denial(request: Request, exc: NotPermitted) -> None:
     actor = getattr(request.state, "actor", None)
     denial = AccessDenial(at=ctx.clock.now(), actor_id=getattr(actor, "person_id", None),
                           case_id=exc.extra.get("case_id"),  # type: ignore[arg-type]
-                          action=f"{request.method} {request.url.path}"[:200], reason=exc.detail[:500])
+                          action=scrub(f"{request.method} {request.url.path}")[:200], reason=exc.detail[:500])
     try:  # its own transaction: the request's unit of work was rolled back, the refusal must still be kept
         ctx.engine.run(lambda uow: uow.session.add(denial))
     except (OperationalError, EngineError):  # the refusal itself must still be answered

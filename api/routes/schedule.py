@@ -7,16 +7,16 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import func, or_, select, update
 from sqlmodel import Session, col
 
 from api.access import readable_case, visible_cases
-from api.deps import ActorDep, AdminDep, CtxDep, SessionDep
+from api.deps import ActorDep, AdminDep, CtxDep, SessionDep, current_actor
 from api.schemas import ERROR_RESPONSES, Page
 from api.unit import UnitOfWorkRoute
-from engine.errors import Conflict, NotFound, NotPermitted
+from engine.errors import Conflict, NotFound, NotPermitted, Unauthenticated
 from engine.models import Case, Event, OutboxMessage, Timer
 
 router = APIRouter(tags=["schedule"], responses=ERROR_RESPONSES, route_class=UnitOfWorkRoute)
@@ -177,18 +177,30 @@ def timeline(case_id: int, session: SessionDep, actor: ActorDep) -> list[Timelin
     return sorted(entries, key=lambda x: (x.at, x.kind))
 
 
-def _mail_allowed(request: Request, ctx: Any) -> None:
-    if ctx.settings.smtp_host:
+def _mail_allowed(request: Request, ctx: Any, session: Session) -> Response | None:
+    """Let only an administrator read the captured mail, and only in development; None when allowed.
+
+    The captured mail holds every sign-in link: open to anyone, it made an anonymous visitor an administrator.
+    """
+    if ctx.settings.smtp_host or ctx.settings.environment == "production":
         raise NotFound("mail is sent through SMTP, not captured here")
     if ctx.settings.environment != "development":
         raise NotPermitted("the captured-mail page exists only in development")
+    try:
+        actor = current_actor(request, session, request.headers.get("authorization"))
+    except Unauthenticated:  # a browser goes to sign in (the demo prints the administrator's link) and back
+        return RedirectResponse(f"/signin?next={request.url.path}", status_code=303)
+    if not actor.is_admin:
+        raise NotPermitted("the captured mail is shown only to an administrator")
+    return None
 
 
 @pages.get("/mail", include_in_schema=False, response_class=HTMLResponse)
 def captured_mail(request: Request, ctx: CtxDep, session: SessionDep,
                   q: Annotated[str | None, Query(max_length=100)] = None) -> Response:
-    """Show the mail captured locally (development without SMTP settings)."""
-    _mail_allowed(request, ctx)
+    """Show the mail captured locally (development without SMTP settings; administrators only)."""
+    if (refused := _mail_allowed(request, ctx, session)) is not None:
+        return refused
     stmt = select(OutboxMessage).order_by(col(OutboxMessage.id).desc()).limit(200)
     if q:
         stmt = stmt.where(or_(col(OutboxMessage.to_address).contains(q), col(OutboxMessage.subject).contains(q)))
@@ -199,7 +211,8 @@ def captured_mail(request: Request, ctx: CtxDep, session: SessionDep,
 
 @pages.get("/mail/{message_id}", include_in_schema=False, response_class=HTMLResponse)
 def captured_message(message_id: int, request: Request, ctx: CtxDep, session: SessionDep) -> Response:
-    """Show one captured email with its text and HTML parts."""
-    _mail_allowed(request, ctx)
+    """Show one captured email with its text and HTML parts (administrators only)."""
+    if (refused := _mail_allowed(request, ctx, session)) is not None:
+        return refused
     env = request.app.state.mail_templates
     return HTMLResponse(env.get_template("mail_message.html").render(m=_message(session, message_id)))

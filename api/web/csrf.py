@@ -1,6 +1,8 @@
 """CSRF protection of every web form: the session's token, or before sign-in a signed double-submit cookie.
 
-Signed in, a form carries the session's own random token (stored server-side). Before sign-in (the link page, the
+Signed in, a form carries the session's own random token (stored server-side), made new at each sign-in; the
+pre-sign-in token is no longer accepted once a session exists (a token an attacker learnt or planted before the
+person signed in is worth nothing after). Before sign-in (the link page, the
 password form) the browser gets a random cookie and the form carries HMAC(secret, cookie): another site can make
 a browser post, but can neither read nor set that cookie, so it cannot produce the matching field.
 """
@@ -46,6 +48,14 @@ def csrf_token(request: Request) -> str:
     return _sign(request, pre)
 
 
+def forget_csrf_cookie(request: Request, response: Response) -> None:
+    """Drop the pre-session cookie at sign-in: from then on forms carry the new session's token only."""
+    config = _config(request)
+    if request.cookies.get(config.csrf_cookie):
+        response.delete_cookie(config.csrf_cookie, path="/", secure=config.cookie_secure, httponly=True,
+                               samesite="lax")
+
+
 def attach_csrf_cookie(request: Request, response: Response) -> None:
     """Send the pre-session cookie if this request created one."""
     pre = getattr(request.state, "new_csrf_cookie", None)
@@ -56,10 +66,10 @@ def attach_csrf_cookie(request: Request, response: Response) -> None:
 
 
 def _expected(request: Request) -> list[str]:
-    tokens = []
     info: SessionInfo | None = getattr(request.state, "web_session", None)
-    if info is not None:
-        tokens.append(info.csrf_token)
+    if info is not None:  # signed in: only the session's own token, made at sign-in; the pre-sign-in one is over
+        return [info.csrf_token]
+    tokens = []
     pre = request.cookies.get(_config(request).csrf_cookie)
     if pre:
         tokens.append(_sign(request, pre))

@@ -3,7 +3,8 @@
 The cookie carries 256 random bits; the table stores only their SHA-256, so a leaked table signs nobody in.
 The middleware puts the signed-in person on `request.state.web_person_id` (read by `api.deps.current_actor`).
 A cookie-authenticated call to the JSON API that changes something must also send the session's CSRF token in
-`X-CSRF-Token`; API clients with a bearer token are not affected.
+`X-CSRF-Token`; API clients with a valid bearer token are not affected (an invalid one, or any other
+`Authorization` scheme, does not lift the check: the cookie would still be what authenticates).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.web.config import WebConfig
 from api.web.models import WebSession
-from engine.directory import hash_token
+from engine.directory import hash_token, person_for_token
 from engine.models import Person
 
 if TYPE_CHECKING:
@@ -111,6 +112,13 @@ class WebSessionMiddleware:
         self.ctx = ctx
         self.config = config
 
+    def _valid_bearer(self, authorization: str | None) -> bool:
+        """Tell whether a header carries a valid API token (then the token, not the cookie, authenticates)."""
+        if not authorization or not authorization.lower().startswith("bearer "):
+            return False
+        with Session(self.ctx.db.engine) as session:
+            return person_for_token(session, authorization[7:].strip()) is not None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/static/"):
             await self.app(scope, receive, send)
@@ -122,8 +130,8 @@ class WebSessionMiddleware:
         state["web_cookie"] = cookie if info else None
         if info is not None:
             if (scope["path"].startswith("/api/") and scope["method"] not in SAFE_METHODS
-                    and _header(scope, b"authorization") is None
-                    and not hmac.compare_digest(_header(scope, b"x-csrf-token") or "", info.csrf_token)):
+                    and not hmac.compare_digest(_header(scope, b"x-csrf-token") or "", info.csrf_token)
+                    and not await anyio.to_thread.run_sync(self._valid_bearer, _header(scope, b"authorization"))):
                 await _refuse(send)
                 return
             state["web_person_id"] = info.person_id

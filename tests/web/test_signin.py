@@ -49,7 +49,9 @@ def test_the_link_page_does_nothing_and_the_button_signs_in(ctx) -> None:
         opened = client.get(f"/cases/{party_case}")
         assert opened.status_code == 303 and opened.headers["location"] == f"/agreements/{fx.id}"
         assert client.get(f"/agreements/{fx.id}").status_code == 200
-        again = client.post(f"/link/{token}", data={"csrf_token": csrf_of(page.text)})
+        # the link page's token was the pre-sign-in one: it ended at sign-in (test_csrf_rotation.py)
+        assert client.post(f"/link/{token}", data={"csrf_token": csrf_of(page.text)}).status_code == 403
+        again = client.post(f"/link/{token}", data={"csrf_token": csrf_of(client.get("/tasks").text)})
         assert again.status_code == 410  # used: the page offers a fresh link
 
 

@@ -17,6 +17,7 @@ from api.deps import SessionDep, WorkDep
 from api.unit import get_work
 from api.web.auth import check_password, is_throttled, person_by_email, record_failure
 from api.web.config import WebConfig
+from api.web.csrf import forget_csrf_cookie
 from api.web.i18n import LANGUAGE_COOKIE, LANGUAGES, choose_language
 from api.web.mail import send_sign_in_link
 from api.web.render import render, secure
@@ -74,6 +75,7 @@ def _signed_in(request: Request, person_id: int, method: str, target: str) -> Re
                            request.cookies.get(config.session_cookie))
     response = RedirectResponse(target, status_code=303)
     set_session_cookie(response, config, cookie)
+    forget_csrf_cookie(request, response)  # the new session's token replaces the pre-sign-in one
     return secure(response)
 
 
