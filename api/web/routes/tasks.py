@@ -7,10 +7,11 @@ from starlette.responses import RedirectResponse, Response
 
 from api.deps import SessionDep
 from api.web.case_pages import page_of
+from api.web.cycle_views import cycle_tasks
 from api.web.delegation import acting_actor, principals_of
 from api.web.queries import coordinated, my_tasks
 from api.web.render import render
-from api.web.routing import User, web_router
+from api.web.routing import User, error_page, web_router
 from api.web.views import readable_by_any
 from engine.calendar import HELSINKI
 from engine.errors import CaseNotFound
@@ -28,8 +29,9 @@ def tasks_page(request: Request, user: User, session: SessionDep) -> Response:
     registry = request.app.state.ctx.registry
     tasks = my_tasks(session, registry, user.person, principals, today, user.lang)
     agreements = coordinated(session, registry, user.person, today) if user.coordinates else []
+    cycle_work = cycle_tasks(session, registry, user, request.app.state.ctx.clock.now(), today)
     return render(request, "tasks.html", user.lang, user=user, tasks=tasks, agreements=agreements,
-                  principals=principals, today=today)
+                  principals=principals, today=today, cycle_work=cycle_work)
 
 
 @router.get("/cases/{case_id}")
@@ -42,11 +44,19 @@ def case_page(request: Request, case_id: int, user: User, session: SessionDep) -
     case = session.get(Case, case_id)
     target = page_of(case) if case is not None else None
     if case is None or target is None:
-        raise CaseNotFound(f"no case with id {case_id} that this interface can show")
+        return _cannot_open(request)
     if case.workflow in (AGREEMENT, PARTY):
         agreement_id = case.parent_id if case.workflow == PARTY and case.parent_id else case_id
         today = request.app.state.ctx.clock.now().astimezone(HELSINKI).date()
         actors = [user.actor] + [acting_actor(session, user.actor, p.id, today)
                                  for p in principals_of(session, user.id, today)]
-        readable_by_any(session, actors, agreement_id)
+        try:
+            readable_by_any(session, actors, agreement_id)
+        except CaseNotFound:
+            return _cannot_open(request)
     return RedirectResponse(target, status_code=303)
+
+
+def _cannot_open(request: Request) -> Response:
+    """Tell, in the person's language, that this case does not open for them (unknown and hidden alike: 404)."""
+    return error_page(request, 404, message="links.forbidden", detail="links.forbidden.detail")
