@@ -9,6 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from engine.calendar import parse_offset
 from engine.errors import DefinitionError
 
 KNOWN_ROLES = ("admin", "coordinator", "party", "system", "requester")
@@ -39,12 +40,15 @@ class PayloadField(BaseModel):
     choices: list[str] | None = None
 
 
+NAME = r"^[a-z][a-z0-9_]*$"
+
+
 class TimerSpec(BaseModel):
     """A deadline, reminder policy or escalation armed on entering a state (see engine.timers)."""
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["deadline", "reminder", "escalation"]
-    name: str
+    name: str = Field(pattern=NAME)
     # where the deadline comes from: `case.deadline` (the case's own date) or a duration from entering the state
     at: Literal["case_deadline", "parent_deadline", "relative"] = "case_deadline"
     after: str | None = None  # ISO 8601 duration for `relative`
@@ -52,9 +56,53 @@ class TimerSpec(BaseModel):
     trigger: str | None = None  # fired when a deadline passes
     offsets: list[str] = Field(default_factory=list)  # reminders: -P14D, -P7D, -P1D, +P1D
     repeat_every: str | None = None  # after the deadline, e.g. P7D
-    repeat_max: int = Field(default=0, ge=0)
+    repeat_max: int = Field(default=0, ge=0, le=100)
     to: list[str] = Field(default_factory=list)  # roles: party, coordinator, regional_director, requester
-    template: str | None = None
+    template: str | None = Field(default=None, pattern=NAME)
+
+    @model_validator(mode="after")
+    def _fits_its_kind(self) -> TimerSpec:
+        # offsets are read with the calendar's own parser, the one the timers use, so a saved one cannot fail
+        # later; every problem is one line "<field>: ...", which parse_definition places at the field's line
+        problems = []
+        for where, text in [*((f"offsets[{i}]", o) for i, o in enumerate(self.offsets)),
+                            ("after", self.after), ("repeat_every", self.repeat_every)]:
+            if text is None:
+                continue
+            try:
+                parse_offset(text)
+            except ValueError as exc:
+                problems.append(f"{where}: {exc}")
+        if self.kind == "deadline":
+            if self.offsets or self.repeat_every or self.repeat_max:
+                problems.append("offsets and repeat_* are read only by reminders and escalations")
+            if self.at == "relative" and self.after is None:
+                problems.append("after: a deadline at: relative needs `after`, a duration such as P14D")
+        else:
+            if not self.offsets:
+                problems.append(f"offsets: a {self.kind} needs at least one offset, such as -P7D")
+            if not self.template:
+                problems.append(f"template: a {self.kind} needs the email template it sends")
+            if not self.to:
+                problems.append(f"to: a {self.kind} needs the roles it is sent to")
+            if self.trigger:
+                problems.append(f"trigger: a {self.kind} sends email and fires no trigger; use a deadline")
+        if self.after is not None and not (self.kind == "deadline" and self.at == "relative"):
+            problems.append("after: read only by a deadline with at: relative")
+        if self.repeat_every is not None:
+            try:
+                every = parse_offset(self.repeat_every)
+            except ValueError:
+                every = None
+            if every is not None and (every.days <= 0 or not every.is_day_based):
+                problems.append(f"repeat_every: {self.repeat_every!r} must be a positive number of days, such as P7D")
+            if not self.repeat_max:
+                problems.append("repeat_max: repeat_every needs repeat_max, how many times (1-100)")
+        elif self.repeat_max:
+            problems.append("repeat_every: repeat_max needs repeat_every, such as P7D")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
 
 class NotifySpec(BaseModel):
@@ -62,7 +110,7 @@ class NotifySpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     to: list[str] = Field(min_length=1)
-    template: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    template: str = Field(pattern=NAME)
 
 
 class StateSpec(BaseModel):
@@ -134,23 +182,40 @@ class WorkflowDefinition(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> WorkflowDefinition:
+        # every problem, one per line (parse_definition lists each at its own line), not just the first
+        problems = []
         if self.initial not in self.states:
-            raise ValueError(f"initial: state {self.initial!r} is not among the states")
+            problems.append(f"initial: state {self.initial!r} is not among the states")
         for i, t in enumerate(self.transitions):
             for s in t.source:
                 if s != "*" and s not in self.states:
-                    raise ValueError(f"transitions[{i}].source: unknown state {s!r}")
+                    problems.append(f"transitions[{i}].source: unknown state {s!r}")
                 if s in self.states and self.states[s].final:
-                    raise ValueError(f"transitions[{i}].source: {s!r} is final and cannot be left")
+                    problems.append(f"transitions[{i}].source: {s!r} is final and cannot be left")
             if t.dest is not None and t.dest not in self.states:
-                raise ValueError(f"transitions[{i}].dest: unknown state {t.dest!r}")
+                problems.append(f"transitions[{i}].dest: unknown state {t.dest!r}")
         for name, state in self.states.items():
+            seen: set[str] = set()
             for j, timer in enumerate(state.timers):
                 if timer.trigger and timer.trigger not in self.triggers_from(name):
-                    raise ValueError(
-                        f"states.{name}.timers[{j}].trigger: {timer.trigger!r} cannot fire in state {name!r}"
-                    )
+                    problems.append(f"states.{name}.timers[{j}].trigger: {timer.trigger!r} cannot fire in state "
+                                    f"{name!r}")
+                if timer.name in seen:
+                    problems.append(f"states.{name}.timers[{j}].name: {timer.name!r} is used twice in this state")
+                seen.add(timer.name)
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
+
+    def templates(self) -> list[tuple[tuple[Any, ...], str]]:
+        """Return every email template the definition names, with where (a validation location) it is named."""
+        out: list[tuple[tuple[Any, ...], str]] = []
+        for name, state in self.states.items():
+            out += [(("states", name, "timers", j, "template"), t.template)
+                    for j, t in enumerate(state.timers) if t.template]
+        for i, t in enumerate(self.transitions):
+            out += [(("transitions", i, "notify", k, "template"), n.template) for k, n in enumerate(t.notify)]
+        return out
 
     def has_tag(self, state: str, tag: str) -> bool:
         """Tell whether a state carries a tag (an unknown state carries none)."""
@@ -277,19 +342,33 @@ def parse_definition(text: str, source: str = "<string>") -> WorkflowDefinition:
     try:
         return WorkflowDefinition.model_validate(raw)
     except ValidationError as exc:
-        root = yaml.compose(text)
-        problems, lines = [], []
+        found = []
         for err in exc.errors():
-            msg = err["msg"].removeprefix("Value error, ")
-            # whole-definition checks name their own path ("transitions[0].dest: ..."); don't prefix "(root)"
             where, loc = _path(err["loc"]), tuple(err["loc"])
-            if where == "(root)" and _NAMES_PATH.match(msg):
-                where, msg = msg.split(": ", 1)
-                loc = _loc_of(where)
-            line = _line_of(root, loc)
-            problems.append(f"{source}: line {line}: {where}: {msg}")
-            lines.append({"line": line, "path": where, "message": msg})
-        raise DefinitionError("; ".join(problems), problems=problems, lines=lines) from exc
+            for msg in err["msg"].removeprefix("Value error, ").split("\n"):
+                # whole-definition checks name their own path ("transitions[0].dest: ..."); don't prefix "(root)"
+                if _NAMES_PATH.match(msg):  # "transitions[0].dest: ..." from the root, "offsets[1]: ..." inside
+                    own, rest = msg.split(": ", 1)
+                    found.append(((*(() if where == "(root)" else loc), *_loc_of(own)), rest))
+                else:
+                    found.append((loc, msg))
+        raise problems_at(text, source, found) from exc
+
+
+def problems_at(text: str, source: str, found: list[tuple[tuple[Any, ...], str]]) -> DefinitionError:
+    """Return a DefinitionError listing each (location, message) at its YAML line, in the order of the lines."""
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        root = None
+    rows = []
+    for loc, msg in found:
+        line = _line_of(root, loc)
+        rows.append((line or 0, _path(loc), msg))
+    rows.sort(key=lambda r: r[0])
+    problems = [f"{source}: line {line or None}: {where}: {msg}" for line, where, msg in rows]
+    lines = [{"line": line or None, "path": where, "message": msg} for line, where, msg in rows]
+    return DefinitionError("; ".join(problems), problems=problems, lines=lines)
 
 
 def load_definition(path: Path) -> WorkflowDefinition:

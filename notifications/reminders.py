@@ -90,7 +90,7 @@ def send_reminder(uow: UnitOfWork, timer: Any, case: CaseRow) -> None:
         key = f"{timer.kind}:{case.id}:{timer.name}:{timer.deadline}:{timer.offset}:{person_id}"
         queue_email(uow, template=timer.template or "reminder", key=key, case_id=case.id, person_id=person_id,
                     context=ctx, ics=_ics(uow, case, ctx, person_id), timer_id=timer.id,
-                    digestible=timer.kind == "reminder")
+                    digestible=timer.kind == "reminder", contain=False)  # the timer is marked failed instead
 
 
 def on_transition(uow: UnitOfWork, record: TransitionRecord) -> None:

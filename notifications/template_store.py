@@ -6,6 +6,7 @@ language and replaces the shipped part for recipients in that language only.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -17,9 +18,20 @@ from sqlmodel import Field, Session, SQLModel, col
 from engine.errors import InvalidInput, NotFound
 from engine.models import utc_column
 from engine.registry import Registry
-from notifications.render import LANGUAGES, PARTS, environment, render, shipped_source, template_names
+from engine.versions import TEMPLATE_CHECK
+from notifications.render import (
+    LANGUAGES,
+    PARTS,
+    RenderLimitExceeded,
+    environment,
+    missing_templates,
+    render,
+    shipped_source,
+    template_names,
+)
 
-__all__ = ["PARTS", "SAMPLE", "SAMPLE_FOR", "EmailTemplate", "check", "load_overrides", "revert", "save", "sources"]
+__all__ = ["PARTS", "REQUIRED", "SAMPLE", "SAMPLE_FOR", "EmailTemplate", "check", "control_character", "load_overrides",
+           "revert", "save", "sources"]
 
 SERVICE_KEY = "template_overrides"
 
@@ -47,6 +59,8 @@ def load_overrides(session: Session, registry: Registry) -> tuple[tuple[str, str
     rows = session.execute(select(EmailTemplate)).scalars().all()
     overrides = tuple(sorted((_key(r.name, r.lang, r.part), r.source) for r in rows))
     registry.services[SERVICE_KEY] = overrides
+    # what a definition saved from now on is checked against: templates in every language, edits included
+    registry.services[TEMPLATE_CHECK] = lambda names: missing_templates(names, registry.services.get(SERVICE_KEY, ()))
     return overrides
 
 
@@ -84,8 +98,39 @@ SAMPLE_FOR: dict[str, dict[str, Any]] = {
 }
 
 
+# What an edited template must still show, per template: the placeholder, and the sample value that proves it is
+# there in the text and HTML parts (a sign-in link mail without its link is no use to anyone).
+REQUIRED: dict[str, tuple[str, ...]] = {"sign_in_link": ("link",)}
+# C0 and C1 control characters, DEL; tab, line feed and carriage return are text. A subject line carries none of
+# them (a header with one is refused by every mail server), and PostgreSQL cannot store NUL in text at all.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def control_character(text: str) -> tuple[str, int] | None:
+    """Return the first control character of a text as ("U+0000", its line), or None."""
+    found = _CONTROL.search(text)
+    if found is None:
+        return None
+    return f"U+{ord(found.group()):04X}", text.count("\n", 0, found.start()) + 1
+
+
+def _refuse_controls(parts: dict[str, str]) -> None:
+    for part, src in parts.items():
+        bad = control_character(src)
+        if bad is not None:
+            char, line = bad
+            raise InvalidInput(part, f"line {line}: control character {char} is not allowed",
+                               message_id="templates.error.control", params={"char": char, "line": line})
+
+
 def check(name: str, lang: str, parts: dict[str, str], context: dict[str, Any] | None = None) -> dict[str, str]:
-    """Compile and render edited parts in the sandbox; raise InvalidInput naming the part and line."""
+    """Compile and render edited parts in the sandbox; raise InvalidInput naming the part and line.
+
+    Refused: control characters in any part, a syntax error, what the sandbox refuses, a render over the sandbox's
+    limits (time, size, numbers), a placeholder the template must keep (`REQUIRED`), and a control character in the
+    rendered subject.
+    """
+    _refuse_controls(parts)
     overrides = tuple(sorted((_key(name, lang, p), src) for p, src in parts.items()))
     env = environment(lang, overrides)
     for part, src in parts.items():
@@ -93,13 +138,26 @@ def check(name: str, lang: str, parts: dict[str, str], context: dict[str, Any] |
             env.parse(src)
         except TemplateSyntaxError as exc:
             raise InvalidInput(part, f"line {exc.lineno}: {exc.message}") from None
+    sample = {**SAMPLE, **SAMPLE_FOR.get(name, {}), **(context or {})}
     try:
-        rendered = render(name, lang, {**SAMPLE, **SAMPLE_FOR.get(name, {}), **(context or {})}, overrides)
+        rendered = render(name, lang, sample, overrides)
+    except RenderLimitExceeded as exc:
+        raise InvalidInput(exc.part or "template", f"over the limit: {exc}", message_id=f"templates.error.limit."
+                           f"{exc.kind}") from None
     except SecurityError as exc:
         raise InvalidInput("template", f"not allowed: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - any template error is the editor's to fix, not a 500
         line = getattr(exc, "lineno", None)
         raise InvalidInput("template", f"{type(exc).__name__}{f' at line {line}' if line else ''}: {exc}") from None
+    bad = control_character(rendered.subject)
+    if bad is not None:
+        raise InvalidInput("subject", f"the rendered subject has control character {bad[0]}",
+                           message_id="templates.error.control", params={"char": bad[0], "line": 1})
+    for placeholder in REQUIRED.get(name, ()):
+        for part in ("txt", "html"):
+            if str(sample[placeholder]) not in getattr(rendered, "text" if part == "txt" else part):
+                raise InvalidInput(part, f"must show {{{{ {placeholder} }}}}", message_id="templates.error.required",
+                                   params={"placeholder": f"{{{{ {placeholder} }}}}"})
     return {"subject": rendered.subject, "text": rendered.text, "html": rendered.html}
 
 

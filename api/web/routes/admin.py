@@ -28,7 +28,7 @@ from api.web.forms import Form as WebForm
 from api.web.render import render
 from api.web.routing import User, WebUser, web_router
 from engine.definition import WorkflowDefinition, to_mermaid
-from engine.errors import DefinitionError, InvalidInput, NotPermitted
+from engine.errors import Conflict, DefinitionError, InvalidInput, NotPermitted
 from engine.registry import Registry
 from engine.versions import check_version, migrate_cases, store_version
 
@@ -106,6 +106,9 @@ def save_workflow(work: WorkDep, request: Request, name: str, user: User, sessio
     except (DefinitionError, InvalidInput) as exc:
         return _workflow_page(request, session, user, name, form=form, problems=problems_of(exc, source),
                               status=422)
+    except Conflict as exc:  # someone saved this version meanwhile: say so, keep what was typed
+        form.fail("source", f"admin.error.version_taken|0|{exc.params.get('version', '')}")
+        return _workflow_page(request, session, user, name, form=form, status=409)
     return RedirectResponse(f"/admin/workflows/{name}?notice=saved&count={saved.version}", status_code=303)
 
 

@@ -53,9 +53,14 @@ def _preview(name: str, lang: str, form: WebForm) -> dict[str, str] | None:
         return template_store.check(name, lang, {p: form.values[p] for p in PARTS})
     except InvalidInput as exc:
         detail = exc.detail.removeprefix(f"{exc.field}: ")
+        field = exc.field if exc.field in PARTS else "template"
+        if exc.message_id and exc.message_id.startswith("templates.error."):
+            # over a limit, a control character, a placeholder the template must keep: said in the page's words
+            value = exc.params.get("char") or exc.params.get("placeholder") or ""
+            form.fail(field, f"{exc.message_id}|0|{value}")
+            return None
         refused = detail.startswith("not allowed")
-        form.fail(exc.field if exc.field in PARTS else "template",
-                  f"templates.error.{'refused' if refused else 'invalid'}|0|{detail}")
+        form.fail(field, f"templates.error.{'refused' if refused else 'invalid'}|0|{detail}")
         return None
 
 
