@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import func, select
 from sqlmodel import Session, col
@@ -23,6 +23,7 @@ from workflows.agreement.service import AGREEMENT, PARTY
 from workflows.cycle.models import STATUSES, Measure
 from workflows.cycle.service import CYCLE
 from workflows.nomination.service import NOMINATION, PROPOSAL
+from workflows.review.service import REVIEW
 
 FAILED = ("failed", "dead")
 LIMIT = 200
@@ -88,6 +89,38 @@ def circulating(session: Session, registry: Registry, actor: Actor, today: date,
         agreement.signed += state in states.party_signed
         if agreement.state in states.agreement_open and is_overdue(deadline, state, today, states.party_pending):
             agreement.overdue.append(org_name(org, lang))
+    return list(out.values())
+
+
+@dataclass
+class AgreementInForce:
+    """An agreement that entered into force and has not ended: since when, and its council-term review."""
+
+    id: int
+    title: str
+    state: str
+    in_force_at: datetime | None
+    review_state: str | None = None  # the newest review's state
+    review_deadline: date | None = None
+
+
+def in_force(session: Session, registry: Registry, actor: Actor) -> list[AgreementInForce]:
+    """Return the agreements in force (reviewed or not) the actor may see, newest first.
+
+    In force means: its deadline is met (every party signed) and it has not ended, as the definition's tags and
+    final states say; a draft carries no tag, a withdrawn or terminated agreement is final.
+    """
+    finals = set(registry.final(AGREEMENT))
+    states = [s for s in registry.tagged(AGREEMENT, "deadline_met") if s not in finals]
+    rows = session.execute(select(Case).where(col(Case.workflow) == AGREEMENT, col(Case.state).in_(states),
+                                              visible_cases(actor))
+                           .order_by(col(Case.id).desc()).limit(LIMIT)).scalars().all()
+    out = {a.id or 0: AgreementInForce(a.id or 0, a.title, a.state, datetime.fromisoformat(a.data["in_force_at"])
+                                       if a.data.get("in_force_at") else None) for a in rows}
+    for review in session.execute(select(Case).where(col(Case.workflow) == REVIEW).order_by(col(Case.id))).scalars():
+        agreement = out.get(int(review.data.get("agreement_id", 0)))
+        if agreement is not None:  # the newest review wins
+            agreement.review_state, agreement.review_deadline = review.state, review.deadline
     return list(out.values())
 
 

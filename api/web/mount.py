@@ -20,11 +20,13 @@ from api.web.routes import (
     email_templates,
     nominations,
     people,
+    reviews,
     signin,
     simulation,
     substitutes,
     survey,
     tasks,
+    versions,
 )
 from api.web.sessions import WebSessionMiddleware
 
@@ -37,7 +39,7 @@ def mount_web(app: FastAPI, ctx: AppContext, config: WebConfig | None = None) ->
     app.state.web_config = config
     delegation.wire(ctx.registry)
     # coordinator first: /agreements/new must win over /agreements/{agreement_id}
-    for module in (signin, tasks, coordinator, agreements, substitutes):
+    for module in (signin, tasks, coordinator, agreements, reviews, versions, substitutes):
         app.include_router(module.router)
     # then administration, dashboards, the annual clock, the nomination and cycle forms, the survey
     for module in (admin, people, simulation, email_templates, dashboards, clock, nominations, cycles, survey):

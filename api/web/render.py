@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, Response
 
 from api.web.csrf import FIELD, attach_csrf_cookie, csrf_token
 from api.web.i18n import LANGUAGES, has_message, is_plural, translate, translate_n
-from engine.calendar import HELSINKI
+from engine.calendar import HELSINKI, effective_deadline
 from engine.calendar import format_date as calendar_date
 from engine.calendar import format_datetime as calendar_datetime
 
@@ -90,7 +90,8 @@ def page_context(request: Request, lang: str, **context: Any) -> dict[str, Any]:
     return {"request": request, "lang": lang, "t": t, "tn": tn, "languages": LANGUAGES, "csrf_field": FIELD,
             "csrf": csrf_token(request), "err": partial(error_text, lang), "has": has_message,
             "fmt_date": partial(_date, lang), "fmt_datetime": partial(_datetime, lang),
-            "local_date": _local_date, "path": request.url.path, "user": None, **context}
+            "local_date": _local_date, "effective": effective_deadline,  # the date a deadline is shown as
+            "path": request.url.path, "user": None, **context}
 
 
 def render(request: Request, template: str, lang: str, *, status: int = 200, **context: Any) -> HTMLResponse:

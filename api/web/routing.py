@@ -67,7 +67,11 @@ def load_user(request: Request, session: Session) -> WebUser | None:
         return None
     lang = choose_language(request, person.language)
     request.state.web_lang = lang
-    return WebUser(person=person, actor=actor_for(person), lang=lang, session=info)
+    user = WebUser(person=person, actor=actor_for(person), lang=lang, session=info)
+    # a detached copy for the error page, which is drawn after the request's session was rolled back and closed
+    request.state.web_user = WebUser(person=Person.model_validate(person.model_dump()), actor=user.actor,
+                                     lang=lang, session=info)
+    return user
 
 
 def optional_user(request: Request, session: SessionDep) -> WebUser | None:
@@ -87,12 +91,33 @@ OptionalUser = Annotated[WebUser | None, Depends(optional_user)]
 User = Annotated[WebUser, Depends(required_user)]
 
 
-def error_page(request: Request, status: int, *, message: str | None = None, detail: str | None = None) -> Response:
-    """Render the error page for a status, in the request's language."""
+# form fields that carry no words of the person's own (tokens, hashes, ids): not shown back on an error page
+UNTYPED = frozenset({"csrf_token", "sha256", "version", "party", "party_case_id", "on_behalf_of", "review_id",
+                     "confirm", "action", "next", "outcome"})
+
+
+async def typed_values(request: Request) -> list[tuple[str, str]]:
+    """Return what the person typed into the form of a failed POST (field, value), so an error page loses none."""
+    if request.method != "POST":
+        return []
+    try:
+        form = await request.form()  # parsed once already by the route: starlette hands back the same form
+    except Exception:  # noqa: BLE001 - a body that is no form has nothing to show back
+        return []
+    return [(k, v) for k, v in form.multi_items() if isinstance(v, str) and v.strip() and k not in UNTYPED]
+
+
+def error_page(request: Request, status: int, *, message: str | None = None, detail: str | None = None,
+               typed: list[tuple[str, str]] | None = None) -> Response:
+    """Render the error page for a status, in the request's language, with the navigation and what was typed."""
     lang = getattr(request.state, "web_lang", None) or choose_language(request)
+    back = None
+    parts = request.url.path.strip("/").split("/")
+    if request.method == "POST" and len(parts) >= 3 and parts[1].isdigit():
+        back = f"/{parts[0]}/{parts[1]}"  # the page the form was on, e.g. /agreements/5 for /agreements/5/sign
     return render(request, "error.html", lang, status=status, status_code=status,
                   message=message or f"error.{status if status in (403, 404, 409, 422, 429) else 'other'}",
-                  detail=detail)
+                  detail=detail, user=getattr(request.state, "web_user", None), typed=typed or [], back=back)
 
 
 class WebRoute(UnitOfWorkRoute):
@@ -118,7 +143,8 @@ class WebRoute(UnitOfWorkRoute):
             except EngineError as exc:
                 lang = getattr(request.state, "web_lang", None) or choose_language(request)
                 return error_page(request, exc.status_code,
-                                  detail=refusal_text(exc, lang, request.app.state.ctx.registry))
+                                  detail=refusal_text(exc, lang, request.app.state.ctx.registry),
+                                  typed=await typed_values(request))
 
         return run
 

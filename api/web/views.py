@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from api.access import readable_case
@@ -19,8 +19,12 @@ from engine.errors import CaseNotFound, NotFound
 from engine.models import Organisation, Person
 from engine.permissions import CaseReader
 from engine.registry import Registry
+from workflows.agreement.models import DocumentVersion
 from workflows.agreement.read import read_agreement
 from workflows.agreement.schemas import AgreementRead, PartyRead
+from workflows.review.schemas import ReviewRead
+from workflows.review.service import list_reviews
+from workflows.review.terms import term_of
 
 
 @dataclass
@@ -60,6 +64,9 @@ class AgreementView:
     history: list[HistoryEntry] = field(default_factory=list)
     permitted: list[str] = field(default_factory=list)  # what the viewer may fire on the agreement itself
     tags: frozenset[str] = frozenset()  # what the agreement's state counts as (awaiting_parties, renegotiating...)
+    review: ReviewRead | None = None  # the council-term review whose outcome the viewer may record now
+    term_reviewed: bool = False  # this council term already has its review (started or done)
+    versions: int = 1  # how many versions of the text there are (earlier ones can be read and compared)
 
     @property
     def names(self) -> dict[str, str]:
@@ -134,9 +141,14 @@ def agreement_view(session: Session, registry: Registry, user: WebUser, agreemen
     acting = _acting(user, substitutes, org_keys, parties, reader)
     case_ids = [agreement_id] + ([p.party.case_id for p in parties] if coordinates
                                  else [a.party.party.case_id for a in acting])
+    # the review's own triggers, as the engine answers them for this viewer (none for a plain party)
+    reviews = list_reviews(session, registry, agreement_id, user.actor) if coordinates else []
+    review = next((r for r in reviews if {"confirm_unchanged", "revise"} & set(r.allowed_triggers)), None)
+    term_reviewed = any(r.term_start == term_of(today)[0] for r in reviews)
+    versions = session.execute(select(func.count()).where(col(DocumentVersion.case_id) == agreement_id)).scalar()
     return AgreementView(data, parties, acting, coordinates,
                          effective_deadline(data.deadline) if data.deadline else None,
                          [p for p in parties if p.overdue], history(session, sorted(set(case_ids))),
                          reader.permitted(agreement_id, user.actor),
                          frozenset(definition.states[data.state].tags) if data.state in definition.states
-                         else frozenset())
+                         else frozenset(), review, term_reviewed, int(versions or 1))

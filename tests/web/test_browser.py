@@ -167,6 +167,8 @@ def test_signatory_from_the_emailed_link_to_a_signed_agreement_by_keyboard(smtp_
         page.keyboard.press("Enter")
         expect(page.locator("[role=status]")).to_contain_text("Päätös on tallennettu")
         expect(page.locator("main")).to_contain_text("Kunnanhallitus 2.3.2026 § 58")
+        tab_to(page, "form[action$='/sign'] input[name=confirm]")
+        page.keyboard.press("Space")  # "I have read version 1 ...": the signature needs the confirmation
         tab_to(page, "form[action$='/sign'] button")
         page.keyboard.press("Enter")
         expect(page.locator("[role=status]")).to_contain_text("Allekirjoitus on tallennettu")

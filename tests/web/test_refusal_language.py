@@ -108,6 +108,7 @@ def test_refusal_pages_are_in_the_persons_language(ctx, lang: str) -> None:
         form = {"party": mine, "outcome": "approved", "body": "Kunnanhallitus", "decided_on": "2.3.2026",
                 "section": "§ 58", "csrf_token": csrf_of(page), "sha256": sha_of(page)}
         refused = [client.post(f"/agreements/{fx.id}/sign", data={"party": mine, "sha256": sha_of(page),
+                                                                   "confirm": sha_of(page),
                                                                    "csrf_token": csrf_of(page)}),  # not approved
                    client.post(f"/agreements/{fx.id}/decision", data={**form, "party": other}),  # not mine
                    client.post(f"/agreements/{fx.id}/decision", data={**form, "sha256": "0" * 64})]  # stale text

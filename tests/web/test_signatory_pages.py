@@ -57,10 +57,10 @@ def test_a_signatory_records_the_decision_and_signs_from_the_agreement_page(ctx)
         page = client.get(ok.headers["location"]).text
         assert "Päätös on tallennettu" in page and "Kunnanhallitus 2.3.2026 § 58" in page
         sha = sha_of(page)
-        stale = client.post(f"/agreements/{fx.id}/sign", data={"party": key, "sha256": "0" * 64,
+        stale = client.post(f"/agreements/{fx.id}/sign", data={"party": key, "sha256": "0" * 64, "confirm": "0" * 64,
                                                                "csrf_token": csrf_of(page)})
         assert stale.status_code == 409  # nobody signs a text they did not see
-        signed = client.post(f"/agreements/{fx.id}/sign", data={"party": key, "sha256": sha,
+        signed = client.post(f"/agreements/{fx.id}/sign", data={"party": key, "sha256": sha, "confirm": sha,
                                                                 "csrf_token": csrf_of(page)})
         assert signed.status_code == 303
         page = client.get(f"/agreements/{fx.id}").text

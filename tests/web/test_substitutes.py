@@ -69,7 +69,8 @@ def test_the_history_names_the_substitute_and_whom_they_acted_for(ctx) -> None:
         page = client.get(f"/agreements/{fx.id}").text
         sha = sha_of(page)
         r = client.post(f"/agreements/{fx.id}/sign", data={"csrf_token": csrf_of(page), "party": key,
-                                                           "sha256": sha, "on_behalf_of": str(principal.id)})
+                                                           "sha256": sha, "confirm": sha,
+                                                           "on_behalf_of": str(principal.id)})
         assert r.status_code == 303
         page = client.get(f"/agreements/{fx.id}").text
         assert "Voimassa" in page  # the only party signed: the agreement is in force

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import BindParameter, bindparam, select
 from sqlmodel import Session, col
 
+from engine.calendar import effective_deadline
 from engine.errors import NotFound
 from engine.models import Case, Organisation, Person
 from workflows.agreement.models import Decision, DocumentVersion, PartySignatory, Signature
@@ -90,7 +91,9 @@ def read_agreement(session: Session, agreement_id: int) -> AgreementRead:
     in_force_at = case.data.get("in_force_at")
     return AgreementRead.model_validate({
         "id": case.id, "title": case.title, "state": case.state, "version": case.version,
-        "workflow_version": case.workflow_version, "deadline": case.deadline, "coordinator_id": case.coordinator_id,
+        "workflow_version": case.workflow_version, "deadline": case.deadline,
+        "effective_deadline": effective_deadline(case.deadline) if case.deadline else None,
+        "coordinator_id": case.coordinator_id,
         "document_version": doc.number if doc else 0, "document_sha256": case.data["sha256"],
         "document": doc.text if doc else "", "in_force_sha256": case.data.get("in_force_sha256"),
         "in_force_at": datetime.fromisoformat(in_force_at) if in_force_at else None,

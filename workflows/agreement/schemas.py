@@ -132,7 +132,9 @@ class AgreementRead(BaseModel):
     state: str
     version: int
     workflow_version: int
-    deadline: date | None
+    deadline: date | None = Field(description="The deadline as asked (a Helsinki local date)")
+    effective_deadline: date | None = Field(
+        default=None, description="The deadline in effect: moved to the next business day by Act 150/1930")
     coordinator_id: int | None
     document_version: int
     document_sha256: str

@@ -24,11 +24,14 @@ from api.web.routing import User, WebUser, web_router
 from api.web.views import agreement_view, readable_by_any
 from engine.calendar import HELSINKI
 from engine.errors import InvalidInput
+from engine.service import UnitOfWork
 from workflows.agreement import service
 
 router = web_router()
 
 NOTICES = {"decided", "declined", "signed", "circulated", "revised", "reminded", "created"}
+# notices of their own message (not `notice.<name>`): a signature that leaves others missing, nobody reminded
+OWN_NOTICES = {"signed_partial": "agreement.notice.signed_partial", "reminded_none": "agreement.notice.reminded_none"}
 
 
 def today_of(request: Request) -> date:
@@ -38,14 +41,15 @@ def today_of(request: Request) -> date:
 
 def show_agreement(request: Request, session: Session, user: WebUser, agreement_id: int, *, status: int = 200,
                    form: WebForm | None = None, form_party: str | None = None, notice: str | None = None,
-                   count: int | None = None) -> Response:
+                   count: int | None = None, hours: int | None = None) -> Response:
     """Render the agreement page, optionally with a form that failed and its errors."""
     view = agreement_view(session, request.app.state.ctx.registry, user, agreement_id,
                           request.app.state.ctx.clock.now(), user.lang)
+    own = OWN_NOTICES.get(notice or "")
     return render(request, "agreement.html", user.lang, status=status, user=user, view=view,
                   document=render_markdown(view.agreement.document), form=form or WebForm({}), empty_form=WebForm({}),
-                  form_party=form_party, notice=notice if notice in NOTICES else None, count=count,
-                  today=today_of(request))
+                  form_party=form_party, notice=notice if notice in NOTICES else None, own_notice=own,
+                  count=count, hours=hours, today=today_of(request))
 
 
 def _on_behalf(value: str) -> int | None:
@@ -58,9 +62,9 @@ def _on_behalf(value: str) -> int | None:
 
 @router.get("/agreements/{agreement_id}")
 def agreement_page(request: Request, agreement_id: int, user: User, session: SessionDep,
-                   notice: str | None = None, count: int | None = None) -> Response:
+                   notice: str | None = None, count: int | None = None, hours: int | None = None) -> Response:
     """Show the agreement: its text, version and hash, every party's progress, and what the viewer can do."""
-    return show_agreement(request, session, user, agreement_id, notice=notice, count=count)
+    return show_agreement(request, session, user, agreement_id, notice=notice, count=count, hours=hours)
 
 
 @router.post("/agreements/{agreement_id}/decision")
@@ -89,9 +93,25 @@ def record_decision(work: WorkDep, request: Request, agreement_id: int, user: Us
 @router.post("/agreements/{agreement_id}/sign")
 def sign(work: WorkDep, request: Request, agreement_id: int, user: User, session: SessionDep,
          party: Annotated[str, Form()] = "", sha256: Annotated[str, Form()] = "",
-         on_behalf_of: Annotated[str, Form()] = "") -> Response:
-    """Sign the version of the text the signer saw, for their organisation (or for whom they substitute)."""
+         on_behalf_of: Annotated[str, Form()] = "", confirm: Annotated[str, Form()] = "") -> Response:
+    """Sign the version of the text the signer saw, for their organisation (or for whom they substitute).
+
+    The form asks the signer to confirm that they have read that version (its number and SHA-256 are named next
+    to the checkbox, whose value is the hash); without the confirmation nothing is recorded.
+    """
     actor = acting_actor(session, user.actor, _on_behalf(on_behalf_of), today_of(request))
     readable_by_any(session, [actor], agreement_id)
-    work.run(lambda uow: service.sign(uow, agreement_id, party, actor, sha256 or "0" * 64))
+    if not sha256 or confirm != sha256:
+        form = WebForm({"confirm": ""})
+        form.fail("confirm", "agreement.error.sign_confirm")
+        return show_agreement(request, session, user, agreement_id, status=422, form=form, form_party=party)
+
+    def signed(uow: UnitOfWork) -> int:
+        service.sign(uow, agreement_id, party, actor, sha256)
+        case = service.party_case(uow, agreement_id, party)
+        return max(int(case.data.get("required_signatures", 1)) - service.count_signatures(uow, case), 0)
+
+    missing = work.run(signed)
+    if missing:
+        return RedirectResponse(f"/agreements/{agreement_id}?notice=signed_partial&count={missing}", status_code=303)
     return RedirectResponse(f"/agreements/{agreement_id}?notice=signed", status_code=303)

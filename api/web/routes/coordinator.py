@@ -13,15 +13,18 @@ from api.access import readable_case
 from api.deps import SessionDep, WorkDep
 from api.web.forms import Form as WebForm
 from api.web.forms import read_agreement_form, region_parties
-from api.web.mail import remind_now
+from api.web.mail import REMIND_AGAIN_AFTER, remind_now
 from api.web.render import render, render_markdown
 from api.web.routes.agreements import today_of
 from api.web.routing import User, WebUser, web_router
 from api.web.views import agreement_view
 from engine.errors import InvalidInput, NotPermitted
 from engine.models import Organisation
+from engine.service import UnitOfWork
 from workflows.agreement import service
 from workflows.agreement.schemas import DocumentIn
+from workflows.review import service as reviews
+from workflows.review.schemas import ReviseIn
 
 router = web_router()
 
@@ -91,6 +94,10 @@ def _revise_page(request: Request, session: Session, user: WebUser, agreement_id
                           request.app.state.ctx.clock.now(), user.lang)
     if not view.coordinates:
         raise NotPermitted("only the agreement's coordinator or an administrator revises its text")
+    if "revise" not in view.permitted:
+        # in force (or ended): the text is not edited here; a clear page says why and where to go instead
+        return render(request, "agreement_revise_closed.html", user.lang, user=user, view=view,
+                      review_possible=bool({"start_review", "terminate"} & set(view.permitted)))
     form.values.setdefault("text", view.agreement.document)
     form.values.setdefault("version", str(view.agreement.version))
     party = request.app.state.ctx.registry.machine("agreement_party").definition
@@ -119,11 +126,21 @@ def revise(work: WorkDep, request: Request, agreement_id: int, user: User, sessi
     if body_text is None or form.errors:
         return _revise_page(request, session, user, agreement_id, form, status=422)
     expected = int(version) if version.isdigit() else None
+
+    def revise_text(uow: UnitOfWork) -> None:
+        # while a council-term review is open, the revision is its outcome: the review's `revise` ends it
+        for review in reviews.reviews_of(uow, agreement_id):
+            if "revise" in uow.permitted_triggers(review.id, user.actor):
+                reviews.revise(uow, review.id, ReviseIn(text=text, note=note.strip() or None), user.actor)
+                return
+        service.revise(uow, agreement_id, DocumentIn(text=text, note=note.strip() or None), user.actor, expected)
+
     try:
-        work.run(lambda uow: service.revise(
-            uow, agreement_id, DocumentIn(text=text, note=note.strip() or None), user.actor, expected))
+        work.run(revise_text)
     except InvalidInput as exc:
-        form.fail(exc.field, "agreement.error.unchanged" if exc.field == "text" else "form.error.invalid")
+        unchanged = exc.message_id == "agreement.error.text_unchanged"
+        form.fail(exc.field, "agreement.error.unchanged" if unchanged else
+                  "form.error.required" if exc.message_id == "agreement.error.text_empty" else "form.error.invalid")
         return _revise_page(request, session, user, agreement_id, form, status=422)
     return RedirectResponse(f"/agreements/{agreement_id}?notice=revised", status_code=303)
 
@@ -134,5 +151,9 @@ def remind(work: WorkDep, request: Request, agreement_id: int, user: User, sessi
     """Email the pending parties (or one of them) a reminder with a fresh sign-in link, now."""
     readable_case(session, user.actor, agreement_id)
     party = int(party_case_id) if party_case_id.isdigit() else None
-    count = work.run(lambda uow: remind_now(uow, agreement_id, user.actor, party))
-    return RedirectResponse(f"/agreements/{agreement_id}?notice=reminded&count={count}", status_code=303)
+    done = work.run(lambda uow: remind_now(uow, agreement_id, user.actor, party))
+    if not done.queued and done.skipped:  # everybody was reminded recently: say so instead of "0 reminded"
+        hours = int(REMIND_AGAIN_AFTER.total_seconds() // 3600)
+        return RedirectResponse(f"/agreements/{agreement_id}?notice=reminded_none&count={done.skipped}"
+                                f"&hours={hours}", status_code=303)
+    return RedirectResponse(f"/agreements/{agreement_id}?notice=reminded&count={done.queued}", status_code=303)

@@ -34,6 +34,7 @@ def dashboard(request: Request, user: User, session: SessionDep, cycle: int | No
     registry = request.app.state.ctx.registry
     return render(request, "dashboard.html", user.lang, user=user, today=today,
                   agreements=board.circulating(session, registry, user.actor, today, user.lang),
+                  in_force=board.in_force(session, registry, user.actor),
                   nominations=board.nominations(session, registry, user.actor), cycles=all_cycles, cycle=shown,
                   measures=measures, measure_overdue=board.measure_overdue,
                   names=board.responsible_names(session, {m.responsible for ms in measures.values() for m in ms},
