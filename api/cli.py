@@ -171,21 +171,12 @@ def serve(demo: Annotated[bool, typer.Option(help="Load the register and a demo 
     upgrade(settings.database_url)
     ctx = build_context(settings)
     if demo:
-        from api.demo import load_demo, sign_in_links
+        from api.demo import banner, load_demo, sign_in_links
 
         info = sign_in_links(ctx, load_demo(ctx, settings.admin_token), settings.base_url)
         settings.admin_token = info.admin_token
-        typer.echo("\nVuosikello demo\n" + "=" * 15)
-        typer.echo(f"  sign in as signatory:   {info.signatory_link}")
-        typer.echo(f"  sign in as coordinator: {info.coordinator_link}")
-        typer.echo(f"  service:            {base}/   (API docs {base}/docs)")
-        typer.echo(f"  agreement:          {base}/api/v1/agreements/{info.agreement_id}")
-        typer.echo(f"  captured mail:      {base}/mail")
-        typer.echo(f"  admin token:        {info.admin_token}")
-        typer.echo(f"  coordinator token:  {info.coordinator_token}")
-        typer.echo(f"  signatory token:    {info.signatory_token}  ({info.signatory_org})")
-        typer.echo(f"  try: curl -H 'Authorization: Bearer {info.admin_token}' {base}/api/v1/agreements/"
-                   f"{info.agreement_id}\n")
+        for line in banner(info, base):
+            typer.echo(line)
     uvicorn.run(create_app(ctx=ctx), host=host, port=port, log_level="info")
 
 
