@@ -12,7 +12,8 @@ Administrators edit these templates, so the sandbox holds them to three limits (
   short list of filters and translates, and calls nothing else.
 - **Size.** Every string a template makes (output, `~`, `+`, `*`, `%`, filters, slices) is charged to one budget
   per render; a power, product or filter argument that would be huge is refused before it is computed.
-- **Time.** Loop iterations are counted and the wall clock is checked while they run, and after each part.
+- **Time.** Loop iterations are counted; the wall clock is checked at every iteration, every value made and
+  after each part.
 A template over a limit raises `RenderLimitExceeded`: the editor shows it as a form error, the outbox logs it and
 queues nothing. Jinja offers no AST hook, so the limits are added by rewriting the parsed tree (`_parse`): loop
 iterables and `~` results pass through guard filters, and each output value is charged. The Python process cannot
@@ -109,6 +110,8 @@ def _charge(value: Any) -> Any:
         budget.chars -= len(value)
         if budget.chars < 0:
             raise RenderLimitExceeded("size", f"the template makes more than {budget.limits.chars:,} characters")
+        if _time.monotonic() > budget.deadline:  # every value made: a slow filter is caught right after it
+            raise RenderLimitExceeded("time", f"rendering took longer than {budget.limits.seconds:g} s")
     return value
 
 
@@ -134,8 +137,8 @@ def _loop(_context: Any, iterable: Iterable[Any]) -> Iterator[Any]:
         if budget.iterations < 0:
             raise RenderLimitExceeded("loops", f"the template's loops run more than "
                                                f"{budget.limits.iterations:,} times")
-        if not budget.iterations & 63:
-            _check_time(budget)
+        if _time.monotonic() > budget.deadline:
+            raise RenderLimitExceeded("time", f"rendering took longer than {budget.limits.seconds:g} s")
         yield item
 
 
