@@ -27,6 +27,7 @@ from workflows.cycle.schemas import (
     Milestone,
     NoteIn,
     ReportIn,
+    ReportRequestIn,
     ScheduleIn,
     ScheduleRead,
     SurveyIn,
@@ -108,6 +109,18 @@ def add_note(work: WorkDep, cycle_id: int, measure_id: int, body: NoteIn, ctx: C
              actor: ActorDep) -> CycleRead:
     """Record a dated status note on a measure (its responsible, coordinators, administrators)."""
     work.run(lambda uow: service.note(uow, cycle_id, measure_id, body, actor))
+    return read_cycle(session, ctx.registry, cycle_id, actor)
+
+
+@router.post("/{cycle_id}/reports", response_model=CycleRead, status_code=status.HTTP_201_CREATED)
+def request_report(work: WorkDep, cycle_id: int, body: ReportRequestIn, ctx: CtxDep, session: SessionDep,
+                   actor: ActorDep) -> CycleRead:
+    """Ask a network or responsible council for a report by a deadline (the cycle's coordinator or an admin).
+
+    The request is mailed to the council's contacts or the network's members; when nobody receives it, its
+    `unreachable` is true in this response (and on the cycle), so the coordinator can add a contact person.
+    """
+    work.run(lambda uow: reports.request_report(uow, cycle_id, body.responsible, body.deadline, actor))
     return read_cycle(session, ctx.registry, cycle_id, actor)
 
 

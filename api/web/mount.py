@@ -15,6 +15,8 @@ from api.web.routes import (
     agreements,
     clock,
     coordinator,
+    cycle_plan,
+    cycle_reports,
     cycles,
     dashboards,
     email_templates,
@@ -42,7 +44,8 @@ def mount_web(app: FastAPI, ctx: AppContext, config: WebConfig | None = None) ->
     for module in (signin, tasks, coordinator, agreements, reviews, versions, substitutes):
         app.include_router(module.router)
     # then administration, dashboards, the annual clock, the nomination and cycle forms, the survey
-    for module in (admin, people, simulation, email_templates, dashboards, clock, nominations, cycles, survey):
+    for module in (admin, people, simulation, email_templates, dashboards, clock, nominations, cycles,
+                   cycle_plan, cycle_reports, survey):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(WebSessionMiddleware, ctx=ctx, config=config)

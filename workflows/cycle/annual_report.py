@@ -18,10 +18,10 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from engine.calendar import format_date
-from engine.models import Case
+from engine.models import Case, Organisation
 from engine.records import CaseRow
 from engine.service import UnitOfWork
-from workflows.cycle.models import AnnualReport, Measure, MeasureNote, SurveyAnswer
+from workflows.cycle.models import AnnualReport, CycleReport, Measure, MeasureNote, SurveyAnswer
 from workflows.cycle.schemas import QUESTIONS
 from workflows.i18n import has_message, template_helpers, translate
 from workflows.nomination.models import Appointment, NominationDecision
@@ -68,8 +68,11 @@ def report_data(session: Session, cycle: Case | CaseRow) -> dict[str, Any]:
         people.setdefault(a.case_id, []).append(a)
     nominations = [{"group": c.data.get("group", c.title), "requester": c.data.get("requester", {}).get("name", ""),
                     "meeting_date": d.meeting_date, "section": d.section, "state": c.state,
-                    "members": [f"{a.name} ({a.organisation_key})" for a in people.get(c.id or 0, [])
+                    "members": [(a.name, a.organisation_key) for a in people.get(c.id or 0, [])
                                 if a.position == "member" and a.ends_on is None]} for d, c in decisions]
+    reports = latest_reports(session, cycle.id or 0)
+    keys = {m.responsible for m in measures} | {r["responsible"] for r in reports} | {
+        k for n in nominations for _name, k in n["members"]}
     survey = survey_summary(list(session.execute(select(SurveyAnswer).where(
         col(SurveyAnswer.cycle_id) == cycle.id)).scalars()))
     counts = Counter(m.status for m in measures)
@@ -77,7 +80,32 @@ def report_data(session: Session, cycle: Case | CaseRow) -> dict[str, Any]:
             "counts": {s: counts.get(s, 0) for s in ("done", "ongoing", "not_started", "dropped")},
             "total": len(measures), "statements": statements(session, start, end),
             "meetings": meetings(session, start, end), "nominations": nominations, "survey": survey,
-            "questions": QUESTIONS, "feedback": cycle.data.get("feedback")}
+            "questions": QUESTIONS, "feedback": cycle.data.get("feedback"), "reports": reports,
+            "names": organisation_names(session, keys)}
+
+
+def latest_reports(session: Session, cycle_id: int) -> list[dict[str, Any]]:
+    """Return each report request's latest report of a cycle: responsible, version, summary, when."""
+    latest: dict[int, tuple[CycleReport, str]] = {}
+    for r, c in session.execute(select(CycleReport, Case).join(Case, col(Case.id) == col(CycleReport.request_case_id))
+                                .where(col(CycleReport.cycle_id) == cycle_id).order_by(col(CycleReport.version))):
+        latest[r.request_case_id] = (r, str(c.data.get("responsible", "")))
+    return [{"responsible": key, "version": r.version, "summary": r.summary, "submitted_at": r.submitted_at}
+            for r, key in sorted(latest.values(), key=lambda rk: rk[1])]
+
+
+def organisation_names(session: Session, keys: set[str]) -> dict[str, dict[str, str]]:
+    """Return the organisations' names by key in Finnish and Swedish (networks are named by the catalogue)."""
+    orgs = session.execute(select(Organisation).where(col(Organisation.key).in_(sorted(keys)))).scalars()
+    return {o.key: {"fi": o.name_fi, "sv": o.name_sv or o.name_fi, "en": o.name_fi} for o in orgs}
+
+
+def name_of(lang: str, names: dict[str, dict[str, str]], key: str) -> str:
+    """Name a responsible organisation or network in a language; never show a key a name exists for."""
+    if key.startswith("network:"):
+        msgid = f"report.network.{key.removeprefix('network:')}"
+        return translate(lang, msgid) if has_message(msgid) else key.removeprefix("network:")
+    return names.get(key, {}).get(lang) or key
 
 
 @lru_cache(maxsize=1)
@@ -94,16 +122,19 @@ def _label(lang: str, key: str) -> str:
     return key
 
 
-def _helpers(lang: str) -> dict[str, Any]:
+def _helpers(lang: str, names: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
     helpers = template_helpers(lang)
     code = helpers["lang"]
     return {**helpers, "label": lambda key: _label(code, key),
-            "d": lambda value: format_date(value, code) if value else ""}
+            "d": lambda value: format_date(value, code) if value else "",
+            "name": lambda key: name_of(code, names or {}, key),
+            "question": lambda q: translate(code, f"report.question.{q}") if has_message(
+                f"report.question.{q}") else q}
 
 
 def render_html(data: dict[str, Any], lang: str = "fi") -> str:
     """Render the report as a printable, accessible HTML page."""
-    return _env().get_template("annual_report.html.j2").render({**data, **_helpers(lang)})
+    return _env().get_template("annual_report.html.j2").render({**data, **_helpers(lang, data.get("names"))})
 
 
 def _latin(text: object) -> str:
@@ -114,8 +145,8 @@ def _latin(text: object) -> str:
 
 def render_pdf(data: dict[str, Any], lang: str = "fi") -> bytes:
     """Render the report as PDF (fpdf2, core fonts)."""
-    h = _helpers(lang)
-    t, tn, label = h["t"], h["tn"], h["label"]
+    h = _helpers(lang, data.get("names"))
+    t, tn, label, name = h["t"], h["tn"], h["label"], h["name"]
     pdf = FPDF(format="A4")
     pdf.set_title(_latin(data["title"]))
     pdf.set_auto_page_break(auto=True, margin=15)
@@ -133,14 +164,18 @@ def render_pdf(data: dict[str, Any], lang: str = "fi") -> bytes:
     for theme, items in data["themes"].items():
         para(label(theme), 13, "B")
         for m in items:
-            line = f"{m['number']}. {m['title']} ({m['responsible']}, {h['d'](m['due_date'])}): {label(m['status'])}"
+            line = f"{m['number']}. {m['title']} ({name(m['responsible'])}, {h['d'](m['due_date'])}): " \
+                   f"{label(m['status'])}"
             para(line + (f" - {m['note']}" if m["note"] else ""), 9)
     sections = [
         (t("report.statements"),
          [f"{h['d'](s.issued_on)} {s.title} -> {s.addressee}" for s in data["statements"]]),
+        (t("report.reports"),
+         [f"{name(r['responsible'])} ({t('report.version', version=r['version'])}): {r['summary']}"
+          for r in data["reports"]]),
         (t("report.nominations"),
-         [f"{h['d'](n['meeting_date'])} {n['section']} {n['group']} ({n['requester']}): " + "; ".join(n["members"])
-          for n in data["nominations"]]),
+         [f"{h['d'](n['meeting_date'])} {n['section']} {n['group']} ({n['requester']}): "
+          + "; ".join(f"{person} ({name(key)})" for person, key in n["members"]) for n in data["nominations"]]),
         (t("report.meetings"),
          [f"{h['d'](m.held_on)} {m.title}" + (f" {m.minutes_url}" if m.minutes_url else "") for m in data["meetings"]]),
     ]
@@ -151,7 +186,7 @@ def render_pdf(data: dict[str, Any], lang: str = "fi") -> bytes:
     para(t("report.survey"), 13, "B")
     s = data["survey"]
     para(tn("report.answers", s["answers"]) + "; " + ", ".join(
-        f"{q} {s['means'][q]}" for q in data["questions"] if s["means"][q] is not None), 9)
+        f"{h['question'](q)} {s['means'][q]}" for q in data["questions"] if s["means"][q] is not None), 9)
     if data["feedback"]:
         para(t("report.feedback"), 13, "B")
         para(data["feedback"], 9)

@@ -39,7 +39,7 @@ def _note(uow: UnitOfWork, cid: int, actor: Actor, p: dict[str, Any], _v: int | 
 
 PLUGIN = WorkflowPlugin(
     name="cycle",
-    definitions={Path(__file__).resolve().parent: {}},
+    definitions={Path(__file__).resolve().parent: service.GUARDS},
     # the cycle's deadline moves to its next milestone before the report requests are opened
     listeners={service.CYCLE: (service.react_to_cycle, reports.react_to_cycle),
                PLANNER: (service.react_to_planner,)},

@@ -26,6 +26,14 @@ def cycle_row(session: Session, cycle_id: int) -> Case:
     return case
 
 
+def carried_to_of(session: Session, measure_ids: list[int]) -> dict[int, int]:
+    """Return, for measures carried over to a later year, the id of the copy: measure id -> copy's id."""
+    if not measure_ids:
+        return {}
+    return {int(f): int(i) for i, f in session.execute(select(col(Measure.id), col(Measure.carried_from_id)).where(
+        col(Measure.carried_from_id).in_(measure_ids)))}
+
+
 def read_cycle(session: Session, registry: Registry, cycle_id: int, actor: Actor | None = None) -> CycleRead:
     """Load one cycle in a fixed number of queries."""
     case = cycle_row(session, cycle_id)
@@ -43,6 +51,7 @@ def read_cycle(session: Session, registry: Registry, cycle_id: int, actor: Actor
                              .order_by(col(CycleReport.version))).scalars():
         versions[r.request_case_id].append({"id": r.id, "version": r.version, "summary": r.summary,
                                             "measures": r.measures, "submitted_at": r.submitted_at})
+    carried_to = carried_to_of(session, [m.id for m in measures if m.id is not None])
     report = session.execute(select(AnnualReport).where(col(AnnualReport.cycle_id) == cycle_id)
                              .order_by(col(AnnualReport.id).desc()).limit(1)).scalars().first()
     return CycleRead(
@@ -50,9 +59,11 @@ def read_cycle(session: Session, registry: Registry, cycle_id: int, actor: Actor
         milestones={k: date.fromisoformat(v) for k, v in case.data["milestones"].items()},
         measures=[MeasureRead(id=m.id or 0, number=m.number, title=m.title, theme=m.theme, responsible=m.responsible,
                               due_date=m.due_date, status=m.status, carried_from_id=m.carried_from_id,
-                              notes=notes[m.id or 0]) for m in measures],
+                              notes=notes[m.id or 0], carried_to_id=carried_to.get(m.id or 0)) for m in measures],
         report_requests=[ReportRequestRead(case_id=c.id or 0, responsible=c.data["responsible"], state=c.state,
-                                           deadline=c.deadline, versions=versions[c.id or 0]) for c in children],
+                                           deadline=c.deadline, versions=versions[c.id or 0],
+                                           recipients=c.data.get("recipients"),
+                                           unreachable=c.data.get("recipients") == 0) for c in children],
         survey=survey_summary(list(session.execute(select(SurveyAnswer).where(
             col(SurveyAnswer.cycle_id) == cycle_id)).scalars())),
         feedback=case.data.get("feedback"), annual_report_generated_at=report.generated_at if report else None,

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.text import MultiLine, SingleLine
+
 Theme = Literal["climate", "operating_model", "contract_based_cooperation", "work_based_immigration", "advocacy"]
 Status = Literal["not_started", "ongoing", "done", "dropped"]
 MILESTONES = ("cycle_created", "planning_meeting", "reporting_opens", "reporting_closes", "survey_opens",
@@ -64,7 +66,7 @@ class MeasureIn(BaseModel):
     """One measure to agree."""
 
     model_config = ConfigDict(extra="forbid")
-    title: str = Field(min_length=2, max_length=300)
+    title: SingleLine = Field(min_length=2, max_length=300)
     theme: Theme
     responsible: str = Field(min_length=3, max_length=80, examples=["regional_council:06", "network:alke"])
     due_date: date
@@ -98,7 +100,7 @@ class NoteIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     status: Status
-    text: str = Field(min_length=1, max_length=4000)
+    text: MultiLine = Field(min_length=1, max_length=4000)
     noted_on: date | None = None
 
 
@@ -108,14 +110,14 @@ class ReportMeasure(BaseModel):
     model_config = ConfigDict(extra="forbid")
     measure_id: int
     status: Status
-    note: str = Field(min_length=1, max_length=4000)
+    note: MultiLine = Field(min_length=1, max_length=4000)
 
 
 class ReportIn(BaseModel):
     """A network's or council's report."""
 
     model_config = ConfigDict(extra="forbid")
-    summary: str = Field(min_length=1, max_length=20000)
+    summary: MultiLine = Field(min_length=1, max_length=20000)
     measures: list[ReportMeasure] = Field(default_factory=list, max_length=500)
 
 
@@ -124,14 +126,22 @@ class SurveyIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     ratings: dict[str, Any] = Field(description=f"one rating 1-5 per question: {', '.join(QUESTIONS)}")
-    comments: str | None = Field(default=None, max_length=10000)
+    comments: MultiLine | None = Field(default=None, max_length=10000)
+
+
+class ReportRequestIn(BaseModel):
+    """A report request to a network or responsible council, with its deadline."""
+
+    model_config = ConfigDict(extra="forbid")
+    responsible: str = Field(min_length=3, max_length=80, examples=["network:alke", "regional_council:06"])
+    deadline: date
 
 
 class CloseIn(BaseModel):
     """The follow-up meeting's feedback for Kuntaliitto; closing generates the annual report."""
 
     model_config = ConfigDict(extra="forbid")
-    feedback: str = Field(min_length=1, max_length=20000)
+    feedback: MultiLine = Field(min_length=1, max_length=20000)
 
 
 class MeasureRead(BaseModel):
@@ -146,6 +156,7 @@ class MeasureRead(BaseModel):
     status: str
     carried_from_id: int | None
     notes: list[dict[str, Any]]
+    carried_to_id: int | None = None
 
 
 class ReportRequestRead(BaseModel):
@@ -156,6 +167,8 @@ class ReportRequestRead(BaseModel):
     state: str
     deadline: date | None
     versions: list[dict[str, Any]]
+    recipients: int | None = Field(default=None, description="how many people the request was mailed to")
+    unreachable: bool = Field(default=False, description="nobody received the request: add a contact person")
 
 
 class CycleRead(BaseModel):

@@ -15,17 +15,33 @@ from engine.records import CaseRow, TransitionRecord
 from engine.service import UnitOfWork, actor_roles
 from workflows.common.dates import set_deadline, today
 from workflows.cycle.annual_report import store_report
-from workflows.cycle.models import NETWORKS, UNFINISHED, Measure, MeasureNote, NetworkMember
+from workflows.cycle.models import NETWORKS, UNFINISHED, Measure, MeasureNote
 from workflows.cycle.schedule import cycle_dates, eve, get_schedule, milestone_date, reschedule_planner
 from workflows.cycle.schemas import AgreeIn, CycleCreate, MeasureIn, NoteIn
+from workflows.cycle.who import runs_cycle, speaks_for
 
 CYCLE = "cycle"
 REPORT = "cycle_report"
 
 
 def is_cycle_manager(actor: Actor) -> bool:
-    """Tell whether the actor may run cycles (coordinators and administrators)."""
+    """Tell whether the actor may create cycles (coordinators and administrators)."""
     return actor.is_admin or "coordinator" in actor.roles
+
+
+def require_runner(case: CaseRow, actor: Actor, action: str) -> None:
+    """Refuse (403) anyone but the cycle's coordinator and administrators."""
+    if not runs_cycle(case, actor):
+        raise NotPermitted(f"{action} needs the cycle's own coordinator or an administrator", case_id=case.id,
+                           action=action, message_id="cycle.error.not_runner",
+                           params={"year": case.data.get("year", "")})
+
+
+def check_version(case: CaseRow, expected: int | None) -> None:
+    """Refuse a form sent against an older version of the cycle (a double submit, or a change in between)."""
+    if expected is not None and expected != case.version:
+        raise Conflict(f"case {case.id} is at version {case.version}, not {expected}; reload and retry",
+                       message_id="error.stale_version", params={"version": case.version, "expected": expected})
 
 
 def cycle_case(uow: UnitOfWork, cycle_id: int) -> CaseRow:
@@ -53,12 +69,36 @@ def find_cycle(uow: UnitOfWork, year: int) -> int | None:
     return next((i for i, data in ids if int(data.get("year", 0)) == year), None)
 
 
-def state_deadline(case: CaseRow, state: str) -> date | None:
-    """Return the date a state's timers count to: always the cycle's next milestone."""
-    m = {k: date.fromisoformat(v) for k, v in case.data["milestones"].items()}
-    return {"planning": m["planning_meeting"], "agreed": eve(date(int(case.data["year"]), 1, 1)),
-            "in_progress": eve(m["reporting_opens"]), "reporting": m["reporting_closes"],
-            "review": m["annual_report_due"]}.get(state)
+UNTIL = "until_"
+EVE_OF = "eve_of_"
+
+
+def state_deadline(uow: UnitOfWork, case: CaseRow, state: str) -> date | None:
+    """Return the date a state's timers count to, as its definition's `until_<milestone>` tag names it."""
+    spec = uow.machine_of(case).definition.states.get(state)
+    tag = next((t for t in (spec.tags if spec else []) if t.startswith(UNTIL)), None)
+    if tag is None:
+        return None
+    name = tag.removeprefix(UNTIL)
+    before = name.startswith(EVE_OF)
+    name = name.removeprefix(EVE_OF)
+    if name == "year_start":
+        on = date(int(case.data["year"]), 1, 1)
+    else:
+        on = date.fromisoformat(case.data["milestones"][name])
+    return eve(on) if before else on
+
+
+def _has_measures(ctx: Any) -> bool:
+    """Guard of `agree`: a plan is agreed only with measures (asked on a read session too, for the button)."""
+    found = ctx.uow.session.execute(select(col(Measure.id)).where(col(Measure.cycle_id) == ctx.case.id)
+                                    .limit(1)).first()
+    if found is None:
+        return bool(ctx.refuse("agree at least one measure", "cycle.error.no_measures"))
+    return True
+
+
+GUARDS = {"has_measures": _has_measures}
 
 
 def create_cycle(uow: UnitOfWork, data: CycleCreate, actor: Actor) -> CaseRow:
@@ -121,9 +161,11 @@ def add_measures(uow: UnitOfWork, case: CaseRow, measures: list[MeasureIn], fiel
     return rows
 
 
-def agree(uow: UnitOfWork, cycle_id: int, data: AgreeIn, actor: Actor) -> list[Measure]:
+def agree(uow: UnitOfWork, cycle_id: int, data: AgreeIn, actor: Actor,
+          expected_version: int | None = None) -> list[Measure]:
     """Record the measures the planning meeting agreed; the year starts on 1 January (at once if it has)."""
     case = cycle_case(uow, cycle_id)
+    check_version(case, expected_version)
     if not uow.may(case, "agree"):
         raise wrong_state(uow, case, "agree", f"the {case.data['year']} cycle is {case.state}; measures are agreed "
                           "in planning (add later ones with POST /cycles/{id}/measures)",
@@ -142,11 +184,12 @@ def agree(uow: UnitOfWork, cycle_id: int, data: AgreeIn, actor: Actor) -> list[M
     return rows
 
 
-def add_later(uow: UnitOfWork, cycle_id: int, measures: list[MeasureIn], actor: Actor) -> list[Measure]:
-    """Add measures to an agreed or running cycle."""
+def add_later(uow: UnitOfWork, cycle_id: int, measures: list[MeasureIn], actor: Actor,
+              expected_version: int | None = None) -> list[Measure]:
+    """Add measures to a cycle in planning or running (its coordinator or an administrator)."""
     case = cycle_case(uow, cycle_id)
-    if not is_cycle_manager(actor):
-        raise NotPermitted("adding measures needs the coordinator or admin role")
+    require_runner(case, actor, "add_measures")
+    check_version(case, expected_version)
     if not uow.may(case, "add_measures"):
         if uow.may(case, "agree"):
             raise wrong_state(uow, case, "add_measures", f"the cycle is {case.state}: agree the measures first",
@@ -154,12 +197,51 @@ def add_later(uow: UnitOfWork, cycle_id: int, measures: list[MeasureIn], actor: 
         raise wrong_state(uow, case, "add_measures", f"the cycle is {case.state}: a closed cycle takes no new "
                           "measures", "cycle.error.no_new_measures")
     rows = add_measures(uow, case, measures)
-    who = acting(uow, case, actor)
-    payload: dict[str, Any] = {"measures": len(rows)}
-    if who is not actor and actor.person_id is not None:
-        payload["added_by"] = actor.person_id
-    uow.fire(case.id, "add_measures", actor=who, payload=payload)
+    uow.fire(case.id, "add_measures", actor=actor, payload={"measures": len(rows)})
     return rows
+
+
+def edit_measure(uow: UnitOfWork, cycle_id: int, measure_id: int, data: MeasureIn, actor: Actor,
+                 expected_version: int | None = None) -> Measure:
+    """Change a measure's title, theme, responsible or due date (the cycle's coordinator or an administrator)."""
+    case = cycle_case(uow, cycle_id)
+    require_runner(case, actor, "edit_measure")
+    check_version(case, expected_version)
+    if not uow.may(case, "edit_measure"):
+        raise wrong_state(uow, case, "edit_measure", f"the cycle is {case.state}: its measures are kept as they "
+                          "were", "cycle.error.no_new_measures")
+    m = measure_of(uow, cycle_id, measure_id)
+    year = int(case.data["year"])
+    responsible = check_responsible(uow, data.responsible, "responsible")
+    if not date(year - 1, 1, 1) <= data.due_date <= date(year + 1, 12, 31):
+        raise InvalidInput("due_date", f"{data.due_date.isoformat()} is not near the {year} cycle")
+    new = {"title": data.title, "theme": data.theme, "responsible": responsible, "due_date": data.due_date}
+    changed = [k for k, v in new.items() if getattr(m, k) != v]
+    for k, v in new.items():
+        setattr(m, k, v)
+    uow.session.add(m)
+    uow.session.flush()
+    uow.fire(case.id, "edit_measure", actor=actor, payload={"measure_id": m.id, "changed": changed})
+    return m
+
+
+def remove_measure(uow: UnitOfWork, cycle_id: int, measure_id: int, actor: Actor,
+                   expected_version: int | None = None) -> str:
+    """Drop a measure from the plan before it is agreed; return its title. Later, a measure is noted as dropped."""
+    case = cycle_case(uow, cycle_id)
+    require_runner(case, actor, "remove_measure")
+    check_version(case, expected_version)
+    if not uow.may(case, "remove_measure"):
+        raise wrong_state(uow, case, "remove_measure", f"the cycle is {case.state}: an agreed measure is not "
+                          "removed, note it as dropped", "cycle.error.drop_by_note")
+    m = measure_of(uow, cycle_id, measure_id)
+    title = m.title
+    for note_row in uow.session.execute(select(MeasureNote).where(col(MeasureNote.measure_id) == m.id)).scalars():
+        uow.session.delete(note_row)
+    uow.session.delete(m)
+    uow.session.flush()
+    uow.fire(case.id, "remove_measure", actor=actor, payload={"measure_id": measure_id, "title": title})
+    return title
 
 
 def measure_of(uow: UnitOfWork, cycle_id: int, measure_id: int, field: str = "measure_id") -> Measure:
@@ -170,29 +252,23 @@ def measure_of(uow: UnitOfWork, cycle_id: int, measure_id: int, field: str = "me
     return m
 
 
-def may_speak_for(uow: UnitOfWork, actor: Actor, responsible: str) -> bool:
-    """Tell whether the actor may report for a responsible organisation or network."""
-    if is_cycle_manager(actor):
-        return True
-    if responsible.startswith("network:"):
-        return uow.session.execute(select(col(NetworkMember.id)).where(
-            col(NetworkMember.network) == responsible.removeprefix("network:"),
-            col(NetworkMember.person_id) == actor.person_id)).first() is not None
-    key = uow.session.execute(select(col(Organisation.key))
-                              .where(col(Organisation.id) == actor.organisation_id)).scalar()
-    return key == responsible
+def may_speak_for(uow: UnitOfWork, actor: Actor, responsible: str, cycle: CaseRow | None = None) -> bool:
+    """Tell whether the actor may report for a responsible: its own staff, or who runs the cycle."""
+    return speaks_for(uow.session, actor, responsible, cycle)
 
 
 def note(uow: UnitOfWork, cycle_id: int, measure_id: int, data: NoteIn, actor: Actor,
-         report_id: int | None = None) -> MeasureNote:
-    """Record a dated status note on a measure and set its status."""
+         report_id: int | None = None, expected_version: int | None = None) -> MeasureNote:
+    """Record a dated status note on a measure and set its status (who runs the cycle, or the responsible)."""
     case = cycle_case(uow, cycle_id)
+    check_version(case, expected_version)
     if not uow.may(case, "note_measure"):
         raise wrong_state(uow, case, "note_measure", f"measures are followed while the cycle runs; it is {case.state}",
                           "cycle.error.notes_while_running")
     m = measure_of(uow, cycle_id, measure_id)
-    if not may_speak_for(uow, actor, m.responsible):
-        raise NotPermitted(f"measure {m.id} is {m.responsible}'s; you may not note on it")
+    if not may_speak_for(uow, actor, m.responsible, case):
+        raise NotPermitted(f"measure {m.id} is {m.responsible}'s; you may not note on it", case_id=case.id,
+                           action="note_measure", message_id="cycle.error.not_responsible")
     noted_on = data.noted_on or today(uow)
     if noted_on > today(uow):
         raise InvalidInput("noted_on", f"{noted_on.isoformat()} is in the future")
@@ -219,7 +295,7 @@ def react_to_cycle(uow: UnitOfWork, record: TransitionRecord) -> None:
     case = record.case
     if not record.changed_state:
         return
-    set_deadline(uow, case, state_deadline(case, record.to_state))
+    set_deadline(uow, case, state_deadline(uow, case, record.to_state))
     if _ended(uow, case):  # an ended cycle takes no more reports
         for child in uow.children(case.id):
             if uow.may(child, "close"):
@@ -262,11 +338,10 @@ def carry_over(uow: UnitOfWork, from_id: int, to_id: int) -> int:
 def close(uow: UnitOfWork, cycle_id: int, feedback: str, actor: Actor) -> tuple[int, str]:
     """Close a reviewed cycle with its annual report; carry the unfinished measures to the next year's cycle."""
     case = cycle_case(uow, cycle_id)
+    require_runner(case, actor, "close")
     if not uow.may(case, "close"):
         raise wrong_state(uow, case, "close", f"a cycle is closed after its review; the {case.data['year']} cycle "
                           f"is {case.state}", "cycle.error.close_after_review")
-    if not is_cycle_manager(actor):
-        raise NotPermitted("closing a cycle needs the coordinator or admin role")
     uow.set_data(case, feedback=feedback)
     report = store_report(uow, case)
     year = int(case.data["year"])

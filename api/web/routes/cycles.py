@@ -1,6 +1,9 @@
-"""Coordinators' annual cycle pages: create a year's cycle from a form and follow it.
+"""The annual cycle's pages: create a year's cycle from a form, and the cycle's own page.
 
-A cycle's page shows its milestones, the measures by status, the report requests and the survey's summary.
+A cycle's page shows its milestones, the measures by status, the report requests and the survey's summary; to
+whoever runs the cycle it offers the steps the engine permits now, the report requests' form and the closing.
+The forms it posts to are in `cycle_plan` (measures, notes, requests, steps) and `cycle_reports` (reports,
+closing, the annual report, the survey window).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 
 from api.deps import SessionDep, WorkDep
 from api.web import board
+from api.web.cycle_views import cycle_view, responsible_label, responsible_options
 from api.web.forms import Form as WebForm
 from api.web.render import render
 from api.web.routes.agreements import today_of
@@ -21,13 +25,14 @@ from api.web.routes.dashboards import require_coordinator
 from api.web.routing import User, WebUser, web_router
 from engine.errors import Conflict
 from workflows.cycle import service
+from workflows.cycle.annual_report import latest_reports
 from workflows.cycle.models import CycleSchedule
-from workflows.cycle.read import read_cycle
 from workflows.cycle.schedule import cycle_dates, next_cycle_year
 from workflows.cycle.schemas import DEFAULT_MILESTONES, CycleCreate
 
 router = web_router()
-NOTICES = {"created"}
+NOTICES = {"created", "step", "measure_saved", "measure_removed", "noted", "requested", "requested_unreachable",
+           "reported", "closed", "window"}
 
 
 def _milestones(session: Session) -> dict[str, dict[str, int]]:
@@ -70,13 +75,24 @@ def create_cycle(work: WorkDep, request: Request, user: User, session: SessionDe
     return RedirectResponse(f"/cycles/{case.id}?notice=created", status_code=303)
 
 
+def show_cycle(request: Request, session: Session, user: WebUser, cycle_id: int, *, status: int = 200,
+               notice: str | None = None, refusal: str | None = None, request_form: WebForm | None = None,
+               close_form: WebForm | None = None) -> Response:
+    """Render a cycle's page, optionally with a refusal or a failed form and its errors."""
+    ctx = request.app.state.ctx
+    view = cycle_view(session, ctx.registry, user, cycle_id, ctx.clock.now())
+    today = today_of(request)
+    return render(request, "cycle.html", user.lang, status=status, user=user, v=view, c=view.data,
+                  measures=board.measures_by_status(session, cycle_id), names=view.names, today=today,
+                  measure_overdue=board.measure_overdue, notice=notice if notice in NOTICES else None,
+                  refusal=refusal, label=lambda key: responsible_label(key, view.names, user.lang),
+                  request_form=request_form or WebForm({}), close_form=close_form or WebForm({}),
+                  options=responsible_options(session, user.lang) if view.may("request_report") else [],
+                  reports=latest_reports(session, cycle_id) if view.may("close") or view.data.feedback else [])
+
+
 @router.get("/cycles/{cycle_id}")
 def cycle_page(request: Request, cycle_id: int, user: User, session: SessionDep,
                notice: str | None = None) -> Response:
-    """Follow a cycle: its milestones, the measures by status, the report requests and the survey."""
-    data = read_cycle(session, request.app.state.ctx.registry, cycle_id, user.actor)
-    measures = board.measures_by_status(session, cycle_id)
-    keys = {m.responsible for ms in measures.values() for m in ms} | {r.responsible for r in data.report_requests}
-    return render(request, "cycle.html", user.lang, user=user, c=data, measures=measures,
-                  names=board.responsible_names(session, keys, user.lang), today=today_of(request),
-                  measure_overdue=board.measure_overdue, notice=notice if notice in NOTICES else None)
+    """Follow a cycle: milestones, measures, report requests, the survey; run it when the viewer runs it."""
+    return show_cycle(request, session, user, cycle_id, notice=notice)
