@@ -126,18 +126,94 @@ def _echo_problems(exc: DefinitionError) -> None:
         typer.echo(f"invalid  {line}", err=True)
 
 
-@audit_app.command("verify")
-def audit_verify() -> None:
-    """Verify the hash chain of every case's events; exit 1 on any problem."""
-    from engine.audit import verify_all
+def _audit_key(key_file: Path | None) -> bytes | None:
+    """Return the checkpoint key from --key-file, else from the settings; exit 2 when it cannot be read."""
+    from engine.anchor import AuditKeyError, audit_key
 
+    settings = _settings()
+    try:
+        return audit_key(settings.model_copy(update={"audit_key_file": key_file}) if key_file else settings)
+    except AuditKeyError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@audit_app.command("verify")
+def audit_verify(
+    checkpoint: Annotated[Path | None, typer.Option(help="A checkpoint exported earlier (`audit checkpoint`)")] = None,
+    since: Annotated[bool, typer.Option(help="Re-hash only what came after the checkpoint (file or newest stored)")]
+    = False,
+    key_file: Annotated[Path | None, typer.Option(help="The checkpoint key (default: VUOSIKELLO_AUDIT_KEY_FILE)")]
+    = None,
+) -> None:
+    """Verify the event log, the records beside it and its checkpoints; exit 1 on any problem.
+
+    Without the key or a checkpoint only the hash chains and the records are checked: a recomputed chain, a
+    truncated case or a deleted agreement is then not found (SECURITY.md).
+    """
+    import time
+
+    from api.web.delegation import wire
+    from engine.audit import Checkpoint, NoTrustedCheckpoint, verify_all
+    from workflows.registry import build_registry
+
+    cp = None
+    if checkpoint is not None:
+        try:
+            cp = Checkpoint.from_json(checkpoint.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            typer.echo(f"error: --checkpoint {checkpoint}: {exc}", err=True)
+            raise typer.Exit(2) from None
+    key = _audit_key(key_file)
+    registry = build_registry()
+    wire(registry)
+    started = time.perf_counter()
     with _database() as db, Session(db.engine) as session:
-        cases, events, problems = verify_all(session)
-    for p in problems:
+        try:
+            report = verify_all(session, checks=registry.audit_checks, key=key, checkpoint=cp, since=since)
+        except NoTrustedCheckpoint as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+    for p in report.problems:
         typer.echo(f"TAMPERED  {p}", err=True)
-    typer.echo(f"checked {cases} cases, {events} events: {len(problems)} problems")
-    if problems:
+    for note in report.notes:
+        typer.echo(f"note: {note}")
+    if report.anchor is None:
+        typer.echo("note: no checkpoint (no key, no --checkpoint): a recomputed chain, a truncated case or a "
+                   "deleted agreement cannot be found")
+    typer.echo(f"checked {report.cases} cases, {report.events} events: {len(report.problems)} problems "
+               f"({time.perf_counter() - started:.1f} s)")
+    if report.problems:
         raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    out: Annotated[Path | None, typer.Option(help="Write the checkpoint to this file (default: stdout)")] = None,
+    reason: str = "manual",
+    key_file: Annotated[Path | None, typer.Option(help="The checkpoint key (default: VUOSIKELLO_AUDIT_KEY_FILE)")]
+    = None,
+) -> None:
+    """Take a checkpoint of the log now: signed and stored with the key, and exported to a file or stdout.
+
+    Keep the exported file outside the database's reach; `audit verify --checkpoint FILE` then finds any later
+    rewrite of what it covered, with or without the key.
+    """
+    from engine.anchor import build_checkpoint
+
+    key = _audit_key(key_file)
+    with _database() as db:
+        cp = build_checkpoint(_engine(db), reason, key)
+    text = cp.to_json()
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"checkpoint #{cp.seq} of {cp.cases} cases, {cp.events} events (up to event "
+                   f"{cp.last_event_id}) written to {out}", err=True)
+    if key is None:
+        typer.echo("note: no audit key: the checkpoint is unsigned and not stored; only the exported copy counts",
+                   err=True)
 
 
 @app.command("admin-token")

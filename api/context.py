@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine import timers
+from engine.anchor import Anchor, audit_key
 from engine.clock import Clock, SystemClock
 from engine.db import Database, make_database
 from engine.registry import Registry
@@ -31,6 +32,7 @@ class AppContext:
     sweep: TimerSweep
     delivery: Delivery
     scheduler: Scheduler | None = field(default=None)
+    anchor: Anchor | None = field(default=None)  # signed audit checkpoints (None: no key configured)
 
     def run_timers(self, fence: object = None) -> int:
         """Fire every due timer and compose due digests."""
@@ -49,7 +51,10 @@ class AppContext:
 
         def mail_job(fence: object) -> int:
             return self.delivery.deliver_due_sync(fence=fence)  # type: ignore[arg-type]
-        return [timers_job, mail_job]
+
+        def checkpoint_job(fence: object) -> int:  # a signed audit checkpoint once a day
+            return self.anchor.daily(fence) if self.anchor is not None else 0  # type: ignore[arg-type]
+        return [timers_job, mail_job, checkpoint_job]
 
     def start_scheduler(self) -> Scheduler:
         """Start the background scheduler (raises SchedulerLocked on a SQLite file already served)."""
@@ -74,9 +79,13 @@ def build_context(settings: Settings, *, clock: Clock | None = None, db: Databas
     _wire(registry, settings)
     clock = clock or SystemClock()
     engine = Engine(db, registry, clock)
+    key = audit_key(settings)
+    anchor = Anchor(engine, key) if key is not None else None
+    if anchor is not None:
+        registry.on_transition(anchor.on_transition)
     sweep = TimerSweep(engine, {"reminder": reminders.send_reminder, "escalation": reminders.send_reminder})
     delivery = Delivery(engine, smtp_config_from(settings), sender=settings.mail_from, domain=settings.mail_domain)
     return AppContext(settings=settings, db=db, registry=registry, engine=engine, clock=clock, sweep=sweep,
-                      delivery=delivery)
+                      delivery=delivery, anchor=anchor)
 
 

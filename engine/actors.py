@@ -15,6 +15,8 @@ class Actor:
     organisation_id: int | None
     # a substitute (varahenkilö) acts for this person during a delegation period
     on_behalf_of_person_id: int | None = None
+    # the delegation that allowed it (recorded, with the person, in the hashed event payload)
+    delegation_id: int | None = None
 
     @property
     def is_system(self) -> bool:

@@ -234,3 +234,24 @@ class StoredDefinition(SQLModel, table=True):
     source: str
     created_by: int | None = Field(default=None, foreign_key="person.id")
     created_at: datetime = Field(sa_column=utc_column())
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A signed statement of the event log's state as of one event id (engine/audit.py); the key is never here.
+
+    Kept for convenience (the newest anchors `audit verify` when the key is given); deleting or editing rows is
+    found by their chain and MACs, deleting the newest ones only with a checkpoint exported elsewhere.
+    """
+
+    __tablename__ = "audit_checkpoint"
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(unique=True)
+    created_at: str = Field(max_length=40)  # the exact ISO text the MAC covers
+    reason: str = Field(max_length=200)
+    last_event_id: int
+    cases: int
+    events: int
+    root: str = Field(max_length=64)
+    previous: str | None = Field(default=None, max_length=64)
+    key_id: str = Field(max_length=16)
+    mac: str = Field(max_length=64)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.actors import Actor
+from engine.audit import AuditCheck
 from engine.machine import Guard
 from engine.records import CaseRow, TransitionRecord
 
@@ -47,6 +48,7 @@ class WorkflowPlugin:
     recipients   workflow name -> who its roles mean
     triggers     (workflow, trigger) -> the service function `POST /cases/{id}/triggers/{trigger}` goes through
     tables       the SQLModel table classes the plugin owns (for the metadata and Alembic)
+    audit_checks what `vuosikello audit verify` checks of the plugin's records against the events that recorded them
     """
 
     name: str
@@ -56,3 +58,4 @@ class WorkflowPlugin:
     recipients: Mapping[str, Resolver] = field(default_factory=dict)
     triggers: Mapping[tuple[str, str], TriggerHandler] = field(default_factory=dict)
     tables: tuple[type, ...] = ()
+    audit_checks: tuple[AuditCheck, ...] = ()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.audit import AuditCheck
 from engine.definition import WorkflowDefinition, load_definition
 from engine.errors import DefinitionError, NotFound
 from engine.machine import Guard, WorkflowMachine
@@ -33,6 +34,7 @@ class Registry:
     resolvers: dict[str, Resolver] = field(default_factory=dict)
     services: dict[str, Any] = field(default_factory=dict)  # shared helpers, e.g. the mail configuration
     guards: dict[str, dict[str, Guard]] = field(default_factory=dict)  # per workflow, for later versions
+    audit_checks: list[AuditCheck] = field(default_factory=list)  # records checked against their events
 
     def register(self, definition: WorkflowDefinition, guards: dict[str, Guard] | None = None,
                  source: Path | None = None) -> WorkflowMachine:
@@ -110,6 +112,7 @@ class Registry:
                 if key in self.triggers:
                     raise DefinitionError(f"plugin {plugin.name}: trigger {key[1]!r} of {key[0]!r} has two handlers")
                 self.triggers[key] = handler
+            self.audit_checks += [c for c in plugin.audit_checks if c not in self.audit_checks]
             self.plugins.append(plugin)
 
     def on_transition(self, listener: Listener, *, workflow: str | None = None) -> None:

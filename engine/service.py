@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session
 
 from engine.actors import SYSTEM, Actor
-from engine.audit import GENESIS, canonical_json, event_hash
+from engine.audit import GENESIS, ON_BEHALF_OF, canonical_json, event_hash
 from engine.clock import Clock
 from engine.db import Database, WriteTransaction
 from engine.errors import CaseNotFound, Conflict, GuardRejected, InvalidTransition, NotPermitted
@@ -317,6 +317,10 @@ class UnitOfWork:
     def _seal(self, case: CaseRow, trigger: str, name: str, source: str | None, dest: str, actor: Actor,
               payload: dict[str, Any], document_hash: str | None) -> tuple[int, str, dict[str, Any]]:
         seq = case.event_count + 1
+        if actor.on_behalf_of_person_id is not None:
+            # whom a substitute acted for is part of what the hash seals, not a side table (engine/audit.py)
+            payload = {**payload, ON_BEHALF_OF: {"person_id": actor.on_behalf_of_person_id,
+                                                 "delegation_id": actor.delegation_id}}
         payload_json = canonical_json(payload)
         on_behalf = case.organisation_id if (not actor.is_system and case.organisation_id
                                               and actor.organisation_id == case.organisation_id) else None

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changethis", "change-me", "secret"}
@@ -33,6 +34,10 @@ class Settings(BaseSettings):
     scheduler_enabled: bool = True
     scheduler_interval_seconds: float = 1.0
     sqlite_busy_timeout_ms: int = 30000
+    # The key of the signed audit checkpoints (engine/anchor.py, SECURITY.md): a file readable by the service only
+    # (preferred), or the value itself. Never stored in the database; without it no checkpoint is stored.
+    audit_key_file: Path | None = None
+    audit_key: SecretStr | None = None
     # A request body over this many bytes is refused with 413 before it is read (README: the largest real document
     # is 11 kB; an agreement text may be 500,000 characters, 3 MB even when JSON escapes every one as \uXXXX).
     max_request_bytes: int = 4 * 1024 * 1024
@@ -40,6 +45,10 @@ class Settings(BaseSettings):
     # Addresses (or CIDR networks) of reverse proxies whose X-Forwarded-For names the client; none by default,
     # so the sign-in limiter counts the connecting address unless it is one of these.
     trusted_proxies: Annotated[list[str], NoDecode] = []
+    # Logs: "json" writes one JSON object per line (with the request id); "plain" is the usual text
+    log_format: Literal["plain", "json"] = "plain"
+    # A bearer token a Prometheus scraper presents at /metrics (an administrator's token works too); unset: admins only
+    metrics_token: SecretStr | None = None
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

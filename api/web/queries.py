@@ -17,8 +17,8 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from api.deps import actor_for
-from api.web.models import DelegatedAct
 from api.web.states import state_sets
+from engine.audit import ON_BEHALF_OF
 from engine.calendar import effective_deadline
 from engine.models import Case, Event, Organisation, Person
 from engine.permissions import permitted_now
@@ -171,16 +171,24 @@ def coordinated(session: Session, registry: Registry, person: Person, today: dat
 
 
 def history(session: Session, case_ids: list[int]) -> list[HistoryEntry]:
-    """Return the events of some cases, oldest first, naming actors and whom a substitute acted for."""
-    principal = aliased(Person)
+    """Return the events of some cases, oldest first, naming actors and whom a substitute acted for.
+
+    Whom a substitute acted for is read from the event's own hashed payload, so the history shows what the audit
+    verifies, not a side table.
+    """
     rows = session.execute(
-        select(Event, col(Person.name), col(principal.name), col(Organisation.key))
+        select(Event, col(Person.name), col(Organisation.key))
         .outerjoin(Person, col(Person.id) == col(Event.actor_id))
-        .outerjoin(DelegatedAct, col(DelegatedAct.event_id) == col(Event.id))
-        .outerjoin(principal, col(principal.id) == col(DelegatedAct.principal_id))
         .join(Case, col(Case.id) == col(Event.case_id))
         .outerjoin(Organisation, col(Organisation.id) == col(Case.organisation_id))
         .where(col(Event.case_id).in_(case_ids)).order_by(col(Event.at), col(Event.id))
     ).all()
-    return [HistoryEntry(e.at, e.name, e.case_id, key, actor, on_behalf, json.loads(e.payload))
-            for e, actor, on_behalf, key in rows]
+    entries = [(e, actor, key, json.loads(e.payload)) for e, actor, key in rows]
+    principals = {p[ON_BEHALF_OF].get("person_id") for _e, _a, _k, p in entries
+                  if isinstance(p.get(ON_BEHALF_OF), dict)}
+    names = dict(session.execute(select(col(Person.id), col(Person.name))
+                                 .where(col(Person.id).in_(principals))).all()) if principals else {}
+    return [HistoryEntry(e.at, e.name, e.case_id, key, actor,
+                         names.get(p[ON_BEHALF_OF].get("person_id")) if isinstance(p.get(ON_BEHALF_OF), dict)
+                         else None, p)
+            for e, actor, key, p in entries]

@@ -54,7 +54,7 @@ def test_the_history_names_the_substitute_and_whom_they_acted_for(ctx) -> None:
     fx = create_agreement(ctx, parties=1)
     key = fx.keys[0]
     principal = fx.signatories[key][0]
-    substitute = make_user(ctx, org_key="municipality:091", roles="", name="Sijainen Saarinen")
+    substitute = make_user(ctx, org_key=key, roles="", name="Sijainen Saarinen")  # same organisation only
     with web_client(ctx) as client:
         sign_in(client, ctx, principal.id)
         page = client.get("/substitutes").text

@@ -50,6 +50,8 @@ class Decision(SQLModel, table=True):
     document_version_id: int = Field(foreign_key="document_version.id")
     document_sha256: str = Field(max_length=64)
     recorded_by: int | None = Field(default=None, foreign_key="person.id")
+    # whom the recorder acted for as a substitute (varahenkilö); the event's payload records the same
+    on_behalf_of_person_id: int | None = Field(default=None, foreign_key="person.id")
     recorded_at: datetime = Field(sa_column=utc_column())
     voided_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
 

@@ -9,6 +9,7 @@ from engine.actors import Actor
 from engine.errors import InvalidInput
 from engine.plugin import TriggerHandler, WorkflowPlugin
 from engine.service import UnitOfWork
+from workflows.agreement import audit
 from workflows.agreement import service as agreement
 from workflows.agreement.models import Decision, DocumentVersion, PartySignatory, Signature
 from workflows.agreement.schemas import DecisionIn, DocumentIn, TerminateIn, WithdrawIn
@@ -50,4 +51,5 @@ PLUGIN = WorkflowPlugin(
         ("agreement_party", "sign"): _sign,
     },
     tables=(DocumentVersion, PartySignatory, Decision, Signature),
+    audit_checks=audit.CHECKS,
 )

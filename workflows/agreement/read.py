@@ -36,7 +36,8 @@ _SIGNATORIES = (select(col(PartySignatory.party_case_id), col(PartySignatory.per
                 .where(_PARTY_OF_AGREEMENT).order_by(col(PartySignatory.id)))
 _DECISIONS = (select(col(Decision.party_case_id), col(Decision.id), col(Decision.outcome), col(Decision.body),
                      col(Decision.decided_on), col(Decision.section), col(Decision.minutes_url), col(Decision.note),
-                     col(Decision.document_sha256), col(Decision.recorded_at))
+                     col(Decision.document_sha256), col(Decision.recorded_at), col(Decision.recorded_by),
+                     col(Decision.on_behalf_of_person_id))
               .join(Case, col(Case.id) == col(Decision.party_case_id))
               .where(_PARTY_OF_AGREEMENT, col(Decision.voided_at).is_(None)).order_by(col(Decision.id)))
 _SIGNATURES = (select(col(Signature.party_case_id), col(Signature.id), col(Signature.person_id),
@@ -49,14 +50,32 @@ def decision_read(d: Decision) -> DecisionRead:
     """Shape a decision for the API."""
     return DecisionRead(id=d.id or 0, outcome=d.outcome, body=d.body, decided_on=d.decided_on, section=d.section,
                         minutes_url=d.minutes_url, note=d.note, document_sha256=d.document_sha256,
-                        citation=decision_citation(d), recorded_at=d.recorded_at)
+                        citation=decision_citation(d), recorded_at=d.recorded_at, recorded_by_person_id=d.recorded_by,
+                        on_behalf_of_person_id=d.on_behalf_of_person_id)
 
 
 def _decision(row: Any) -> dict[str, Any]:
     return {"id": row.id, "outcome": row.outcome, "body": row.body, "decided_on": row.decided_on,
             "section": row.section, "minutes_url": row.minutes_url, "note": row.note,
             "document_sha256": row.document_sha256, "citation": decision_citation(row),
-            "recorded_at": row.recorded_at}
+            "recorded_at": row.recorded_at, "recorded_by_person_id": row.recorded_by,
+            "on_behalf_of_person_id": row.on_behalf_of_person_id}
+
+
+def _name_substitutes(conn: Any, parties: dict[int, dict[str, Any]], names: dict[int, str]) -> None:
+    """Name whom a substitute acted for and who signed as a substitute (one query, only when there are any)."""
+    wanted = {s["on_behalf_of_person_id"] for p in parties.values() for s in p["signatures"]}
+    wanted |= {p["decision"]["on_behalf_of_person_id"] for p in parties.values() if p["decision"]}
+    wanted -= {None, *names}
+    if wanted:
+        names.update(dict(conn.execute(select(col(Person.id), col(Person.name))
+                                       .where(col(Person.id).in_(wanted))).all()))
+    for party in parties.values():
+        for s in party["signatures"]:
+            s["substitute_name"] = names.get(s["on_behalf_of_person_id"]) if s["on_behalf_of_person_id"] else None
+        d = party["decision"]
+        if d and d["on_behalf_of_person_id"]:
+            d["on_behalf_of_name"] = names.get(d["on_behalf_of_person_id"])
 
 
 def read_agreement(session: Session, agreement_id: int) -> AgreementRead:
@@ -83,6 +102,7 @@ def read_agreement(session: Session, agreement_id: int) -> AgreementRead:
         party["signatures"].append({"id": s.id, "person_id": s.person_id, "person_name": names.get(s.person_id, ""),
                                     "on_behalf_of_person_id": s.on_behalf_of_person_id,
                                     "document_sha256": s.document_sha256, "signed_at": s.signed_at})
+    _name_substitutes(conn, parties, names)
     for party in parties.values():
         signed = {s["person_id"] for s in party["signatures"]}
         for signatory in party["signatories"]:

@@ -90,6 +90,11 @@ class DecisionRead(BaseModel):
     document_sha256: str
     citation: str
     recorded_at: datetime
+    recorded_by_person_id: int | None = None
+    on_behalf_of_person_id: int | None = Field(
+        default=None, description="when a substitute recorded it: the person they acted for (recorded_by is the "
+        "substitute)")
+    on_behalf_of_name: str | None = None
 
 
 class SignatureRead(BaseModel):
@@ -98,7 +103,9 @@ class SignatureRead(BaseModel):
     id: int
     person_id: int
     person_name: str
-    on_behalf_of_person_id: int | None
+    on_behalf_of_person_id: int | None = Field(
+        description="when a substitute signed: the substitute's person id (person_id is whom they signed for)")
+    substitute_name: str | None = None
     document_sha256: str
     signed_at: datetime
 

@@ -333,7 +333,8 @@ def decide(uow: UnitOfWork, agreement_id: int, organisation_key: str, data: Deci
     decision = Decision(party_case_id=party.id, outcome=data.outcome, body=data.body, decided_on=data.decided_on,
                         section=section, minutes_url=minutes, note=data.note,
                         document_version_id=parent.data["document_version_id"],
-                        document_sha256=parent.data["sha256"], recorded_by=actor.person_id, recorded_at=uow.now)
+                        document_sha256=parent.data["sha256"], recorded_by=actor.person_id,
+                        on_behalf_of_person_id=actor.on_behalf_of_person_id, recorded_at=uow.now)
     trigger = "approve" if data.outcome == "approved" else "decline"
     payload: dict[str, Any] = {"body": data.body, "decided_on": data.decided_on.isoformat(), "section": section}
     if minutes:

@@ -53,7 +53,8 @@ def add_substitute(work: WorkDep, request: Request, user: User, session: Session
             uow.session, principal=user.person, substitute_email=form.get("substitute"), starts_on=start,
             ends_on=end, note=form.get("note"), today=today, now=ctx.clock.now()))
     except InvalidInput as exc:
-        form.fail(exc.field, f"substitute.error.{exc.field}")
+        specific = exc.message_id if (exc.message_id or "").startswith("substitute.error.") else None
+        form.fail(exc.field, specific or f"substitute.error.{exc.field}")
         return _page(request, session, user, form, status=422)
     return RedirectResponse("/substitutes?notice=added", status_code=303)
 
