@@ -140,7 +140,7 @@ def test_every_new_form_refuses_a_post_without_or_with_a_wrong_csrf_token(ctx) -
         routes = [r for r in web_routes(client.app.routes)
                   if isinstance(r, APIRoute) and r.endpoint.__module__.rsplit(".", 1)[-1] in PART2_MODULES
                   and "POST" in r.methods]
-        assert len(routes) == 10, [r.path for r in routes]
+        assert len(routes) == 14, [r.path for r in routes]  # 4 of them the nomination request's forms
         sign_in(client, ctx, s.admin.id)
         valid = csrf_of(client.get("/tasks").text)
         body = {"source": "x", "year": "2030", "lang": "fi", "subject": "x", "txt": "x", "html": "x",
@@ -149,7 +149,8 @@ def test_every_new_form_refuses_a_post_without_or_with_a_wrong_csrf_token(ctx) -
         for route in routes:
             path = (route.path.replace("{name}", "party_reminder" if route.path.startswith("/admin/templates")
                                        else "agreement_party")
-                    .replace("{message_id}", str(s.failed_message_id)).replace("{cycle_id}", str(s.cycle_id)))
+                    .replace("{message_id}", str(s.failed_message_id)).replace("{cycle_id}", str(s.cycle_id))
+                    .replace("{nomination_id}", str(s.nomination_id)))
             assert client.post(path, data=body).status_code == 403, path
             assert client.post(path, data={**body, "csrf_token": valid[::-1]}).status_code == 403, path
         assert _counts(ctx) == before

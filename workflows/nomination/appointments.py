@@ -18,7 +18,7 @@ from workflows.common.dates import today
 from workflows.common.mail import queue_mail
 from workflows.common.people import org_by_key
 from workflows.nomination.equality import Shares, check_shares
-from workflows.nomination.letter import render_letter
+from workflows.nomination.letter import organisation_names, render_letter
 from workflows.nomination.models import Appointment, Candidate, NominationDecision, NominationLetter
 from workflows.nomination.schemas import DecisionIn, ReplacementIn
 from workflows.nomination.service import current_candidates, nomination_case
@@ -50,29 +50,38 @@ def _choices(uow: UnitOfWork, nomination_id: int, seats: dict[int, bool],
     missing = sorted(set(seats) - given)
     if missing:
         listed = ", ".join(f"seat {n}" for n in missing)
-        raise InvalidInput("seats", f"choose a member for every seat; missing: {listed}")
+        raise InvalidInput("seats", f"choose a member for every seat; missing: {listed}",
+                           message_id="nomination.error.seats_missing",
+                           params={"seats": ", ".join(map(str, missing))})
     out: list[tuple[int, str, Candidate]] = []
     used: dict[str, str] = {}  # a candidate's identity -> where they are already chosen
     for i, choice in enumerate(data.seats):
         if choice.seat not in seats:
-            raise InvalidInput(f"seats[{i}].seat", f"there is no seat {choice.seat} (seats 1-{len(seats)})")
+            raise InvalidInput(f"seats[{i}].seat", f"there is no seat {choice.seat} (seats 1-{len(seats)})",
+                               message_id="nomination.error.no_seat", params={"seat": choice.seat, "seats": len(seats)})
         if [c.seat for c in data.seats].count(choice.seat) > 1:
-            raise InvalidInput(f"seats[{i}].seat", f"seat {choice.seat} is chosen twice")
+            raise InvalidInput(f"seats[{i}].seat", f"seat {choice.seat} is chosen twice",
+                               message_id="nomination.error.seat_twice", params={"seat": choice.seat})
         for position, cand_id in (("member", choice.member), ("deputy", choice.deputy)):
             field = f"seats[{i}].{position}"
             if cand_id is None:
                 if position == "deputy" and seats[choice.seat]:
-                    raise InvalidInput(field, f"seat {choice.seat} has a deputy: choose one")
+                    raise InvalidInput(field, f"seat {choice.seat} has a deputy: choose one",
+                                       message_id="nomination.error.deputy_required", params={"seat": choice.seat})
                 continue
             if position == "deputy" and not seats[choice.seat]:
-                raise InvalidInput(field, f"seat {choice.seat} has no deputy")
+                raise InvalidInput(field, f"seat {choice.seat} has no deputy",
+                                   message_id="nomination.error.no_deputy", params={"seat": choice.seat})
             cand = candidates.get(cand_id)
             if cand is None:
                 raise InvalidInput(field, f"candidate {cand_id} was not proposed for this request "
-                                   f"(proposed: {', '.join(map(str, sorted(candidates))) or 'nobody'})")
+                                   f"(proposed: {', '.join(map(str, sorted(candidates))) or 'nobody'})",
+                                   message_id="nomination.error.not_proposed", params={"candidate": cand_id})
             key = (cand.person_id and f"person:{cand.person_id}") or f"{cand.name.lower()}|{cand.email or ''}"
             if key in used:
-                raise InvalidInput(field, f"{cand.name} is already chosen as {used[key]}")
+                raise InvalidInput(field, f"{cand.name} is already chosen as {used[key]}",
+                                   message_id="nomination.error.chosen_twice",
+                                   params={"name": cand.name, "seat": used[key].split()[1]})
             used[key] = f"seat {choice.seat} {position}"
             out.append((choice.seat, position, cand))
     return out
@@ -88,7 +97,8 @@ def decide(uow: UnitOfWork, nomination_id: int, data: DecisionIn, actor: Actor) 
                            "nomination.error.proposals_open", deadline=_shown(case.deadline))
         raise _refusal(uow, case, "decide", f"the request is {case.state}, not waiting for a decision")
     if data.meeting_date > today(uow):
-        raise InvalidInput("meeting_date", f"{data.meeting_date.isoformat()} is in the future")
+        raise InvalidInput("meeting_date", f"{data.meeting_date.isoformat()} is in the future",
+                           message_id="nomination.error.meeting_future", params={"date": _shown(data.meeting_date)})
     seats = {int(s["number"]): bool(s["has_deputy"]) for s in case.data["seats"]}
     chosen = _choices(uow, nomination_id, seats, data)
     shares = Shares.of((position, cand.gender) for _s, position, cand in chosen)
@@ -138,7 +148,8 @@ def communicate(uow: UnitOfWork, nomination_id: int, actor: Actor) -> Nomination
     appointments = current_appointments(uow, nomination_id)
     requester = case.data["requester"]
     lang = requester.get("language", "fi")
-    subject, text, html = render_letter(case.data, citation(decision), decision, appointments, lang)
+    names = organisation_names(uow.session, [a.organisation_key for a in appointments], lang)
+    subject, text, html = render_letter(case.data, citation(decision), decision, appointments, lang, names)
     cc = sorted({a.email for a in appointments if a.email})
     letter = NominationLetter(case_id=case.id, language=lang, to_address=requester["email"], cc=",".join(cc),
                               subject=subject, text=text, html=html, created_at=uow.now)
@@ -165,19 +176,24 @@ def _replacement_person(uow: UnitOfWork, nomination_id: int, data: ReplacementIn
     if data.candidate_id is not None:
         cand = current_candidates(uow, nomination_id).get(data.candidate_id)
         if cand is None:
-            raise InvalidInput("candidate_id", f"candidate {data.candidate_id} was not proposed for this request")
+            raise InvalidInput("candidate_id", f"candidate {data.candidate_id} was not proposed for this request",
+                               message_id="nomination.error.not_proposed", params={"candidate": data.candidate_id})
         return {"candidate_id": cand.id, "person_id": cand.person_id, "name": cand.name, "gender": cand.gender,
                 "organisation_key": cand.organisation_key, "email": cand.email}
     person = uow.session.get(Person, data.person_id) if data.person_id is not None else None
     if data.person_id is not None and person is None:
-        raise InvalidInput("person_id", f"no person with id {data.person_id}")
+        raise InvalidInput("person_id", f"no person with id {data.person_id}",
+                           message_id="nomination.error.no_person", params={"person_id": data.person_id})
     name = data.name or (person.name if person else None)
     if not name:
-        raise InvalidInput("name", "give candidate_id, person_id or the new person's name")
+        raise InvalidInput("name", "give candidate_id, person_id or the new person's name",
+                           message_id="nomination.error.replacement_person")
     if data.gender is None:
-        raise InvalidInput("gender", "is required for a new person (Equality Act 609/1986 §4 a)")
+        raise InvalidInput("gender", "is required for a new person (Equality Act 609/1986 §4 a)",
+                           message_id="nomination.error.gender")
     if not data.organisation:
-        raise InvalidInput("organisation", "is required for a new person")
+        raise InvalidInput("organisation", "is required for a new person",
+                           message_id="nomination.error.organisation")
     org = org_by_key(uow, data.organisation, "organisation")
     return {"candidate_id": None, "person_id": data.person_id, "name": name, "gender": data.gender,
             "organisation_key": org.key, "email": str(data.email) if data.email else (person.email if person else None)}
@@ -186,18 +202,20 @@ def _replacement_person(uow: UnitOfWork, nomination_id: int, data: ReplacementIn
 def replace(uow: UnitOfWork, nomination_id: int, data: ReplacementIn, actor: Actor) -> Appointment:
     """Replace a seat's member or deputy from a date (jäsenmuutos); the previous appointment is kept, ended."""
     case = nomination_case(uow, nomination_id)
-    allowed = uow.machine_of(case).allowed_triggers(case.state)
-    if "replace_member" not in allowed:
-        raise InvalidTransition(f"members can be replaced once the nomination is decided; it is {case.state}",
-                                allowed=allowed, state=case.state)
+    if not uow.may(case, "replace_member"):
+        raise _refusal(uow, case, "replace_member",
+                       f"members can be replaced once the nomination is decided; it is {case.state}")
     current = {(a.seat, a.position): a for a in current_appointments(uow, nomination_id)}
     old = current.get((data.seat, data.position))
     if old is None:
-        raise InvalidInput("seat", f"seat {data.seat} has no current {data.position}")
+        raise InvalidInput("seat", f"seat {data.seat} has no current {data.position}",
+                           message_id="nomination.error.no_current", params={"seat": data.seat})
     term_end = date.fromisoformat(case.data["term_end"])
     if not old.starts_on <= data.effective_date <= term_end:
         raise InvalidInput("effective_date", f"must lie between {old.starts_on} (when the current "
-                           f"{data.position} started) and the term's end {term_end}")
+                           f"{data.position} started) and the term's end {term_end}",
+                           message_id="nomination.error.effective_date",
+                           params={"start": _shown(old.starts_on), "end": _shown(term_end)})
     new = _replacement_person(uow, nomination_id, data)
     others = [(a.position, a.gender) for k, a in current.items() if k != (data.seat, data.position)]
     shares = Shares.of([*others, (data.position, new["gender"])])

@@ -11,36 +11,45 @@ LAW = "Equality Act 609/1986 §4 a"
 MIN_SHARE = 0.4
 
 
-def missing_pairs(seats: dict[int, bool], proposed: Iterable[tuple[int, str, str]],
-                  exceptions: set[tuple[int, str]]) -> list[str]:
-    """Return what each seat lacks, e.g. "seat 2 deputy: no man proposed", skipping seats with an exception.
+def lacking(seats: dict[int, bool], proposed: Iterable[tuple[int, str, str]],
+            exceptions: set[tuple[int, str]]) -> list[tuple[int, str, list[str]]]:
+    """Return (seat, position, genders lacking) for each seat position without a woman and a man or an exception.
 
     `seats` maps seat number to whether it has a deputy; `proposed` holds (seat, position, gender).
     """
     genders: dict[tuple[int, str], set[str]] = {}
     for seat, position, gender in proposed:
         genders.setdefault((seat, position), set()).add(gender)
-    problems = []
+    out = []
     for seat in sorted(seats):
         for position in ("member", "deputy") if seats[seat] else ("member",):
             if (seat, position) in exceptions:
                 continue
             have = genders.get((seat, position), set())
-            lacking = [g for g in ("woman", "man") if g not in have]
-            if len(lacking) == 2:
-                problems.append(f"seat {seat} {position}: nobody proposed")
-            elif lacking:
-                problems.append(f"seat {seat} {position}: no {lacking[0]} proposed")
-    return problems
+            missing = [g for g in ("woman", "man") if g not in have]
+            if missing:
+                out.append((seat, position, missing))
+    return out
+
+
+def missing_pairs(seats: dict[int, bool], proposed: Iterable[tuple[int, str, str]],
+                  exceptions: set[tuple[int, str]]) -> list[str]:
+    """Return what each seat lacks, e.g. "seat 2 deputy: no man proposed", skipping seats with an exception."""
+    return [f"seat {seat} {position}: nobody proposed" if len(missing) == 2
+            else f"seat {seat} {position}: no {missing[0]} proposed"
+            for seat, position, missing in lacking(seats, proposed, exceptions)]
 
 
 def check_proposal(seats: dict[int, bool], proposed: Iterable[tuple[int, str, str]],
                    exceptions: set[tuple[int, str]]) -> None:
     """Raise InvalidInput("candidates") listing every seat that lacks a woman or a man without an exception."""
+    proposed = list(proposed)
     problems = missing_pairs(seats, proposed, exceptions)
     if problems:
+        where = sorted({seat for seat, _position, _missing in lacking(seats, proposed, exceptions)})
         raise InvalidInput("candidates", "; ".join(problems) + ". Propose a woman and a man for each seat, "
-                           f"or give an exception with its reason ({LAW})")
+                           f"or give an exception with its reason ({LAW})", message_id="nomination.error.pairs",
+                           params={"seats": ", ".join(map(str, where))})
 
 
 @dataclass(frozen=True)
@@ -88,4 +97,11 @@ def check_shares(shares: Shares, justification: str | None) -> None:
     """Raise InvalidInput("justification") when a share is below 40 % and no written justification is given."""
     low = shares.shortfalls()
     if low and not (justification and justification.strip()):
-        raise InvalidInput("justification", "; ".join(low) + f": below 40 % needs a written justification ({LAW})")
+        def pct(part: int, whole: int) -> str:
+            return str(round(100 * part / whole)) if whole else "–"
+        raise InvalidInput("justification", "; ".join(low) + f": below 40 % needs a written justification ({LAW})",
+                           message_id="nomination.error.justification",
+                           params={"women_members": pct(shares.women_members, shares.members),
+                                   "men_members": pct(shares.men_members, shares.members),
+                                   "women_deputies": pct(shares.women_deputies, shares.deputies),
+                                   "men_deputies": pct(shares.men_deputies, shares.deputies)})

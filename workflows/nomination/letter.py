@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import select
+from sqlmodel import Session, col
 
 from engine.calendar import format_date
+from engine.models import Organisation
 from workflows.i18n import template_helpers, translate
 from workflows.nomination.models import Appointment, NominationDecision
 
@@ -24,11 +27,22 @@ def _env() -> Environment:
     return env
 
 
+def organisation_names(session: Session, keys: Iterable[str], lang: str) -> dict[str, str]:
+    """Return organisations' names by key, in Swedish for a Swedish reader when there is one, else in Finnish."""
+    rows = session.execute(select(Organisation).where(col(Organisation.key).in_(set(keys)))).scalars()
+    return {o.key: (o.name_sv or o.name_fi) if lang == "sv" else o.name_fi for o in rows}
+
+
 def render_letter(data: dict[str, Any], cited: str, decision: NominationDecision,
-                  appointments: Sequence[Appointment], lang: str) -> tuple[str, str, str]:
-    """Return (subject, plain text, HTML) of the letter in fi, sv or en."""
+                  appointments: Sequence[Appointment], lang: str,
+                  names: dict[str, str] | None = None) -> tuple[str, str, str]:
+    """Return (subject, plain text, HTML) of the letter in fi, sv or en; organisations appear by `names`."""
     helpers = template_helpers(lang)
     lang = helpers["lang"]
+    named = names or {}
+
+    def org(key: str) -> str:
+        return named.get(key, key)
 
     def d(value: date | str) -> str:
         return format_date(date.fromisoformat(value) if isinstance(value, str) else value, lang)
@@ -39,7 +53,7 @@ def render_letter(data: dict[str, Any], cited: str, decision: NominationDecision
         held = {a.position: a for a in appointments if a.seat == n}
         seats.append({"number": n, "label": seat.get("label"), "member": held.get("member"),
                       "deputy": held.get("deputy")})
-    context = {**helpers, "d": d, "group": data["group"], "requester": data["requester"],
+    context = {**helpers, "d": d, "org": org, "group": data["group"], "requester": data["requester"],
                "term_start": data["term_start"], "term_end": data["term_end"], "citation": cited,
                "decision": decision, "seats": seats}
     subject = translate(lang, "letter.subject", group=data["group"])

@@ -194,15 +194,18 @@ def _candidate_rows(uow: UnitOfWork, parent: CaseRow, child: CaseRow, data: Prop
     for i, c in enumerate(data.candidates):
         where = f"candidates[{i}]"
         if c.seat not in seats:
-            raise InvalidInput(f"{where}.seat", f"there is no seat {c.seat} (seats 1-{len(seats)})")
+            raise InvalidInput(f"{where}.seat", f"there is no seat {c.seat} (seats 1-{len(seats)})",
+                               message_id="nomination.error.no_seat", params={"seat": c.seat, "seats": len(seats)})
         if c.position == "deputy" and not seats[c.seat]:
-            raise InvalidInput(f"{where}.position", f"seat {c.seat} has no deputy")
+            raise InvalidInput(f"{where}.position", f"seat {c.seat} has no deputy",
+                               message_id="nomination.error.no_deputy", params={"seat": c.seat})
         person = people.get(c.person_id) if c.person_id is not None else None
         if c.person_id is not None and person is None:
-            raise InvalidInput(f"{where}.person_id", f"no person with id {c.person_id}")
+            raise InvalidInput(f"{where}.person_id", f"no person with id {c.person_id}",
+                               message_id="nomination.error.no_person", params={"person_id": c.person_id})
         name = c.name or (person.name if person else None)
         if not name:
-            raise InvalidInput(f"{where}.name", "give a name or a person_id")
+            raise InvalidInput(f"{where}.name", "give a name or a person_id", message_id="nomination.error.name")
         org_key = c.organisation or (orgs.get(person.organisation_id) if person else None) \
             or child.data["organisation_key"]
         if c.organisation:
@@ -214,19 +217,37 @@ def _candidate_rows(uow: UnitOfWork, parent: CaseRow, child: CaseRow, data: Prop
     return rows
 
 
+def _same(rows: list[Candidate], current: list[Candidate]) -> bool:
+    def shape(c: Candidate) -> tuple[object, ...]:
+        return (c.seat, c.position, c.person_id, c.name, c.gender, c.organisation_key, c.email, c.title)
+    return sorted(map(shape, rows), key=repr) == sorted(map(shape, current), key=repr)
+
+
 def propose(uow: UnitOfWork, nomination_id: int, organisation_key: str, data: ProposalIn,
-            actor: Actor) -> list[Candidate]:
-    """Record an organisation's candidates (a new proposal replaces its previous one); check §4 a per seat."""
+            actor: Actor, seen_version: int | None = None) -> list[Candidate]:
+    """Record an organisation's candidates (a new proposal replaces its previous one); check §4 a per seat.
+
+    With `seen_version` (the proposal version the form was shown with) a proposal changed meanwhile is refused,
+    and the same proposal sent twice (a double submit) is kept once.
+    """
     child = proposal_case(uow, nomination_id, organisation_key)
     parent = uow.case(nomination_id)
     _check_open(uow, parent)
     seats = {int(s["number"]): bool(s["has_deputy"]) for s in parent.data["seats"]}
-    version = int(child.data.get("proposal_version", 0)) + 1
+    stored = int(child.data.get("proposal_version", 0))
+    version = stored + 1
     rows = _candidate_rows(uow, parent, child, data, version)
+    if seen_version is not None and seen_version != stored:
+        current = [c for c in current_candidates(uow, nomination_id).values() if c.proposal_case_id == child.id]
+        if current and _same(rows, current):
+            return current
+        raise Conflict(f"the proposal was changed meanwhile: it is at version {stored}, not {seen_version}",
+                       message_id="nomination.error.proposal_changed", params={"version": stored})
     exceptions: set[tuple[int, str]] = {(e.seat, e.position) for e in data.exceptions}
     for i, e in enumerate(data.exceptions):
         if e.seat not in seats:
-            raise InvalidInput(f"exceptions[{i}].seat", f"there is no seat {e.seat} (seats 1-{len(seats)})")
+            raise InvalidInput(f"exceptions[{i}].seat", f"there is no seat {e.seat} (seats 1-{len(seats)})",
+                               message_id="nomination.error.no_seat", params={"seat": e.seat, "seats": len(seats)})
     check_proposal(seats, [(r.seat, r.position, r.gender) for r in rows], exceptions)
     uow.session.execute(update(Candidate).where(col(Candidate.proposal_case_id) == child.id,
                                                 col(Candidate.superseded_at).is_(None)).values(superseded_at=uow.now))
@@ -238,8 +259,20 @@ def propose(uow: UnitOfWork, nomination_id: int, organisation_key: str, data: Pr
     if data.exceptions:
         payload["exceptions"] = [f"seat {e.seat} {e.position}: {e.reason}" for e in data.exceptions]
     uow.fire(child.id, "propose", actor=actor, payload=payload)
-    uow.set_data(child, proposal_version=version)
+    uow.set_data(child, proposal_version=version, draft=None)
     return rows
+
+
+def save_draft(uow: UnitOfWork, nomination_id: int, organisation_key: str, values: dict[str, str],
+               actor: Actor) -> None:
+    """Keep an unfinished proposal on the organisation's case: not a proposal yet, nothing is checked or sent."""
+    child = proposal_case(uow, nomination_id, organisation_key)
+    _check_open(uow, uow.case(nomination_id))  # closed or past its deadline: a 409 saying so
+    if "propose" not in uow.permitted_triggers(child.id, actor):
+        raise NotPermitted(f"proposing for {organisation_key} needs one of the roles party, coordinator, admin",
+                           message_id="error.not_permitted", params={"workflow": PROPOSAL, "trigger": "propose"})
+    uow.set_data(child, draft={k: v[:2000] for k, v in sorted(values.items())[:400] if v},
+                 draft_saved_at=uow.now.isoformat(), draft_by=actor.person_id)
 
 
 def waive(uow: UnitOfWork, nomination_id: int, organisation_key: str, data: WaiveIn, actor: Actor) -> None:
@@ -247,6 +280,7 @@ def waive(uow: UnitOfWork, nomination_id: int, organisation_key: str, data: Waiv
     child = proposal_case(uow, nomination_id, organisation_key)
     _check_open(uow, uow.case(nomination_id))
     uow.fire(child.id, "waive", actor=actor, payload={"reason": data.reason} if data.reason else {})
+    uow.set_data(child, draft=None)
     uow.session.execute(update(Candidate).where(col(Candidate.proposal_case_id) == child.id,
                                                 col(Candidate.superseded_at).is_(None)).values(superseded_at=uow.now))
 
