@@ -1,32 +1,30 @@
-"""Who may read what: administrators everything, coordinators their cases, members their organisation's."""
+"""Who may read what: the engine's read rule (`engine.permissions.ReadAccess`), as the routes ask it.
+
+Administrators and coordinators read their cases in full, an organisation its own cases, and the common frame of
+its cases (the agreement of its party case, the request of its proposal) as shared facts only. Deny by default.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, or_, select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from engine.actors import Actor
-from engine.errors import CaseNotFound
 from engine.models import Case
+from engine.permissions import (
+    ReadAccess,
+    case_access,
+    full_cases,
+    own_addresses,
+    owned_cases,
+    readable,
+    redact_addresses,
+    visible_cases,
+)
 
-
-def visible_cases(actor: Actor) -> ColumnElement[bool]:
-    """Return a SQL condition selecting the cases an actor may see (deny by default)."""
-    if actor.is_admin:
-        return col(Case.id).is_not(None)
-    conds: list[ColumnElement[bool]] = [
-        col(Case.coordinator_id) == actor.person_id,
-        col(Case.parent_id).in_(select(col(Case.id)).where(col(Case.coordinator_id) == actor.person_id))]
-    if actor.organisation_id is not None:
-        conds += [col(Case.organisation_id) == actor.organisation_id,
-                  col(Case.id).in_(select(col(Case.parent_id))
-                                   .where(col(Case.organisation_id) == actor.organisation_id))]
-    return or_(*conds)
+__all__ = ["ReadAccess", "case_access", "full_cases", "own_addresses", "owned_cases", "readable", "readable_case",
+           "redact_addresses", "visible_cases"]
 
 
 def readable_case(session: Session, actor: Actor, case_id: int) -> Case:
     """Return a case the actor may see; unknown and hidden cases are both 404."""
-    case = session.scalars(select(Case).where(col(Case.id) == case_id, visible_cases(actor))).first()
-    if case is None:
-        raise CaseNotFound(f"no case with id {case_id}")
-    return case
+    return readable(session, actor, case_id)[0]

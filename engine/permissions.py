@@ -4,21 +4,26 @@ Buttons, `allowed_triggers` in the API and the engine's own refusals all ask her
 Roles come from the case (its coordinator, its parent's coordinator, its organisation) and the actor; the
 definition says which roles each transition needs. Guards run too: inside a unit of work on the locked rows,
 and on a page or an API read through `CaseReader`, which offers guards the same reads on a plain session.
+
+Reading has one answer too: `case_access` (one case) and `visible_cases` / `owned_cases` / `full_cases` (SQL over
+many) say how much of a case an actor may read, and every read route and page asks them (see `ReadAccess`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import IntEnum
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlmodel import Session, col
 
 from engine.actors import Actor
 from engine.errors import CaseNotFound
 from engine.machine import WorkflowMachine
-from engine.models import Case
+from engine.models import Case, Person
 from engine.records import CaseRow
 from engine.registry import Registry
 
@@ -145,3 +150,132 @@ def permitted_for(registry: Registry, session: Session, case: Case, actor: Actor
                   now: datetime | None = None) -> list[str]:
     """Return the triggers an actor may fire on a case, read on a session (no actor: none; deny by default)."""
     return CaseReader(registry, session, now or datetime.now(UTC)).permitted(case.id or 0, actor)
+
+
+# -- reading: who may open a case, and how much of it -------------------------------------------------------------
+
+class ReadAccess(IntEnum):
+    """How much of one case an actor may read; every read route asks `case_access` (deny by default).
+
+    NONE: the case does not exist for the actor (404, like an unknown id).
+    SHARED: the case is the common frame of a case of the actor's organisation (an agreement seen by a party, a
+        nomination request seen by an asked organisation): its shared facts (state, text, versions, who approved
+        and signed), never another organisation's mail, timers, proposals or addresses.
+    OWN: the actor's organisation's own case (its party case, its proposal, its report request), in full.
+    FULL: administrators, the engine, and the coordinator of the case or of its parent: everything.
+    """
+
+    NONE = 0
+    SHARED = 1
+    OWN = 2
+    FULL = 3
+
+
+def organisation_reader(organisation_id: int | None) -> Actor:
+    """Return the reader an organisation's calendar feed reads as: a member without roles, never the engine.
+
+    `person_id=0` matches no coordinator (ids start at 1) and keeps `is_system` false: a feed of an organisation
+    sees exactly what any member of that organisation may open.
+    """
+    return Actor(person_id=0, name="organisation", roles=frozenset(), organisation_id=organisation_id)
+
+
+def _coordinated(actor: Actor) -> list[ColumnElement[bool]]:
+    coordinated = select(col(Case.id)).where(col(Case.coordinator_id) == actor.person_id)
+    return [col(Case.coordinator_id) == actor.person_id, col(Case.parent_id).in_(coordinated)]
+
+
+def full_cases(actor: Actor) -> ColumnElement[bool]:
+    """Return a SQL condition selecting the cases the actor reads in full (FULL)."""
+    if actor.is_admin or actor.is_system:
+        return col(Case.id).is_not(None)
+    return or_(*_coordinated(actor))
+
+
+def owned_cases(actor: Actor) -> ColumnElement[bool]:
+    """Return a SQL condition selecting the cases whose own details (timers, mail) the actor reads (OWN or FULL)."""
+    if actor.is_admin or actor.is_system:
+        return col(Case.id).is_not(None)
+    conds = _coordinated(actor)
+    if actor.organisation_id is not None:
+        conds.append(col(Case.organisation_id) == actor.organisation_id)
+    return or_(*conds)
+
+
+def visible_cases(actor: Actor) -> ColumnElement[bool]:
+    """Return a SQL condition selecting the cases an actor may open at all (SHARED or more; deny by default)."""
+    if actor.is_admin or actor.is_system:
+        return col(Case.id).is_not(None)
+    conds = _coordinated(actor)
+    if actor.organisation_id is not None:
+        conds += [col(Case.organisation_id) == actor.organisation_id,
+                  col(Case.id).in_(select(col(Case.parent_id))
+                                   .where(col(Case.organisation_id) == actor.organisation_id))]
+    return or_(*conds)
+
+
+def case_access(session: Session, actor: Actor | None, case: Case) -> ReadAccess:
+    """Return how much of one case the actor may read (no actor: nothing)."""
+    if actor is None:
+        return ReadAccess.NONE
+    if actor.is_admin or actor.is_system:
+        return ReadAccess.FULL
+    if actor.person_id is not None and actor.person_id == case.coordinator_id:
+        return ReadAccess.FULL
+    if case.parent_id is not None:
+        parent = session.get(Case, case.parent_id)
+        if parent is not None and actor.person_id is not None and parent.coordinator_id == actor.person_id:
+            return ReadAccess.FULL
+    if actor.organisation_id is None:
+        return ReadAccess.NONE
+    if case.organisation_id == actor.organisation_id:
+        return ReadAccess.OWN
+    member = session.execute(select(col(Case.id)).where(col(Case.parent_id) == case.id,
+                                                        col(Case.organisation_id) == actor.organisation_id)
+                             .limit(1)).first()
+    return ReadAccess.SHARED if member is not None else ReadAccess.NONE
+
+
+def readable(session: Session, actor: Actor | None, case_id: int,
+             at_least: ReadAccess = ReadAccess.SHARED) -> tuple[Case, ReadAccess]:
+    """Return a case and the actor's access to it; unknown, hidden and not-enough are all 404 (CaseNotFound)."""
+    case = session.get(Case, case_id)
+    access = case_access(session, actor, case) if case is not None else ReadAccess.NONE
+    if case is None or access < at_least:
+        raise CaseNotFound(f"no case with id {case_id}", message_id="error.case_not_found", params={"id": case_id})
+    return case, access
+
+
+_EMAIL = re.compile(r"[^\s@<>\"',;:()\[\]]+@[^\s@<>\"',;:()\[\]]+\.[A-Za-z]{2,}")
+
+
+def redact_addresses(value: Any, keep: frozenset[str] = frozenset()) -> Any:
+    """Return a JSON value without the email addresses in it (but those in `keep`): entries holding one are dropped.
+
+    A timeline or a payload read with SHARED access passes through here, so an address written by any workflow,
+    now or later, is not shown to another organisation (redact, don't refuse).
+    """
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if isinstance(v, str) and _foreign(v, keep):
+                continue
+            out[k] = redact_addresses(v, keep)
+        return out
+    if isinstance(value, list):
+        return [redact_addresses(v, keep) for v in value if not (isinstance(v, str) and _foreign(v, keep))]
+    return value
+
+
+def _foreign(text: str, keep: frozenset[str]) -> bool:
+    return any(m.lower() not in keep for m in _EMAIL.findall(text))
+
+
+def own_addresses(session: Session, actor: Actor | None) -> frozenset[str]:
+    """Return the addresses a non-FULL reader may see: their own and their organisation's people's (lower case)."""
+    if actor is None:
+        return frozenset()
+    conds = [col(Person.id) == actor.person_id]
+    if actor.organisation_id is not None:
+        conds.append(col(Person.organisation_id) == actor.organisation_id)
+    return frozenset(e.lower() for e in session.execute(select(col(Person.email)).where(or_(*conds))).scalars())

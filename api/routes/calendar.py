@@ -49,18 +49,19 @@ class FeedIssued(BaseModel):
 def _items(session: Session, registry: Registry, actor: Actor, now: Any, year: int,
            organisation: str | None) -> tuple[list[Item], str | None]:
     if organisation is None:  # the heading None is the wheel's "whole network", in the wheel's language
-        return collect(session, scope_for(session), date(year, 1, 1), date(year, 12, 31), now, registry), None
+        return collect(session, scope_for(session), date(year, 1, 1), date(year, 12, 31), now, registry,
+                       viewer=actor), None
     org = session.execute(select(Organisation).where(col(Organisation.key) == organisation)).scalars().first()
     if org is None:
         raise InvalidInput("organisation", f"unknown organisation {organisation!r} (use kind:code)")
     return collect(session, scope_for(session, organisation_key=org.key), date(year, 1, 1), date(year, 12, 31),
-                   now, registry), org.name_fi
+                   now, registry, viewer=actor), org.name_fi
 
 
 @router.get("/items", response_model=list[dict[str, Any]])
 def items(ctx: CtxDep, session: SessionDep, actor: ActorDep, year: Year = None,
           organisation: OrgKey = None) -> list[dict[str, Any]]:
-    """List the year's deadlines, meetings and windows (the text beside the wheel)."""
+    """List the year's deadlines, meetings and windows of the cases you may open (the text beside the wheel)."""
     now = ctx.clock.now()
     found, _ = _items(session, ctx.registry, actor, now, year or now.astimezone(HELSINKI).year, organisation)
     return [{"uid": i.uid, "kind": i.kind, "process": i.process, "title": i.title, "start": i.start,

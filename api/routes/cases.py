@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Query
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from api.access import readable_case, visible_cases
+from api.access import ReadAccess, case_access, own_addresses, readable, readable_case, redact_addresses, visible_cases
 from api.context import AppContext
 from api.deps import ActorDep, CtxDep, ExpectedVersion, SessionDep, WorkDep
 from api.schemas import ERROR_RESPONSES, CaseRead, EventRead, Page
@@ -26,7 +26,10 @@ router = APIRouter(prefix="/cases", tags=["cases"], responses=ERROR_RESPONSES, r
 
 def case_read(ctx: AppContext, session: Session, case: Case, org_keys: dict[int, str] | None = None,
               actor: Actor | None = None) -> CaseRead:
-    """Shape a case for the API."""
+    """Shape a case for the API; read with less than FULL access, its data shows no other organisation's address."""
+    data = case.data
+    if "@" in json.dumps(data) and case_access(session, actor, case) < ReadAccess.FULL:
+        data = redact_addresses(data, own_addresses(session, actor))
     machine = ctx.registry.machine(case.workflow, case.workflow_version)
     today = ctx.clock.now().astimezone(HELSINKI).date()
     final = case.state in machine.definition.final_states
@@ -40,7 +43,7 @@ def case_read(ctx: AppContext, session: Session, case: Case, org_keys: dict[int,
                     state=case.state, version=case.version, parent_id=case.parent_id, organisation=org_key,
                     coordinator_id=case.coordinator_id, title=case.title, deadline=case.deadline,
                     overdue=bool(case.deadline and case.deadline < today and not final),
-                    allowed_triggers=permitted_for(ctx.registry, session, case, actor), data=case.data,
+                    allowed_triggers=permitted_for(ctx.registry, session, case, actor), data=data,
                     created_at=case.created_at, updated_at=case.updated_at)
 
 
@@ -85,13 +88,18 @@ def get_case(case_id: int, ctx: CtxDep, session: SessionDep, actor: ActorDep) ->
 
 @router.get("/{case_id}/events", response_model=list[EventRead])
 def get_events(case_id: int, session: SessionDep, actor: ActorDep) -> list[EventRead]:
-    """Return a case's history, oldest first."""
-    readable_case(session, actor, case_id)
+    """Return a case's history, oldest first (read as a party of it: no other organisation's addresses)."""
+    _case, access = readable(session, actor, case_id)
+    keep = own_addresses(session, actor)
+
+    def shown(payload: str) -> Any:
+        value = json.loads(payload)
+        return value if access == ReadAccess.FULL else redact_addresses(value, keep)
     events = session.execute(select(Event).where(col(Event.case_id) == case_id).order_by(col(Event.seq))).scalars()
     orgs = dict(session.execute(select(col(Organisation.id), col(Organisation.key))).all())
     return [EventRead(id=e.id or 0, seq=e.seq, at=e.at, actor_id=e.actor_id,
                       on_behalf_of=orgs.get(e.on_behalf_of_id) if e.on_behalf_of_id else None, trigger=e.trigger,
-                      name=e.name, from_state=e.from_state, to_state=e.to_state, payload=json.loads(e.payload),
+                      name=e.name, from_state=e.from_state, to_state=e.to_state, payload=shown(e.payload),
                       document_hash=e.document_hash, hash=e.hash) for e in events]
 
 

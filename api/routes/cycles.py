@@ -9,15 +9,17 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 from sqlmodel import col
 
+from api.access import ReadAccess
 from api.deps import ActorDep, AdminDep, CtxDep, SessionDep, WorkDep
 from api.schemas import ERROR_RESPONSES
 from api.unit import UnitOfWorkRoute
+from engine.errors import NotPermitted
 from engine.models import Case
 from engine.service import UnitOfWork
 from workflows.cycle import reports, schedule, service
 from workflows.cycle.annual_report import render_html, render_pdf, report_data
 from workflows.cycle.models import CycleSchedule
-from workflows.cycle.read import cycle_row, read_cycle
+from workflows.cycle.read import cycle_access, cycle_row, may_see_cycles, read_cycle, readable_cycle
 from workflows.cycle.schemas import (
     AgreeIn,
     CloseIn,
@@ -32,6 +34,7 @@ from workflows.cycle.schemas import (
     ScheduleRead,
     SurveyIn,
 )
+from workflows.cycle.service import is_cycle_manager
 
 router = APIRouter(prefix="/cycles", tags=["cycles"], responses=ERROR_RESPONSES, route_class=UnitOfWorkRoute)
 Lang = Annotated[str, Query(pattern="^(fi|sv|en)$")]
@@ -58,8 +61,10 @@ def put_schedule(work: WorkDep, body: ScheduleIn, ctx: CtxDep, actor: AdminDep) 
 
 
 @router.get("/schedule", response_model=ScheduleRead)
-def get_schedule(session: SessionDep, ctx: CtxDep, _actor: ActorDep) -> ScheduleRead:
-    """Return the yearly schedule."""
+def get_schedule(session: SessionDep, ctx: CtxDep, actor: ActorDep) -> ScheduleRead:
+    """Return the yearly schedule (administrators, coordinators and the annual follow-up's participants)."""
+    if not (is_cycle_manager(actor) or may_see_cycles(session, actor)):
+        raise NotPermitted("the annual follow-up's schedule is read by its participants")
     now = ctx.clock.now()
     row = schedule.read_schedule(session, now)
     return _schedule_read(row, row.case_id, now.year)
@@ -76,9 +81,9 @@ def create(work: WorkDep, body: CycleCreate, ctx: CtxDep, session: SessionDep, a
 
 @router.get("", response_model=list[CycleRead])
 def list_cycles(ctx: CtxDep, session: SessionDep, actor: ActorDep) -> list[CycleRead]:
-    """List the cycles, newest year first."""
-    ids = session.execute(select(col(Case.id)).where(col(Case.workflow) == service.CYCLE)
-                          .order_by(col(Case.id))).scalars()
+    """List the cycles you may read (the annual follow-up's participants), newest year first."""
+    rows = session.execute(select(Case).where(col(Case.workflow) == service.CYCLE).order_by(col(Case.id))).scalars()
+    ids = [c.id or 0 for c in rows if cycle_access(session, actor, c)[0] >= ReadAccess.SHARED]
     cycles = [read_cycle(session, ctx.registry, i, actor) for i in ids]
     return sorted(cycles, key=lambda c: -c.year)
 
@@ -86,6 +91,7 @@ def list_cycles(ctx: CtxDep, session: SessionDep, actor: ActorDep) -> list[Cycle
 @router.get("/{cycle_id}", response_model=CycleRead)
 def get(cycle_id: int, ctx: CtxDep, session: SessionDep, actor: ActorDep) -> CycleRead:
     """Return a cycle: milestones, measures with notes, report requests with versions, survey summary."""
+    readable_cycle(session, actor, cycle_id)
     return read_cycle(session, ctx.registry, cycle_id, actor)
 
 
@@ -149,15 +155,17 @@ def close(work: WorkDep, cycle_id: int, body: CloseIn, ctx: CtxDep, session: Ses
 
 
 @router.get("/{cycle_id}/report.html", response_class=HTMLResponse)
-def report_html(cycle_id: int, session: SessionDep, _actor: ActorDep, lang: Lang = "fi") -> HTMLResponse:
-    """Return the annual report as HTML, generated from the current data."""
+def report_html(cycle_id: int, session: SessionDep, actor: ActorDep, lang: Lang = "fi") -> HTMLResponse:
+    """Return the annual report as HTML, generated from the current data (who may read the cycle)."""
+    readable_cycle(session, actor, cycle_id)
     return HTMLResponse(render_html(report_data(session, cycle_row(session, cycle_id)), lang))
 
 
 @router.get("/{cycle_id}/report.pdf", response_class=Response,
             responses={200: {"content": {"application/pdf": {}}, "description": "The annual report as PDF"}})
-def report_pdf(cycle_id: int, session: SessionDep, _actor: ActorDep, lang: Lang = "fi") -> Response:
-    """Return the annual report as PDF."""
+def report_pdf(cycle_id: int, session: SessionDep, actor: ActorDep, lang: Lang = "fi") -> Response:
+    """Return the annual report as PDF (who may read the cycle)."""
+    readable_cycle(session, actor, cycle_id)
     case = cycle_row(session, cycle_id)
     pdf = render_pdf(report_data(session, case), lang)
     return Response(pdf, media_type="application/pdf",

@@ -15,7 +15,7 @@ from engine.errors import NotFound
 from engine.registry import Registry
 from workflows.nomination import appointments, service
 from workflows.nomination.models import NominationLetter
-from workflows.nomination.read import read_nomination
+from workflows.nomination.read import read_nomination, readable_nomination
 from workflows.nomination.schemas import (
     CancelIn,
     DecisionIn,
@@ -30,7 +30,7 @@ router = APIRouter(prefix="/nominations", tags=["nominations"], responses=ERROR_
 
 
 def _read(session: Session, registry: Registry, actor: Actor, nomination_id: int) -> NominationRead:
-    readable_case(session, actor, nomination_id)
+    readable_nomination(session, actor, nomination_id)
     return read_nomination(session, registry, nomination_id, actor)
 
 
@@ -95,8 +95,8 @@ def communicate(work: WorkDep, nomination_id: int, ctx: CtxDep, session: Session
 
 @router.get("/{nomination_id}/letter", response_class=HTMLResponse)
 def letter(nomination_id: int, session: SessionDep, actor: ActorDep) -> HTMLResponse:
-    """Return the nomination letter as sent."""
-    case = readable_case(session, actor, nomination_id)
+    """Return the nomination letter as sent: the decision (names and organisations, no addresses)."""
+    case, _access = readable_nomination(session, actor, nomination_id)
     row = session.get(NominationLetter, case.data.get("letter_id") or 0)
     if row is None:
         raise NotFound("this nomination has no letter yet")

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, or_, select, update
 from sqlmodel import Session, col
 
-from api.access import readable_case, visible_cases
+from api.access import ReadAccess, case_access, own_addresses, owned_cases, readable, redact_addresses
 from api.deps import ActorDep, AdminDep, CtxDep, SessionDep, current_actor
 from api.schemas import ERROR_RESPONSES, Page
 from api.unit import UnitOfWorkRoute
@@ -96,8 +96,8 @@ def list_timers(session: SessionDep, actor: ActorDep, case_id: int | None = None
                 status: TimerStatus | None = "pending", kind: Annotated[str | None, Query(max_length=20)] = None,
                 limit: Annotated[int, Query(ge=1, le=500)] = 100,
                 offset: Annotated[int, Query(ge=0)] = 0) -> Page[TimerRead]:
-    """List timers of the cases you may see, soonest first."""
-    stmt = select(Timer).join(Case, col(Case.id) == col(Timer.case_id)).where(visible_cases(actor))
+    """List timers of your own organisation's cases and the cases you coordinate, soonest first."""
+    stmt = select(Timer).join(Case, col(Case.id) == col(Timer.case_id)).where(owned_cases(actor))
     if case_id is not None:
         stmt = stmt.where(col(Timer.case_id) == case_id)
     if status is not None:
@@ -159,19 +159,37 @@ def retry_outbox(session: SessionDep, message_id: int, ctx: CtxDep, _admin: Admi
 
 @router.get("/cases/{case_id}/timeline", response_model=list[TimelineEntry])
 def timeline(case_id: int, session: SessionDep, actor: ActorDep) -> list[TimelineEntry]:
-    """Return what has happened to a case and what is still to come (deadlines, reminders), by date."""
-    readable_case(session, actor, case_id)
-    ids = [case_id, *session.execute(select(col(Case.id)).where(col(Case.parent_id) == case_id)).scalars()]
+    """Return what has happened to a case and what is still to come (deadlines, reminders), by date.
+
+    Coordinators and administrators see the case and all its children. Anyone else sees the case's shared events
+    and, of its children, only their own organisation's (with its timers and mail); mail to other organisations'
+    people is left out and addresses that are not their organisation's are removed from what is shown.
+    """
+    case, access = readable(session, actor, case_id)
+    children = list(session.execute(select(Case).where(col(Case.parent_id) == case_id)).scalars())
+    if access == ReadAccess.FULL:
+        event_ids = timer_ids = [case_id, *(c.id or 0 for c in children)]
+    else:
+        own = [c.id or 0 for c in [case, *children] if case_access(session, actor, c) >= ReadAccess.OWN]
+        event_ids, timer_ids = sorted({case_id, *own}), own
+    keep = own_addresses(session, actor) if access < ReadAccess.FULL else frozenset()
+
+    def shown(value: Any) -> Any:
+        return value if access == ReadAccess.FULL else redact_addresses(value, keep)
+
     entries: list[TimelineEntry] = []
-    for e in session.execute(select(Event).where(col(Event.case_id).in_(ids))).scalars():
+    for e in session.execute(select(Event).where(col(Event.case_id).in_(event_ids))).scalars():
         entries.append(TimelineEntry(at=e.at, kind="event", what=e.name, status="done",
                                      detail={"case_id": e.case_id, "from": e.from_state, "to": e.to_state,
-                                             "payload": json.loads(e.payload)}))
-    for t in session.execute(select(Timer).where(col(Timer.case_id).in_(ids),
+                                             "payload": shown(json.loads(e.payload))}))
+    for t in session.execute(select(Timer).where(col(Timer.case_id).in_(timer_ids),
                                                  col(Timer.status) != "cancelled")).scalars():
         entries.append(TimelineEntry(at=t.due_at, kind="timer", what=f"{t.kind}:{t.name}", status=t.status,
                                      detail={"case_id": t.case_id, "offset": t.offset, "trigger": t.trigger}))
-    for m in session.execute(select(OutboxMessage).where(col(OutboxMessage.case_id).in_(ids))).scalars():
+    mail = select(OutboxMessage).where(col(OutboxMessage.case_id).in_(event_ids))
+    if access < ReadAccess.FULL:  # only mail to the reader's own organisation's people (or the reader)
+        mail = mail.where(func.lower(col(OutboxMessage.to_address)).in_(sorted(keep)))
+    for m in session.execute(mail).scalars():
         entries.append(TimelineEntry(at=m.sent_at or m.next_attempt_at, kind="email", what=m.subject,
                                      status=m.status, detail={"to": m.to_address, "template": m.template}))
     return sorted(entries, key=lambda x: (x.at, x.kind))

@@ -6,17 +6,17 @@ table keeps its row count and every case its state, version and data. A 403 is i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 
 from api.app import create_app
 from api.context import AppContext
-from engine.models import AccessDenial, Case
+from engine.models import AccessDenial, Case, OutboxMessage, Person
 from tests.support.builders import AgreementFixture, User, create_agreement, decision, make_user
 from workflows.agreement import service
 
@@ -258,3 +258,265 @@ def only_admins_manage_people(ctx: AppContext, roles: str) -> None:
         listed = client.get("/api/v1/people", headers=caller.headers).json()
         assert [p["id"] for p in listed["items"]] == [caller.id]
     assert client.get(f"/api/v1/people/{caller.id}", headers=caller.headers).status_code == 200
+
+
+# -- every read route, as each kind of reader: least disclosure (issue 10, finding 5) ---------------------------
+
+ADMIN, COORDINATOR, FOREIGN_COORDINATOR, PARTY, NON_PARTY, ANONYMOUS = (
+    "admin", "coordinator", "foreign_coordinator", "party", "non_party", "anonymous")
+READERS = (ADMIN, COORDINATOR, FOREIGN_COORDINATOR, PARTY, NON_PARTY, ANONYMOUS)
+# who reads everything of the scene's cases: their addresses and timers are theirs to see
+FULL_READERS = (ADMIN, COORDINATOR)
+
+
+def get_routes(routes: Any) -> set[str]:
+    """Return the path of every GET route under /api, walking included routers (FastAPI keeps them nested)."""
+    out: set[str] = set()
+    for r in routes:
+        if hasattr(r, "effective_candidates"):
+            out |= get_routes(r.effective_candidates())
+        elif "GET" in (getattr(r, "methods", None) or ()) and str(getattr(r, "path", "")).startswith("/api/"):
+            out.add(r.path)
+    return out
+
+
+@dataclass
+class ReadScene:
+    """An agreement of parties A, B and C, a nomination asking A and B (B has proposed), a cycle, a feed of A's."""
+
+    ctx: AppContext
+    client: TestClient
+    users: dict[str, User]
+    agreement: int
+    parties: dict[str, int]  # organisation key -> party case id
+    nomination: int
+    proposals: dict[str, int]
+    cycle: int
+    feed_token: str
+    mail_to_party: int
+    keys: list[str]
+    forbidden_addresses: dict[str, set[str]]  # reader -> addresses that must not appear in what they read
+    forbidden_cases: dict[str, set[int]]  # reader -> case ids that must not appear as case_id (or item id)
+    forbidden_titles: dict[str, set[str]]  # reader -> titles that must not appear in SVG, HTML or iCalendar
+
+
+def _read_scene(ctx: AppContext) -> ReadScene:
+    from tests.support.recurring import nomination_body, pair
+    from workflows.annual_clock import ical
+    from workflows.cycle import service as cycles
+    from workflows.cycle.schemas import CycleCreate
+    from workflows.nomination import service as nominations
+    from workflows.nomination.schemas import NominationCreate, ProposalIn
+
+    coordinator = make_user(ctx, org_key="regional_council:06", roles="coordinator", name="Koordinaattori")
+    fx = create_agreement(ctx, parties=3, coordinator=coordinator)
+    a_key, b_key, c_key = fx.keys
+    users = {ADMIN: make_user(ctx, roles="admin", name="Pääkäyttäjä"), COORDINATOR: coordinator,
+             FOREIGN_COORDINATOR: make_user(ctx, org_key="regional_council:02", roles="coordinator",
+                                            name="Toinen koordinaattori"),
+             PARTY: fx.signatories[a_key][0],
+             NON_PARTY: make_user(ctx, org_key="municipality:091", name="Helsingin allekirjoittaja")}
+    colleague_b = make_user(ctx, org_key=b_key, name="B:n yhteyshenkilö")  # mailed by the nomination, too
+    body = NominationCreate.model_validate(nomination_body(seats=1, asked={"organisations": [a_key, b_key]}))
+    nomination = ctx.engine.run(lambda uow: nominations.create_nomination(uow, body, coordinator.actor)).id
+    b_signer = fx.signatories[b_key][0]
+    proposal = ProposalIn.model_validate({"candidates": pair(1, org=b_key) + pair(1, "deputy", org=b_key)})
+    ctx.engine.run(lambda uow: nominations.propose(uow, nomination, b_key, proposal, b_signer.actor))
+    cycle = ctx.engine.run(lambda uow: cycles.create_cycle(uow, CycleCreate(year=2026), coordinator.actor)).id
+    with Session(ctx.db.engine) as s:
+        _feed, token = ical.create_feed(s, users[PARTY].actor, ctx.clock.now(), person_id=users[PARTY].id)
+        s.commit()
+        children = {c.id: c for c in s.execute(select(Case).where(Case.parent_id.in_([fx.id, nomination])))
+                    .scalars()}  # type: ignore[union-attr]
+        mail = s.execute(select(OutboxMessage.id).where(OutboxMessage.person_id == users[PARTY].id)
+                         .order_by(OutboxMessage.id)).scalars().first()
+        people = {p.email.lower(): p.organisation_id for p in s.execute(select(Person)).scalars()}
+    parties = {c.data["organisation_key"]: c.id or 0 for c in children.values() if c.parent_id == fx.id}
+    proposals = {c.data["organisation_key"]: c.id or 0 for c in children.values() if c.parent_id == nomination}
+    assert mail is not None and len(parties) == 3 and len(proposals) == 2
+    candidates_b = {str(c["email"]).lower() for c in proposal.model_dump()["candidates"]}
+
+    def foreign(reader: str) -> set[str]:
+        """Every address of a person outside the reader's organisation, and B's candidates' (none reads as B)."""
+        own = users[reader].actor.organisation_id
+        return {e for e, org_id in people.items() if org_id != own} | candidates_b
+
+    every_case = set(parties.values()) | set(proposals.values()) | {fx.id, nomination, cycle}
+    forbidden_cases = {
+        FOREIGN_COORDINATOR: every_case - {cycle},  # a council: the cycle's shared plan, nothing else
+        PARTY: {parties[b_key], parties[c_key], proposals[b_key], cycle},
+        NON_PARTY: every_case,
+    }
+    agreement_title, group = "Pirkanmaan puitesopimus", body.group
+    forbidden_titles = {FOREIGN_COORDINATOR: {agreement_title, group}, PARTY: {"Vuosiseuranta 2026"},
+                        NON_PARTY: {agreement_title, group, "Vuosiseuranta 2026"}}
+    assert colleague_b.person.email.lower() in foreign(PARTY)
+    return ReadScene(ctx, TestClient(create_app(ctx=ctx)), users, fx.id, parties, nomination, proposals, cycle,
+                     token, mail, fx.keys, {r: foreign(r) for r in forbidden_cases}, forbidden_cases,
+                     forbidden_titles)
+
+
+OK, GONE, NO, ANON = 200, 404, 403, 401
+EVERYONE = {ADMIN: OK, COORDINATOR: OK, FOREIGN_COORDINATOR: OK, PARTY: OK, NON_PARTY: OK, ANONYMOUS: ANON}
+AGREEMENT_READERS = {ADMIN: OK, COORDINATOR: OK, FOREIGN_COORDINATOR: GONE, PARTY: OK, NON_PARTY: GONE,
+                     ANONYMOUS: ANON}
+CYCLE_READERS = {ADMIN: OK, COORDINATOR: OK, FOREIGN_COORDINATOR: OK, PARTY: GONE, NON_PARTY: GONE,
+                 ANONYMOUS: ANON}
+ADMINS_ONLY = {ADMIN: OK, COORDINATOR: NO, FOREIGN_COORDINATOR: NO, PARTY: NO, NON_PARTY: NO, ANONYMOUS: ANON}
+
+
+@dataclass(frozen=True)
+class ReadRoute:
+    """How to call one GET route in the scene, and what each reader must get."""
+
+    url: Any  # (scene) -> str
+    expected: dict[str, int]
+    error: dict[str, str] = field(default_factory=dict)  # reader -> the error its 404 names (default CaseNotFound)
+    directory: bool = False  # lists people: coordinators see everyone's address (the register is theirs)
+    items_are_cases: bool = False  # the top-level items' `id` is a case id
+    viewer: str | None = None  # the body shows what this reader may open, whoever calls (a feed's secret URL)
+    lists_parties: bool = False  # names every party's case with its state: the agreement's shared facts
+
+
+def _webhooks(expected_admin: int) -> dict[str, int]:
+    return {**ADMINS_ONLY, ADMIN: expected_admin}
+
+
+NO_SUBSCRIPTION = {ADMIN: "NotFound"}  # the scene has no webhook subscription: the admin hears so
+
+
+READ_MATRIX: dict[str, ReadRoute] = {
+    "/api/v1/organisations": ReadRoute(lambda s: "/api/v1/organisations?kind=regional_council", EVERYONE),
+    "/api/v1/organisations/{key}": ReadRoute(lambda s: f"/api/v1/organisations/{s.keys[1]}", EVERYONE),
+    "/api/v1/people": ReadRoute(lambda s: "/api/v1/people", EVERYONE, directory=True),
+    "/api/v1/people/{person_id}": ReadRoute(lambda s: f"/api/v1/people/{s.users[PARTY].id}",
+                                            {**EVERYONE, NON_PARTY: NO}, directory=True),
+    "/api/v1/workflows": ReadRoute(lambda s: "/api/v1/workflows", EVERYONE),
+    "/api/v1/workflows/{name}": ReadRoute(lambda s: "/api/v1/workflows/agreement", EVERYONE),
+    "/api/v1/workflows/{name}/diagram": ReadRoute(lambda s: "/api/v1/workflows/agreement/diagram", EVERYONE),
+    "/api/v1/cases": ReadRoute(lambda s: "/api/v1/cases", EVERYONE, items_are_cases=True),
+    "/api/v1/cases/{case_id}": ReadRoute(lambda s: f"/api/v1/cases/{s.agreement}", AGREEMENT_READERS),
+    "/api/v1/cases/{case_id}/events": ReadRoute(lambda s: f"/api/v1/cases/{s.agreement}/events",
+                                                AGREEMENT_READERS),
+    "/api/v1/cases/{case_id}/timeline": ReadRoute(lambda s: f"/api/v1/cases/{s.agreement}/timeline",
+                                                  AGREEMENT_READERS),
+    "/api/v1/agreements/{agreement_id}": ReadRoute(lambda s: f"/api/v1/agreements/{s.agreement}", AGREEMENT_READERS,
+                                                   lists_parties=True),
+    "/api/v1/agreements/{agreement_id}/versions": ReadRoute(lambda s: f"/api/v1/agreements/{s.agreement}/versions",
+                                                            AGREEMENT_READERS),
+    "/api/v1/agreements/{agreement_id}/versions/{number}/text": ReadRoute(
+        lambda s: f"/api/v1/agreements/{s.agreement}/versions/1/text", AGREEMENT_READERS),
+    "/api/v1/agreements/{agreement_id}/reviews": ReadRoute(lambda s: f"/api/v1/agreements/{s.agreement}/reviews",
+                                                           AGREEMENT_READERS),
+    "/api/v1/timers": ReadRoute(lambda s: "/api/v1/timers?limit=500", EVERYONE),
+    "/api/v1/outbox": ReadRoute(lambda s: "/api/v1/outbox?limit=500", EVERYONE),
+    "/api/v1/outbox/{message_id}": ReadRoute(lambda s: f"/api/v1/outbox/{s.mail_to_party}",
+                                             {**EVERYONE, COORDINATOR: GONE, FOREIGN_COORDINATOR: GONE,
+                                              NON_PARTY: GONE},
+                                             error={r: "NotFound" for r in (COORDINATOR, FOREIGN_COORDINATOR,
+                                                                            NON_PARTY)}),
+    "/api/v1/nominations/{nomination_id}": ReadRoute(lambda s: f"/api/v1/nominations/{s.nomination}",
+                                                     AGREEMENT_READERS),
+    # no letter yet: who may read the request hears that (NotFound), anyone else does not see the request at all
+    "/api/v1/nominations/{nomination_id}/letter": ReadRoute(
+        lambda s: f"/api/v1/nominations/{s.nomination}/letter", {**AGREEMENT_READERS, ADMIN: GONE, COORDINATOR: GONE,
+                                                                 PARTY: GONE},
+        error={r: "NotFound" for r in (ADMIN, COORDINATOR, PARTY)}),
+    "/api/v1/cycles/schedule": ReadRoute(lambda s: "/api/v1/cycles/schedule", {**CYCLE_READERS, PARTY: NO,
+                                                                               NON_PARTY: NO}),
+    "/api/v1/cycles": ReadRoute(lambda s: "/api/v1/cycles", EVERYONE, items_are_cases=True),
+    "/api/v1/cycles/{cycle_id}": ReadRoute(lambda s: f"/api/v1/cycles/{s.cycle}", CYCLE_READERS),
+    "/api/v1/cycles/{cycle_id}/report.html": ReadRoute(lambda s: f"/api/v1/cycles/{s.cycle}/report.html",
+                                                       CYCLE_READERS),
+    "/api/v1/cycles/{cycle_id}/report.pdf": ReadRoute(lambda s: f"/api/v1/cycles/{s.cycle}/report.pdf",
+                                                      CYCLE_READERS),
+    "/api/v1/registers/meetings": ReadRoute(lambda s: "/api/v1/registers/meetings?year=2026", EVERYONE),
+    "/api/v1/registers/statements": ReadRoute(lambda s: "/api/v1/registers/statements?year=2026", EVERYONE),
+    "/api/v1/calendar/items": ReadRoute(lambda s: "/api/v1/calendar/items?year=2026", EVERYONE),
+    "/api/v1/calendar/wheel.svg": ReadRoute(lambda s: "/api/v1/calendar/wheel.svg?year=2026", EVERYONE),
+    "/api/v1/calendar/wheel.html": ReadRoute(lambda s: "/api/v1/calendar/wheel.html?year=2026", EVERYONE),
+    # the secret URL is the credential (calendar clients send no headers): everyone gets the party's own feed
+    "/api/v1/calendar/feeds/{token}.ics": ReadRoute(lambda s: f"/api/v1/calendar/feeds/{s.feed_token}.ics",
+                                                    {**EVERYONE, ANONYMOUS: OK}, viewer=PARTY),
+    "/api/v1/templates": ReadRoute(lambda s: "/api/v1/templates", ADMINS_ONLY),
+    "/api/v1/templates/{name}": ReadRoute(lambda s: "/api/v1/templates/agreement_circulated", ADMINS_ONLY),
+    "/api/v1/webhooks": ReadRoute(lambda s: "/api/v1/webhooks", _webhooks(OK)),
+    "/api/v1/webhooks/{subscription_id}": ReadRoute(lambda s: "/api/v1/webhooks/1", _webhooks(GONE),
+                                                    error=NO_SUBSCRIPTION),
+    "/api/v1/webhooks/{subscription_id}/deliveries": ReadRoute(lambda s: "/api/v1/webhooks/1/deliveries",
+                                                               _webhooks(GONE), error=NO_SUBSCRIPTION),
+    "/api/v1/webhooks/{subscription_id}/deliveries/{delivery_id}/attempts": ReadRoute(
+        lambda s: "/api/v1/webhooks/1/deliveries/1/attempts", _webhooks(GONE), error=NO_SUBSCRIPTION),
+}
+
+
+def _case_ids(value: Any, top: bool, items_are_cases: bool) -> set[int]:
+    """Return every `case_id` in a JSON body (and the items' `id` where the items are cases)."""
+    found: set[int] = set()
+    if isinstance(value, dict):
+        if isinstance(value.get("case_id"), int):
+            found.add(value["case_id"])
+        if top and items_are_cases and isinstance(value.get("id"), int):
+            found.add(value["id"])
+        for k, v in value.items():
+            found |= _case_ids(v, top and k == "items", items_are_cases)
+    elif isinstance(value, list):
+        for v in value:
+            found |= _case_ids(v, top, items_are_cases)
+    return found
+
+
+def leaks(scene: ReadScene, route: ReadRoute, reader: str, response: Any) -> list[str]:
+    """Return what a reader saw that is not theirs: other organisations' addresses, timers, cases and titles."""
+    who = route.viewer or reader
+    if who in FULL_READERS or who == ANONYMOUS:
+        return []
+    text = response.text.lower() if not response.headers.get("content-type", "").startswith("application/pdf") \
+        else ""
+    out = []
+    if not (route.directory and "coordinator" in scene.users[reader].actor.roles):
+        out += [f"address {a}" for a in sorted(scene.forbidden_addresses[who]) if a in text]
+    if response.headers.get("content-type", "").startswith("application/json"):
+        ids = _case_ids(response.json(), True, route.items_are_cases)
+        shared = set(scene.parties.values()) if route.lists_parties else set()
+        out += [f"case {i}" for i in sorted(ids & scene.forbidden_cases[who] - shared)]
+    else:
+        out += [f"title {t!r}" for t in sorted(scene.forbidden_titles[who]) if t.lower() in text]
+    return out
+
+
+@pytest.fixture
+def read_scene(ctx: AppContext) -> ReadScene:
+    return _read_scene(ctx)
+
+
+def test_every_read_route_has_a_matrix_entry(ctx: AppContext) -> None:
+    """A new GET route without an entry here fails: say who may read it before it ships."""
+    routes = get_routes(create_app(ctx=ctx).routes)
+    assert len(routes) >= 30
+    assert routes - set(READ_MATRIX) == set(), "GET routes missing from READ_MATRIX"
+    assert set(READ_MATRIX) - routes == set(), "READ_MATRIX names routes that no longer exist"
+
+
+def test_every_read_route_as_every_reader(read_scene: ReadScene) -> None:
+    scene, problems = read_scene, []
+    before = snapshot(scene.ctx)
+    for path in sorted(get_routes(create_app(ctx=scene.ctx).routes)):
+        route = READ_MATRIX[path]
+        for reader in READERS:
+            url = route.url(scene)
+            headers = scene.users[reader].headers if reader != ANONYMOUS else {}
+            r = scene.client.get(url, headers=headers)
+            expected = route.expected[reader]
+            if r.status_code != expected:
+                problems.append(f"{reader} GET {url}: {r.status_code}, expected {expected}: {r.text[:160]}")
+                continue
+            if expected >= 400:
+                error = {401: "Unauthenticated", 403: "NotPermitted"}.get(expected) or route.error.get(
+                    reader, "CaseNotFound")
+                if r.json().get("error") != error:
+                    problems.append(f"{reader} GET {url}: error {r.json().get('error')}, expected {error}")
+                continue
+            problems += [f"{reader} GET {url}: {leak}" for leak in leaks(scene, route, reader, r)]
+    assert problems == [], "\n".join(problems)
+    assert snapshot(scene.ctx) == before, "a read wrote something"

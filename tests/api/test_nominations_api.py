@@ -31,8 +31,10 @@ def test_nomination_api_bad_input_and_flow(ctx) -> None:
     assert r.status_code == 422 and r.json()["field"] == "candidates"
     assert r.json()["detail"].startswith("candidates: seat 1 member: no man proposed; seat 1 deputy: nobody proposed.")
     r = client.put(url, json={"candidates": pair(1) + pair(1, "deputy")}, headers=director.headers)
-    assert r.status_code == 200 and r.json()["proposals"][1]["state"] == "proposed"
-    ids = [c["id"] for c in r.json()["proposals"][1]["candidates"]]
+    # the asked council reads its own proposal only (the other council's is not shown before the decision)
+    assert r.status_code == 200 and [p["organisation"] for p in r.json()["proposals"]] == ["regional_council:06"]
+    assert r.json()["proposals"][0]["state"] == "proposed"
+    ids = [c["id"] for c in r.json()["proposals"][0]["candidates"]]
 
     decision = {"meeting_date": "2026-03-02", "section": "§ 3", "seats": [{"seat": 1, "member": ids[0],
                                                                            "deputy": ids[3]}]}

@@ -137,7 +137,7 @@ def test_nomination_from_request_to_mid_term_replacement(ctx) -> None:
         _propose(ctx, nid, COUNCILS[2], users[COUNCILS[2]], full)
     ctx.clock.set(datetime(2026, 3, 24, 8, 0, tzinfo=UTC))
     with ctx.db.read_session() as s:
-        view = read_nomination(s, ctx.registry, nid)
+        view = read_nomination(s, ctx.registry, nid, SYSTEM)  # the engine reads everything
     assert view.state == "proposals_closed"
     assert [p.state for p in view.proposals] == ["proposed", "proposed", "lapsed"]
     by_name = {c.name: c.id for p in view.proposals for c in p.candidates}
@@ -201,7 +201,7 @@ def test_nomination_from_request_to_mid_term_replacement(ctx) -> None:
                            decision_ref="Maakuntajohtajakokous 25.8.2026 § 40")
     ctx.engine.run(lambda uow: appointments.replace(uow, nid, change, coordinator.actor))
     with ctx.db.read_session() as s:
-        view = read_nomination(s, ctx.registry, nid)
+        view = read_nomination(s, ctx.registry, nid, SYSTEM)  # the engine reads everything
     seat1 = [a for a in view.appointments if a.seat == 1 and a.position == "member"]
     assert [(a.name, a.starts_on, a.ends_on) for a in seat1] == [
         ("Nainen 06 1 member", date(2026, 5, 1), date(2026, 8, 31)), ("Uusi Nainen", date(2026, 9, 1), None)]

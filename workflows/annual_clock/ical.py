@@ -15,6 +15,7 @@ from engine.directory import hash_token
 from engine.errors import InvalidInput, NotFound, NotPermitted
 from engine.i18n import translate as engine_text
 from engine.models import Organisation, Person
+from engine.permissions import organisation_reader
 from engine.registry import Registry
 from workflows.annual_clock.items import Item, Scope, collect, scope_for
 from workflows.annual_clock.models import CalendarFeed
@@ -95,17 +96,23 @@ def feed_for(session: Session, token: str) -> CalendarFeed:
 
 def feed_items(session: Session, feed: CalendarFeed, now: datetime,
                registry: Registry | None = None) -> tuple[list[Item], str]:
-    """Return a feed's items (last year, this year and next) and its calendar name."""
+    """Return a feed's items (last year, this year and next) and its calendar name.
+
+    A person's feed lists what that person may open; an organisation's what any member of it may open.
+    """
     year = now.astimezone(HELSINKI).year
     if feed.person_id is not None:
         person = session.get(Person, feed.person_id)
         if person is None or not person.active:
             raise NotFound("no such calendar feed")
         scope: Scope = scope_for(session, person_id=person.id, organisation_id=person.organisation_id)
+        viewer = Actor(person_id=person.id, name=person.name, roles=person.role_set,
+                       organisation_id=person.organisation_id)
         name = translate(feed.language, "clock.feed_name", name=person.name)
     else:
         scope = scope_for(session, organisation_id=feed.organisation_id)
+        viewer = organisation_reader(feed.organisation_id)
         org = session.get(Organisation, feed.organisation_id)
         org_name = ((org.name_sv or org.name_fi) if feed.language == "sv" else org.name_fi) if org else ""
         name = translate(feed.language, "clock.feed_name", name=org_name)
-    return collect(session, scope, date(year - 1, 1, 1), date(year + 1, 12, 31), now, registry), name
+    return collect(session, scope, date(year - 1, 1, 1), date(year + 1, 12, 31), now, registry, viewer=viewer), name

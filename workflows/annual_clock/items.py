@@ -10,12 +10,15 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select
 from sqlmodel import Session, col
 
+from engine.actors import SYSTEM, Actor
 from engine.calendar import deadline_instant, effective_deadline
 from engine.definition import WorkflowDefinition
 from engine.errors import NotFound
 from engine.models import Case, Organisation
+from engine.permissions import visible_cases
 from engine.registry import Registry
 from workflows.cycle.models import Measure
+from workflows.cycle.read import may_see_cycles
 from workflows.i18n import translate
 from workflows.registers.models import Meeting
 
@@ -138,8 +141,15 @@ def _cycle_items(c: Case, now: datetime, definition: WorkflowDefinition) -> list
     ]
 
 
-def _cases(session: Session, scope: Scope) -> list[Case]:
-    stmt = select(Case).where(col(Case.workflow).in_(WORKFLOWS))
+def _readable(session: Session, viewer: Actor) -> ColumnElement[bool]:
+    """Return the cases the viewer may open: the engine's read rule, and the cycles of the follow-up's participants."""
+    if may_see_cycles(session, viewer):
+        return or_(visible_cases(viewer), col(Case.workflow) == "cycle")
+    return visible_cases(viewer)
+
+
+def _cases(session: Session, scope: Scope, viewer: Actor) -> list[Case]:
+    stmt = select(Case).where(col(Case.workflow).in_(WORKFLOWS), _readable(session, viewer))
     if scope.network:
         stmt = stmt.where(or_(col(Case.parent_id).is_(None), col(Case.workflow) == "cycle_report"))
     else:
@@ -165,10 +175,14 @@ def _measure_items(session: Session, cycles: list[Case], scope: Scope, now: date
 
 
 def collect(session: Session, scope: Scope, start: date, end: date, now: datetime,
-            registry: Registry | None = None) -> list[Item]:
-    """Return the scope's items that touch [start, end], sorted by date (states read through the definitions)."""
+            registry: Registry | None = None, *, viewer: Actor = SYSTEM) -> list[Item]:
+    """Return the scope's items that touch [start, end], sorted by date (states read through the definitions).
+
+    Only cases the `viewer` may open are listed (`engine.permissions.visible_cases`): every page, route and feed
+    passes the person (or the organisation) it shows them to; the default, the engine, sees all (benchmarks, CLI).
+    """
     registry = registry or _shipped()
-    cases = _cases(session, scope)
+    cases = _cases(session, scope, viewer)
     review_ids = [c.id for c in cases if c.workflow == "agreement"]
     if not scope.network and review_ids:  # reviews of the agreements this organisation is party to
         cases += [c for c in session.execute(select(Case).where(col(Case.workflow) == "review")).scalars()

@@ -1,4 +1,10 @@
-"""Read model of a nomination: the request, each proposal, the decision with its shares, appointments."""
+"""Read model of a nomination: the request, each proposal, the decision with its shares, appointments.
+
+What a reader sees follows the engine's read rule (`engine.permissions.ReadAccess`), widened here by one fact the
+engine cannot know: the requester's organisation reads the request and its decision. The coordinator and
+administrators see everything; an asked organisation its own proposal and the request's shared facts, other
+organisations' proposals only after the decision and then without candidates; addresses only its own.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,9 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from engine.actors import Actor
-from engine.errors import NotFound
+from engine.errors import CaseNotFound, NotFound
 from engine.models import Case, Organisation
-from engine.permissions import permitted_for
+from engine.permissions import ReadAccess, case_access, permitted_for
 from engine.registry import Registry
 from workflows.nomination.appointments import citation
 from workflows.nomination.equality import Shares as ShareCount
@@ -36,21 +42,64 @@ def shares_read(d: NominationDecision) -> Shares:
                   men_deputies_pct=pct(d.men_deputies, d.deputies))
 
 
-def appointment_read(a: Appointment) -> AppointmentRead:
-    """Shape an appointment."""
+def appointment_read(a: Appointment, shown: bool = True) -> AppointmentRead:
+    """Shape an appointment (`shown=False`: without the appointee's address, for another organisation's reader)."""
     return AppointmentRead(id=a.id or 0, seat=a.seat, position=a.position, name=a.name, gender=a.gender,
-                           organisation=a.organisation_key, email=a.email, starts_on=a.starts_on, ends_on=a.ends_on,
+                           organisation=a.organisation_key, email=a.email if shown else None, starts_on=a.starts_on,
+                           ends_on=a.ends_on,
                            replaces_id=a.replaces_id, reason=a.reason)
+
+
+def _org_key(session: Session, organisation_id: int | None) -> str | None:
+    if organisation_id is None:
+        return None
+    key: str | None = session.execute(select(col(Organisation.key))
+                                      .where(col(Organisation.id) == organisation_id)).scalar()
+    return key
+
+
+def nomination_access(session: Session, actor: Actor | None, case: Case) -> ReadAccess:
+    """Return how much of a nomination request the actor reads: the engine's rule, and the requester's organisation
+    reads the request's shared facts (and, once made, the decision)."""
+    access = case_access(session, actor, case)
+    if access == ReadAccess.NONE and actor is not None and actor.organisation_id is not None:
+        requester = (case.data.get("requester") or {}).get("organisation")
+        if requester and requester == _org_key(session, actor.organisation_id):
+            return ReadAccess.SHARED
+    return access
+
+
+def readable_nomination(session: Session, actor: Actor | None, nomination_id: int) -> tuple[Case, ReadAccess]:
+    """Return a nomination request and the actor's access; unknown and hidden are both 404."""
+    case = session.get(Case, nomination_id)
+    access = nomination_access(session, actor, case) if case is not None else ReadAccess.NONE
+    if case is None or case.workflow != NOMINATION or access == ReadAccess.NONE:
+        raise CaseNotFound(f"no nomination with id {nomination_id}", message_id="error.case_not_found",
+                       params={"id": nomination_id})
+    return case, access
 
 
 def read_nomination(session: Session, registry: Registry, nomination_id: int,
                     actor: Actor | None = None) -> NominationRead:
-    """Load one nomination with its proposals, decision and appointments."""
+    """Load one nomination with its proposals, decision and appointments, as much as the actor may read.
+
+    No actor reads as an outsider who may open the request: its shared facts only (pass `engine.actors.SYSTEM`
+    for everything).
+    """
     case = session.get(Case, nomination_id)
     if case is None or case.workflow != NOMINATION:
         raise NotFound(f"no nomination with id {nomination_id}")
-    children = list(session.execute(select(Case).where(col(Case.parent_id) == nomination_id)
-                                    .order_by(col(Case.id))).scalars())
+    access = nomination_access(session, actor, case)
+    full = access == ReadAccess.FULL
+    own_org = actor.organisation_id if actor is not None and not full else None
+    own_key = _org_key(session, own_org)
+    decided = bool(case.data.get("decision_id"))
+    children = [c for c in session.execute(select(Case).where(col(Case.parent_id) == nomination_id)
+                                           .order_by(col(Case.id))).scalars()
+                if full or decided or (own_org is not None and c.organisation_id == own_org)]
+
+    def own(c: Case) -> bool:
+        return full or (own_org is not None and c.organisation_id == own_org)
     ids = [c.id for c in children]
     names = dict(session.execute(select(col(Organisation.key), col(Organisation.name_fi)).where(
         col(Organisation.id).in_([c.organisation_id for c in children]))).all())
@@ -69,7 +118,8 @@ def read_nomination(session: Session, registry: Registry, nomination_id: int,
             excs[e.proposal_case_id].append({"seat": e.seat, "position": e.position, "reason": e.reason})
     proposals = [ProposalRead(case_id=c.id or 0, organisation=c.data["organisation_key"],
                               organisation_name=names.get(c.data["organisation_key"], ""), state=c.state,
-                              version=versions[c.id], candidates=cands[c.id or 0], exceptions=excs[c.id or 0])
+                              version=versions[c.id], candidates=cands[c.id or 0] if own(c) else [],
+                              exceptions=excs[c.id or 0] if own(c) else [])
                  for c in children]
     decision = None
     if case.data.get("decision_id"):
@@ -78,7 +128,7 @@ def read_nomination(session: Session, registry: Registry, nomination_id: int,
             decision = NominationDecisionRead(id=d.id or 0, body=d.body, meeting_date=d.meeting_date,
                                               section=d.section, citation=citation(d),
                                               justification=d.justification, shares=shares_read(d))
-    appointments = [appointment_read(a) for a in session.execute(
+    appointments = [appointment_read(a, shown=full or a.organisation_key == own_key) for a in session.execute(
         select(Appointment).where(col(Appointment.case_id) == nomination_id)
         .order_by(col(Appointment.seat), col(Appointment.position).desc(), col(Appointment.id))).scalars()]
     return NominationRead(

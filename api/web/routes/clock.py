@@ -52,7 +52,7 @@ def _page(request: Request, session: Session, user: WebUser, year: int | None, s
     network = scope == "network"
     which = scope_for(session) if network else scope_for(session, organisation_id=user.person.organisation_id,
                                                                person_id=user.id)
-    items = collect(session, which, date(year, 1, 1), date(year, 12, 31), now, ctx.registry)
+    items = collect(session, which, date(year, 1, 1), date(year, 12, 31), now, ctx.registry, viewer=user.actor)
     heading = translate(user.lang, "clock.network") if network else user.person.name
     svg = Markup(render_svg(items, year, user.lang, heading, today))  # noqa: S704 - built by us, values escaped
     feed = session.execute(select(CalendarFeed).where(col(CalendarFeed.person_id) == user.id,
