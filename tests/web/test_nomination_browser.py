@@ -1,6 +1,6 @@
 """In Chromium: the nomination pages pass axe-core (WCAG 2.1 A and AA) in fi, sv and en and are reached by keyboard;
 an organisation proposes from the request mail in the SMTP server's inbox; the coordinator decides, sends the
-letter and replaces a member. Screenshots (fi) go to $VUOSIKELLO_SCREENSHOTS as nomination-*.png."""
+letter and replaces a member. Screenshots (fi) go to $VUOSIKELLO_SCREENSHOTS as nomination-*-fi.png."""
 
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def test_every_nomination_page_in_every_language_passes_axe_and_the_keyboard(ctx
                 assert page.locator("html").get_attribute("lang") == lang, name
                 if SCREENSHOTS and lang == "fi":
                     Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-                    page.screenshot(path=f"{SCREENSHOTS}/nomination-{name}.png", full_page=True)
+                    page.screenshot(path=f"{SCREENSHOTS}/nomination-{name}-fi.png", full_page=True)
                 problems = violations(page)
                 if problems:
                     found[f"{lang}/{name}"] = describe(problems)
