@@ -9,22 +9,23 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from api.context import AppContext
 from api.web.delegation import check_delegated_acts, wire
 from api.web.models import Delegation
 from engine.audit import Scope
+from engine.clock import ManualClock
 from engine.models import Event
 from tests.support.builders import AgreementFixture, User, create_agreement, make_user
 from tests.web.support import csrf_of, sha_of, sign_in, web_client
 from workflows.agreement.models import Decision, Signature
 
 
-def counts(ctx: AppContext) -> tuple[int, int, int, int]:
+def counts(ctx: AppContext) -> list[int]:
     with Session(ctx.db.engine) as session:
-        return tuple(session.execute(select(func.count()).select_from(t)).scalar_one()  # type: ignore[return-value]
-                     for t in (Delegation, Decision, Signature, Event))
+        return [int(session.execute(select(func.count()).select_from(t)).scalar_one())
+                for t in (Delegation, Decision, Signature, Event)]
 
 
 def name_substitute(client: TestClient, ctx: AppContext, principal: User, email: str, starts_on: str,
@@ -88,7 +89,7 @@ def test_a_standing_delegation_to_another_organisation_lets_nobody_decide_for_it
     assert counts(ctx) == before  # no decision, no event
 
 
-def test_a_substitute_outside_the_period_is_refused_with_the_period_named(ctx: AppContext) -> None:
+def test_a_substitute_outside_the_period_is_refused_with_the_period_named(ctx: AppContext, clock: ManualClock) -> None:
     fx = create_agreement(ctx, parties=1)
     key = fx.keys[0]
     principal = fx.signatories[key][0]
@@ -101,11 +102,11 @@ def test_a_substitute_outside_the_period_is_refused_with_the_period_named(ctx: A
         assert early.status_code == 403
         assert f"Toimit henkilön {principal.person.name} varahenkilönä vain 4.3.2026–5.3.2026, et tänään" in early.text
         assert counts(ctx) == before
-        ctx.clock.advance(timedelta(days=4))  # Friday 6.3.: over
+        clock.advance(timedelta(days=4))  # Friday 6.3.: over
         late = decide_as(client, ctx, fx, key, substitute, principal)
         assert late.status_code == 403 and "vain 4.3.2026–5.3.2026" in late.text
         assert counts(ctx) == before
-        ctx.clock.advance(timedelta(days=-2))  # Wednesday 4.3.: inside
+        clock.advance(timedelta(days=-2))  # Wednesday 4.3.: inside
         assert decide_as(client, ctx, fx, key, substitute, principal).status_code == 303
     assert counts(ctx)[1] == before[1] + 1
 
@@ -126,8 +127,9 @@ def test_on_behalf_of_is_in_the_hashed_event_the_api_and_the_history(ctx: AppCon
             "on_behalf_of": str(principal.id)})
         assert signed.status_code == 303
         with Session(ctx.db.engine) as session:
-            delegation_id = session.execute(select(Delegation.id)).scalar_one()
-            events = session.execute(select(Event).where(Event.actor_id == substitute.id)).scalars().all()
+            delegation_id = session.execute(select(col(Delegation.id))).scalar_one()
+            events = session.execute(select(Event).where(col(Event.actor_id) == substitute.id)
+                                     .order_by(col(Event.id))).scalars().all()
         assert [e.trigger for e in events] == ["approve", "sign"]
         for e in events:  # inside the hashed payload, not only in a side table
             assert json.loads(e.payload)["on_behalf_of"] == {"person_id": principal.id, "delegation_id": delegation_id}
