@@ -4,7 +4,8 @@ The emails are the real ones: a year of agreements, a nomination, a council-term
 run on the movable clock, each event sends its templates to its real recipients, and every link each message
 contains is followed as its recipient right after it was sent (a sign-in link: its page, then the button; a plain
 `/cases/{id}` link: after signing in). Any 4xx or 5xx on the way fails, and so does a page that lacks the case's
-title or the action the mail asks for. Templates that carry a link but were never sent fail too.
+title or the action the mail asks for. Templates that carry a link but were never sent fail too. `pytest -s`
+prints the whole walk.
 """
 
 from __future__ import annotations
@@ -53,17 +54,21 @@ ACTIONS = {
     "nomination_requested": r'action="{page}"',  # the organisation's proposal form
     "nomination_proposal_reminder": r'action="{page}"',
     "nomination_term_ending": r'href="(/nominations/new|{page}/replacements)',  # a new request, or a replacement
-    "cycle_milestone": r'action="{page}/step"',  # the coordinator moves the year on
+    "cycle_milestone": r'(action="{page}/step"|href="{page}/measures/new")',  # move the year on, or plan it
     "cycle_report_requested": REPORT_FORM,
     "cycle_report_reminder": REPORT_FORM,
     "cycle_report_overdue": r'action="/cycles/\d+/[a-z/0-9]+"',  # the coordinator acts on the late report
     "review_reminder": r'action="/agreements/\d+/review/(confirm|start|terminate)"',
     "sign_in_link": r"<h1>",  # a link asked for from the sign-in page: the person's own start page
 }
-# Pages being built by others while this test was written (nomination proposal, cycle report and review pages):
-# their links fail until those pages land, and the test says so as an expected failure, naming them.
-PENDING = {"nomination_requested", "nomination_proposal_reminder", "cycle_report_requested",
-           "cycle_report_reminder", "review_reminder"}
+# Links known to fail, with the reason; the test is an expected failure while only these fail, and names them.
+# (The nomination proposal, cycle report and review pages were being built while this test was written; they have
+# landed and their links pass.)
+KNOWN = {
+    "nomination_requested": "mailed to the asked organisation's coordinators too (workflows/nomination/service.py "
+                            "recipients: contacts_of signatory+coordinator), but engine/permissions.roles_held makes "
+                            "only its signatories a party, so a coordinator's proposal page has no form",
+}
 
 
 def linked_templates() -> set[str]:
@@ -273,8 +278,8 @@ def test_every_link_in_every_email_opens_its_case_with_the_action_it_asks_for(ct
     assert set(ACTIONS) >= linked_templates(), f"no expected action for {sorted(linked_templates() - set(ACTIONS))}"
     assert len(links.results) >= 2 * len(linked_templates())
     failing = {r.template for r in links.results if r.problem}
-    if failing and failing <= PENDING:
-        pytest.xfail("pages not landed yet for " + ", ".join(sorted(failing)) + "\n" + summary)
+    if failing and failing <= set(KNOWN):
+        pytest.xfail("known: " + "; ".join(f"{t}: {KNOWN[t]}" for t in sorted(failing)) + "\n" + summary)
     assert not failing, summary
 
 
