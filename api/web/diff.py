@@ -66,6 +66,11 @@ def _words(old: str, new: str) -> tuple[list[Part], list[Part]]:
     return left, right
 
 
+def _whole(line: str) -> list[Part]:
+    """Return a line added or removed as a whole (an empty line has no part to mark)."""
+    return [Part(line, True)] if line else []
+
+
 def _fold(rows: list[Row]) -> list[Row]:
     """Fold runs of unchanged lines longer than twice the context, keeping CONTEXT lines at each end."""
     out: list[Row] = []
@@ -103,10 +108,10 @@ def compare(old: str, new: str) -> Comparison:
             continue
         pairs = min(i2 - i1, j2 - j1) if op == "replace" else 0
         for k in range(i2 - i1):
-            left = _words(a[i1 + k], b[j1 + k])[0] if k < pairs else [Part(a[i1 + k], True)]
+            left = _words(a[i1 + k], b[j1 + k])[0] if k < pairs else _whole(a[i1 + k])
             rows.append(Row("removed", old=i1 + k + 1, parts=left))
         for k in range(j2 - j1):
-            right = _words(a[i1 + k], b[j1 + k])[1] if k < pairs else [Part(b[j1 + k], True)]
+            right = _words(a[i1 + k], b[j1 + k])[1] if k < pairs else _whole(b[j1 + k])
             rows.append(Row("added", new=j1 + k + 1, parts=right))
         removed += i2 - i1
         added += j2 - j1
