@@ -3,9 +3,9 @@
 The emails are the real ones: a year of agreements, a nomination, a council-term review and the annual cycle is
 run on the movable clock, each event sends its templates to its real recipients, and every link each message
 contains is followed as its recipient right after it was sent (a sign-in link: its page, then the button; a plain
-`/cases/{id}` link: after signing in). Any 4xx or 5xx on the way fails, and so does a page that lacks the case's
-title or the action the mail asks for. Templates that carry a link but were never sent fail too. `pytest -s`
-prints the whole walk.
+`/cases/{id}` link: after signing in). Any 4xx or 5xx on the way fails, and so does landing anywhere but the case's
+page (`api/web/case_pages.py`), a page without a heading, or one without the action the mail asks for. Templates
+that carry a link but were never sent fail too. `pytest -s` prints the whole walk.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from workflows.nomination.schemas import DecisionIn as NominationDecisionIn
 from workflows.nomination.schemas import ProposalIn
 from workflows.review import service as reviews
 from workflows.review.schemas import ReviewStart
+from workflows.triggers import dispatch
 
 LINK = re.compile(r"https?://testserver(/[^\s\"'<>)]*)")
 REDIRECTS = {301, 302, 303, 307, 308}
@@ -296,3 +297,26 @@ def test_a_case_link_for_someone_who_may_not_see_it_says_so_in_their_language(ct
         signer = fx.signatories[fx.keys[0]][0]
         sign_in(client, ctx, signer.id)
         assert client.get(f"/cases/{fx.id}").headers["location"] == f"/agreements/{fx.id}"
+
+
+def test_a_nomination_or_report_link_for_another_organisation_is_refused_in_their_language(ctx) -> None:
+    councils = {"regional_council:06": make_user(ctx, org_key="regional_council:06", name="Maakuntajohtaja 06")}
+    coordinator = make_user(ctx, org_key="association:kuntaliitto", roles="coordinator")
+    nid, _ = create_nomination(ctx, coordinator=coordinator, asked={"organisations": list(councils)})
+    cycle = ctx.engine.run(lambda uow: cycles.create_cycle(uow, CycleCreate(year=2026), coordinator.actor)).id
+    ctx.engine.run(lambda uow: cycles.agree(uow, cycle, AgreeIn.model_validate({"measures": [
+        {"title": "Ilmastotiekartta", "theme": "climate", "responsible": "regional_council:06",
+         "due_date": "2026-06-30"}]}), coordinator.actor))
+    ctx.engine.run(lambda uow: dispatch(uow, cycle, "open_reporting", coordinator.actor, {}, None))
+    with ctx.db.read_session() as s:
+        children = s.execute(select(Case.id).where(Case.parent_id.in_([nid, cycle]))).scalars().all()
+    assert len(children) == 2
+    outsider = make_user(ctx, org_key="municipality:091", name="Helsingin allekirjoittaja", language="sv")
+    with web_client(ctx) as client:
+        sign_in(client, ctx, outsider.id)
+        for case_id in children:
+            r = client.get(f"/cases/{case_id}")
+            while r.status_code == 303:
+                r = client.get(r.headers["location"])
+            assert r.status_code in (403, 404), (case_id, r.status_code)
+            assert '<html lang="sv">' in r.text and re.search(r'<p class="detail">.+</p>', r.text), r.text[-800:]
