@@ -231,3 +231,50 @@ def _has_org(ctx, key: str) -> bool:  # type: ignore[no-untyped-def]
 
     with Session(ctx.db.engine) as session:
         return session.execute(select(Organisation.id).where(Organisation.key == key)).first() is not None
+
+
+def test_a_proposal_changed_meanwhile_is_refused_with_what_was_typed_kept(ctx) -> None:
+    nid, _coordinator, director_a, _b, children = _setup(ctx)
+    colleague = make_user(ctx, org_key=A, name="Kalle Kollega")
+    url = f"/nominations/{nid}/proposals/{children[A]}"
+    with web_client(ctx) as first, web_client(ctx) as second:
+        sign_in(first, ctx, director_a.id)
+        sign_in(second, ctx, colleague.id)
+        stale = csrf_of(first.get(url).text)  # shown at version 0
+        assert second.post(url, data=_full(csrf_of(second.get(url).text))).status_code == 303
+        mine = {**_full(stale), "s1-member-1-name": "Outi Oma"}
+        r = first.post(url, data=mine)
+        assert r.status_code == 409 and "Ehdotusta muutettiin sillä välin (nyt versio 1)" in r.text
+        assert 'value="Outi Oma"' in r.text
+    with Session(ctx.db.engine) as session:
+        names = set(session.execute(select(Candidate.name).where(Candidate.superseded_at.is_(None))).scalars())
+    assert "Liisa Laine" in names and "Outi Oma" not in names
+
+
+def test_the_letter_is_read_by_the_coordinator_and_the_requester_only(ctx) -> None:
+    from tests.support.recurring import pair
+    from workflows.nomination import appointments, service
+    from workflows.nomination.schemas import DecisionIn, ProposalIn
+
+    nid, coordinator, director_a, director_b, _children = _setup(ctx)
+    requester = make_user(ctx, roles="", email="kirjaamo@vm.example.fi", name="Ylitarkastaja Virtanen")
+    ctx.engine.run(lambda uow: service.propose(uow, nid, A, ProposalIn.model_validate(
+        {"candidates": pair(1, org="a") + pair(1, "deputy", org="a")}), director_a.actor))
+    ctx.engine.run(lambda uow: service.close_proposals(uow, nid, coordinator.actor))
+    with Session(ctx.db.engine) as session:
+        ids = list(session.execute(select(Candidate.id).order_by(Candidate.id)).scalars())
+    ctx.engine.run(lambda uow: appointments.decide(uow, nid, DecisionIn(
+        meeting_date="2026-03-02", section="§ 5", seats=[{"seat": 1, "member": ids[0], "deputy": ids[3]}],
+        justification="Yksi paikka."), coordinator.actor))
+    ctx.engine.run(lambda uow: appointments.communicate(uow, nid, coordinator.actor))
+    with web_client(ctx) as client:
+        for who, status in ((coordinator, 200), (requester, 200), (director_a, 403), (director_b, 403)):
+            sign_in(client, ctx, who.id)
+            r = client.get(f"/nominations/{nid}/letter")
+            assert r.status_code == status, who.person.name
+        assert "sen näkevät pyytäjä ja pyynnön koordinaattori" in r.text and "n.1.member" not in r.text
+        sign_in(client, ctx, requester.id)
+        page = client.get(f"/nominations/{nid}").text
+        assert f'href="/nominations/{nid}/letter"' in page
+        letter = client.get(f"/nominations/{nid}/letter").text
+        assert "Pirkanmaan liitto" in letter and "regional_council:06" not in letter and "Kirje lähetettiin" in letter

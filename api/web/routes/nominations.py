@@ -176,6 +176,9 @@ def letter_page(request: Request, nomination_id: int, user: User, session: Sessi
     case = nomination_of(session, user, nomination_id)
     ctx = request.app.state.ctx
     view = nomination_view(session, ctx.registry, user, case, ctx.clock.now())
+    if not (view.coordinates or view.requester):  # the letter names the nominees' addresses: not for every reader
+        raise NotPermitted(f"person {user.id} may not read the letter of nomination {nomination_id}",
+                           message_id="nomination.error.letter_for_requester", params={"group": case.title})
     sent = session.get(NominationLetter, case.data.get("letter_id") or 0)
     if sent is not None:
         subject, html, lang, to, cc = sent.subject, sent.html, sent.language, sent.to_address, sent.cc
