@@ -253,7 +253,10 @@ def serve(demo: Annotated[bool, typer.Option(help="Load the register and a demo 
         settings.admin_token = info.admin_token
         for line in banner(info, base):
             typer.echo(line)
-    uvicorn.run(create_app(ctx=ctx), host=host, port=port, log_level="info")
+    # proxy_headers off: uvicorn would otherwise take X-Forwarded-For from any peer on 127.0.0.1, and a client on
+    # the same host could pick its address for the sign-in limiter; api/web/auth.client_address trusts only the
+    # configured VUOSIKELLO_TRUSTED_PROXIES
+    uvicorn.run(create_app(ctx=ctx), host=host, port=port, log_level="info", proxy_headers=False)
 
 
 def main() -> None:

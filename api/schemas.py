@@ -7,6 +7,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from engine.text import SingleLine
+
 Language = Literal["fi", "sv", "en"]
 Role = Literal["signatory", "coordinator", "admin"]
 
@@ -46,12 +48,12 @@ class OrganisationRead(BaseModel):
 class PersonBase(BaseModel):
     """Fields a person has."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: SingleLine = Field(min_length=1, max_length=200)
     email: EmailStr
     language: Language = "fi"
     organisation: str | None = Field(default=None, max_length=80, examples=["municipality:837"])
     roles: list[Role] = Field(default_factory=list)
-    title: str | None = Field(default=None, max_length=200)
+    title: SingleLine | None = Field(default=None, max_length=200)
 
 
 class PersonCreate(PersonBase):
@@ -64,12 +66,12 @@ class PersonUpdate(BaseModel):
     """Changes to a person; omitted fields stay."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: SingleLine | None = Field(default=None, min_length=1, max_length=200)
     email: EmailStr | None = None
     language: Language | None = None
     organisation: str | None = Field(default=None, max_length=80)
     roles: list[Role] | None = None
-    title: str | None = Field(default=None, max_length=200)
+    title: SingleLine | None = Field(default=None, max_length=200)
     active: bool | None = None
     digest: bool | None = None
 
@@ -92,7 +94,7 @@ class TokenCreate(BaseModel):
     """A label for a new token."""
 
     model_config = ConfigDict(extra="forbid")
-    label: str = Field(default="", max_length=200)
+    label: SingleLine = Field(default="", max_length=200)
 
 
 class TokenIssued(BaseModel):

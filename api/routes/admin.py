@@ -15,6 +15,7 @@ from api.unit import UnitOfWorkRoute
 from engine.definition import parse_definition, to_mermaid
 from engine.errors import DefinitionError, InvalidInput
 from engine.simulate import simulate
+from engine.text import SingleLine
 from engine.versions import migrate_cases, store_version
 from notifications import template_store
 from notifications.render import LANGUAGES, template_names
@@ -103,7 +104,7 @@ class TemplateParts(BaseModel):
     """Edited parts of one language of a template (omitted parts stay)."""
 
     model_config = ConfigDict(extra="forbid")
-    subject: str | None = Field(default=None, max_length=2000)
+    subject: SingleLine | None = Field(default=None, max_length=2000)  # an email's Subject header: one line
     txt: str | None = Field(default=None, max_length=100_000)
     html: str | None = Field(default=None, max_length=200_000)
 

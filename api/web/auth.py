@@ -1,13 +1,21 @@
 """Credentials of the web: argon2 passwords for coordinators and administrators, and the bad-attempt limiter.
 
 The limiter counts bad link tokens and bad passwords per client address in the database (`sign_in_failure`),
-so it holds across worker processes and restarts. Behind a reverse proxy run uvicorn with `--proxy-headers`,
-or every client shares the proxy's address.
+so it holds across worker processes and restarts. It also counts bad passwords and link requests per account
+(the email address typed, known or not, so the limit tells nothing about who is registered): an attacker with
+many addresses still gets only `account_failure_limit` guesses per account per window. Those rows carry
+`account:<hash of the address>` where an address row carries the IP (the table keeps no address in clear).
+The client address is the connection's peer; `X-Forwarded-For` counts only when the peer is one of the
+configured trusted proxies (`VUOSIKELLO_TRUSTED_PROXIES`, see `client_address`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
+from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
@@ -70,14 +78,56 @@ def check_password(session: Session, email: str, password: str) -> Person | None
     return person
 
 
-def is_throttled(session: Session, config: WebConfig, ip: str, now: datetime) -> bool:
-    """Tell whether an address has made too many bad attempts within the window."""
-    count = session.execute(select(func.count()).select_from(SignInFailure).where(
-        col(SignInFailure.ip) == ip[:64], col(SignInFailure.at) > now - config.failure_window)).scalar_one()
-    return int(count) >= config.failure_limit
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def record_failure(session: Session, config: WebConfig, ip: str, kind: str, now: datetime) -> None:
-    """Count one bad attempt from an address, forgetting attempts older than the window."""
+@lru_cache(maxsize=16)
+def _networks(trusted: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(t, strict=False) for t in trusted)
+
+
+def _is_trusted(address: str, trusted: tuple[str, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    return any(ip in network for network in _networks(trusted))
+
+
+def client_address(peer: str, forwarded_for: str | None, trusted: Sequence[str]) -> str:
+    """Return the client's address: the peer, unless the peer is a trusted proxy; then the nearest address in
+    `X-Forwarded-For` that is not itself a trusted proxy (the left part of the header is the client's to write)."""
+    proxies = tuple(trusted)
+    if not proxies or not forwarded_for or not _is_trusted(peer, proxies):
+        return peer
+    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+        if not _is_trusted(hop, proxies):
+            return hop[:64]
+    return peer
+
+
+def account_key(email: str) -> str:
+    """Return the limiter's key of an account: a hash of the address as typed, trimmed and lower-cased."""
+    return "account:" + hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()[:40]
+
+
+def _count(session: Session, key: str, since: datetime) -> int:
+    return int(session.execute(select(func.count()).select_from(SignInFailure).where(
+        col(SignInFailure.ip) == key, col(SignInFailure.at) > since)).scalar_one())
+
+
+def is_throttled(session: Session, config: WebConfig, ip: str, now: datetime, account: str | None = None) -> bool:
+    """Tell whether an address, or the account being signed in to, has too many bad attempts within the window."""
+    since = now - config.failure_window
+    if _count(session, ip[:64], since) >= config.failure_limit:
+        return True
+    return bool(account) and _count(session, account_key(account or ""), since) >= config.account_failure_limit
+
+
+def record_failure(session: Session, config: WebConfig, ip: str, kind: str, now: datetime,
+                   account: str | None = None) -> None:
+    """Count one bad attempt from an address (and against an account), forgetting attempts older than the window."""
     session.execute(delete(SignInFailure).where(col(SignInFailure.at) <= now - config.failure_window))
     session.add(SignInFailure(ip=ip[:64], kind=kind, at=now))
+    if account:
+        session.add(SignInFailure(ip=account_key(account), kind=kind, at=now))

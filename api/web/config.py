@@ -19,6 +19,7 @@ class WebSettings(BaseSettings):
     idle_minutes: int = 30
     absolute_hours: int = 12
     failure_limit: int = 10
+    account_failure_limit: int = 5
     failure_window_minutes: int = 15
 
 
@@ -30,6 +31,7 @@ class WebConfig:
     idle_timeout: timedelta = timedelta(minutes=30)
     absolute_timeout: timedelta = timedelta(hours=12)
     failure_limit: int = 10  # bad tokens or passwords per address ...
+    account_failure_limit: int = 5  # bad passwords, and link requests, per email address (from any address) ...
     failure_window: timedelta = timedelta(minutes=15)  # ... within this window
     touch_interval: timedelta = timedelta(minutes=1)  # write last_seen_at at most this often
 
@@ -54,4 +56,5 @@ class WebConfig:
             secure = True
         return cls(cookie_secure=secure, idle_timeout=timedelta(minutes=web.idle_minutes),
                    absolute_timeout=timedelta(hours=web.absolute_hours), failure_limit=web.failure_limit,
+                   account_failure_limit=web.account_failure_limit,
                    failure_window=timedelta(minutes=web.failure_window_minutes))

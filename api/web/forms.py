@@ -16,8 +16,13 @@ from sqlalchemy import func, or_, select
 from sqlmodel import Session, col
 
 from engine.models import Organisation, Person
+from engine.text import control_character_problem
 from workflows.agreement.schemas import AgreementCreate, DecisionIn, PartyIn
 
+# fields that are one line (a title becomes an email's Subject): no control character at all; other texts keep
+# tabs and line breaks (engine/text.py, the same rule as the API's request schemas)
+SINGLE_LINE_FIELDS = frozenset({"title", "name", "body", "group", "requester_name", "requester_contact",
+                                "decision_ref", "subject", "substitute", "label", "contact_person", "addressee"})
 SECTION = re.compile(r"^(§\s*)?\d{1,5}[a-z]?$")
 URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
@@ -54,11 +59,14 @@ class Form:
             return None
 
     def text(self, name: str, *, max_length: int, min_length: int = 1, required: bool = True) -> str | None:
-        """Return a text field of bounded length."""
+        """Return a text field of bounded length, without control characters (a line: none at all)."""
         text = self.get(name)
         if not text:
             if required:
                 self.fail(name, "form.error.required")
+            return None
+        if control_character_problem(text, multiline=name not in SINGLE_LINE_FIELDS):
+            self.fail(name, "security.error.control_characters")
             return None
         if len(text) < min_length or len(text) > max_length:
             self.fail(name, "form.error.length")

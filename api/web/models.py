@@ -54,7 +54,8 @@ class DelegatedAct(SQLModel, table=True):
 
 
 class SignInFailure(SQLModel, table=True):
-    """A bad link token or password from one address; counted to slow guessing down."""
+    """A bad link token, bad password or link request from one address, or against one account; counted to slow
+    guessing down. `ip` is the key counted: a client address, or `account:<hash>` for an account (api/web/auth.py)."""
 
     __tablename__ = "sign_in_failure"
     __table_args__ = (Index("ix_sign_in_failure_ip_at", "ip", "at"),)

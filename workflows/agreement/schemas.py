@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
+from engine.text import MultiLine, SingleLine
+
 
 class PartyIn(BaseModel):
     """One party of a new agreement."""
@@ -21,8 +23,8 @@ class AgreementCreate(BaseModel):
     """A new agreement in draft."""
 
     model_config = ConfigDict(extra="forbid")
-    title: str = Field(min_length=1, max_length=300)
-    document: str = Field(min_length=1, max_length=500_000, description="Markdown text")
+    title: SingleLine = Field(min_length=1, max_length=300)
+    document: MultiLine = Field(min_length=1, max_length=500_000, description="Markdown text")
     deadline: date = Field(description="Approval deadline, a Helsinki local date")
     coordinator_id: int | None = None
     parties: list[PartyIn] = Field(min_length=1, max_length=400)
@@ -34,8 +36,8 @@ class DocumentIn(BaseModel):
     """A new version of the text."""
 
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, max_length=500_000)
-    note: str | None = Field(default=None, max_length=2000)
+    text: MultiLine = Field(min_length=1, max_length=500_000)
+    note: MultiLine | None = Field(default=None, max_length=2000)
 
 
 class DecisionIn(BaseModel):
@@ -43,11 +45,11 @@ class DecisionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     outcome: Literal["approved", "declined"]
-    body: str = Field(min_length=2, max_length=200, examples=["Kunnanhallitus"])
+    body: SingleLine = Field(min_length=2, max_length=200, examples=["Kunnanhallitus"])
     decided_on: date
     section: str = Field(min_length=1, max_length=20, pattern=r"^(§\s*)?\d{1,5}[a-z]?$", examples=["§ 58"])
     minutes_url: HttpUrl | None = None
-    note: str | None = Field(default=None, max_length=4000, description="Reservation or remark")
+    note: MultiLine | None = Field(default=None, max_length=4000, description="Reservation or remark")
     document_sha256: str | None = Field(
         default=None, pattern=r"^[0-9a-f]{64}$",
         description="SHA-256 of the text the decision was made on; refused with 409 when it is no longer current")
@@ -66,14 +68,14 @@ class WithdrawIn(BaseModel):
     """Why the agreement is withdrawn."""
 
     model_config = ConfigDict(extra="forbid")
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: MultiLine | None = Field(default=None, max_length=2000)
 
 
 class TerminateIn(BaseModel):
     """Why and when the agreement ends."""
 
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: MultiLine = Field(min_length=1, max_length=2000)
     end_date: date
 
 

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, model_validator
 
+from engine.text import MultiLine, SingleLine
+
 Gender = Literal["woman", "man", "other"]
 Position = Literal["member", "deputy"]
 Language = Literal["fi", "sv", "en"]
@@ -17,9 +19,9 @@ class RequesterIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     organisation: str | None = Field(default=None, max_length=80, examples=["association:kuntaliitto"])
-    name: str = Field(min_length=2, max_length=300, examples=["Valtiovarainministeriö"])
+    name: SingleLine = Field(min_length=2, max_length=300, examples=["Valtiovarainministeriö"])
     email: EmailStr
-    contact_person: str | None = Field(default=None, max_length=200)
+    contact_person: SingleLine | None = Field(default=None, max_length=200)
     language: Language = "fi"
 
 
@@ -27,7 +29,7 @@ class SeatIn(BaseModel):
     """One seat: a member, with or without a deputy."""
 
     model_config = ConfigDict(extra="forbid")
-    label: str | None = Field(default=None, max_length=200)
+    label: SingleLine | None = Field(default=None, max_length=200)
     has_deputy: bool = True
 
 
@@ -47,8 +49,8 @@ class NominationCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     requester: RequesterIn
-    group: str = Field(min_length=2, max_length=300, examples=["Alueiden kehittämisen lainvalmisteluryhmä"])
-    description: str | None = Field(default=None, max_length=4000)
+    group: SingleLine = Field(min_length=2, max_length=300, examples=["Alueiden kehittämisen lainvalmisteluryhmä"])
+    description: MultiLine | None = Field(default=None, max_length=4000)
     seats: list[SeatIn] = Field(min_length=1, max_length=50)
     term_start: date
     term_end: date
@@ -70,11 +72,11 @@ class CandidateIn(BaseModel):
     seat: int = Field(ge=1)
     position: Position = "member"
     person_id: int | None = None
-    name: str | None = Field(default=None, min_length=2, max_length=200)
+    name: SingleLine | None = Field(default=None, min_length=2, max_length=200)
     gender: Gender
     organisation: str | None = Field(default=None, max_length=80)
     email: EmailStr | None = None
-    title: str | None = Field(default=None, max_length=200)
+    title: SingleLine | None = Field(default=None, max_length=200)
 
 
 class SeatException(BaseModel):
@@ -83,7 +85,7 @@ class SeatException(BaseModel):
     model_config = ConfigDict(extra="forbid")
     seat: int = Field(ge=1)
     position: Position = "member"
-    reason: str = Field(min_length=5, max_length=2000)
+    reason: MultiLine = Field(min_length=5, max_length=2000)
 
 
 class ProposalIn(BaseModel):
@@ -98,7 +100,7 @@ class WaiveIn(BaseModel):
     """Why an organisation proposes nobody."""
 
     model_config = ConfigDict(extra="forbid")
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: MultiLine | None = Field(default=None, max_length=2000)
 
 
 class SeatChoice(BaseModel):
@@ -114,12 +116,12 @@ class DecisionIn(BaseModel):
     """The regional directors' meeting's decision."""
 
     model_config = ConfigDict(extra="forbid")
-    body: str = Field(default="Maakuntajohtajakokous", min_length=2, max_length=200)
+    body: SingleLine = Field(default="Maakuntajohtajakokous", min_length=2, max_length=200)
     meeting_date: date
     section: str = Field(min_length=1, max_length=20, pattern=r"^(§\s*)?\d{1,5}[a-z]?$", examples=["§ 12"])
     minutes_url: HttpUrl | None = None
     seats: list[SeatChoice] = Field(min_length=1, max_length=50)
-    justification: str | None = Field(default=None, max_length=4000,
+    justification: MultiLine | None = Field(default=None, max_length=4000,
                                       description="Required when women or men are below 40 % of members or deputies")
 
 
@@ -131,21 +133,22 @@ class ReplacementIn(BaseModel):
     position: Position = "member"
     candidate_id: int | None = Field(default=None, description="A proposed candidate, or give the person below")
     person_id: int | None = None
-    name: str | None = Field(default=None, min_length=2, max_length=200)
+    name: SingleLine | None = Field(default=None, min_length=2, max_length=200)
     gender: Gender | None = None
     organisation: str | None = Field(default=None, max_length=80)
     email: EmailStr | None = None
     effective_date: date
-    reason: str | None = Field(default=None, max_length=2000)
-    decision_ref: str | None = Field(default=None, max_length=300, examples=["Maakuntajohtajakokous 3.9.2026 § 7"])
-    justification: str | None = Field(default=None, max_length=4000)
+    reason: MultiLine | None = Field(default=None, max_length=2000)
+    decision_ref: SingleLine | None = Field(default=None, max_length=300,
+                                            examples=["Maakuntajohtajakokous 3.9.2026 § 7"])
+    justification: MultiLine | None = Field(default=None, max_length=4000)
 
 
 class CancelIn(BaseModel):
     """Why a request is cancelled."""
 
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: MultiLine = Field(min_length=1, max_length=2000)
 
 
 class CandidateRead(BaseModel):

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
+from engine.text import SingleLine
+
 MeetingKind = Literal["regional_directors", "chairs_and_directors", "kuntaliitto_leadership", "network", "other"]
 
 
@@ -15,7 +17,7 @@ class MeetingIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: MeetingKind
-    title: str = Field(min_length=2, max_length=300, examples=["Maakuntajohtajakokous"])
+    title: SingleLine = Field(min_length=2, max_length=300, examples=["Maakuntajohtajakokous"])
     held_on: date
     minutes_url: HttpUrl | None = None
     organisation: str | None = Field(default=None, max_length=80, description="Host, kind:code")
@@ -38,9 +40,9 @@ class StatementIn(BaseModel):
     """A statement to register."""
 
     model_config = ConfigDict(extra="forbid")
-    title: str = Field(min_length=2, max_length=300)
+    title: SingleLine = Field(min_length=2, max_length=300)
     issued_on: date
-    addressee: str = Field(min_length=2, max_length=300, examples=["Valtiovarainministeriö"])
+    addressee: SingleLine = Field(min_length=2, max_length=300, examples=["Valtiovarainministeriö"])
     url: HttpUrl | None = None
     organisation: str | None = Field(default=None, max_length=80)
 

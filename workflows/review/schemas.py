@@ -6,6 +6,8 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
+from engine.text import MultiLine
+
 
 class ReviewStart(BaseModel):
     """Open the current term's review of an agreement by hand, with an optional earlier deadline."""
@@ -18,7 +20,7 @@ class ConfirmIn(BaseModel):
     """The parties confirmed the agreement unchanged."""
 
     model_config = ConfigDict(extra="forbid")
-    note: str | None = Field(default=None, max_length=4000)
+    note: MultiLine | None = Field(default=None, max_length=4000)
     minutes_url: HttpUrl | None = None
 
 
@@ -26,8 +28,8 @@ class ReviseIn(BaseModel):
     """The revised text that goes round for approval again."""
 
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, max_length=500_000)
-    note: str | None = Field(default=None, max_length=2000)
+    text: MultiLine = Field(min_length=1, max_length=500_000)
+    note: MultiLine | None = Field(default=None, max_length=2000)
 
 
 class ReviewRead(BaseModel):

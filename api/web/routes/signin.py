@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 
 from api.deps import SessionDep, WorkDep
 from api.unit import get_work
-from api.web.auth import check_password, is_throttled, person_by_email, record_failure
+from api.web.auth import check_password, client_address, is_throttled, person_by_email, record_failure
 from api.web.config import WebConfig
 from api.web.csrf import forget_csrf_cookie
 from api.web.i18n import LANGUAGE_COOKIE, LANGUAGES, choose_language
@@ -30,8 +30,10 @@ router = web_router()
 
 
 def client_ip(request: Request) -> str:
-    """Return the client's address (the proxy's unless uvicorn runs with --proxy-headers)."""
-    return request.client.host if request.client else "unknown"
+    """Return the client's address: the peer's, or X-Forwarded-For's when the peer is a trusted proxy."""
+    peer = request.client.host if request.client else "unknown"
+    return client_address(peer, request.headers.get("x-forwarded-for"),
+                          request.app.state.ctx.settings.trusted_proxies)
 
 
 def safe_next(target: str | None, default: str = "/tasks") -> str:
@@ -55,17 +57,17 @@ def _now(request: Request) -> datetime:
     return request.app.state.ctx.clock.now()  # type: ignore[no-any-return]
 
 
-def _failed(request: Request, kind: str) -> None:
+def _failed(request: Request, kind: str, account: str | None = None) -> None:
     config, ip = _config(request), client_ip(request)
     work = get_work(request)
     if work.writes:
-        record_failure(work.session, config, ip, kind, _now(request))
+        record_failure(work.session, config, ip, kind, _now(request), account)
     else:  # a GET of a bad link: the count is kept in a transaction of its own (a GET's unit only reads)
         request.app.state.ctx.engine.run(lambda uow: record_failure(uow.session, config, ip, kind, uow.now))
 
 
-def _throttle(request: Request) -> None:
-    if is_throttled(_session(request), _config(request), client_ip(request), _now(request)):
+def _throttle(request: Request, account: str | None = None) -> None:
+    if is_throttled(_session(request), _config(request), client_ip(request), _now(request), account):
         raise RateLimited()
 
 
@@ -100,10 +102,10 @@ def signin_page(request: Request, user: OptionalUser, next: str | None = None) -
 def signin_password(request: Request, email: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
                     next: Annotated[str, Form()] = "") -> Response:
     """Sign a coordinator or administrator in with email and password."""
-    _throttle(request)
+    _throttle(request, email[:320] or None)
     person = check_password(_session(request), email, password) if email and password else None
     if person is None:
-        _failed(request, "password")
+        _failed(request, "password", email[:320] or None)
         lang = choose_language(request)
         return render(request, "signin.html", lang, status=401, next=safe_next(next), email=email, notice=None,
                       errors={"password": "signin.error.password"})
@@ -113,12 +115,12 @@ def signin_password(request: Request, email: Annotated[str, Form()] = "", passwo
 @router.post("/signin/email")
 def signin_email(work: WorkDep, request: Request, email: Annotated[str, Form()] = "") -> Response:
     """Email a short-lived sign-in link to a registered address; the answer never tells whether it is one."""
-    _throttle(request)
+    _throttle(request, email[:320] or None)
     lang = choose_language(request)
     if "@" not in email or len(email) > 320:
         return render(request, "signin.html", lang, status=422, next="/tasks", email=email, notice=None,
                       errors={"email": "signin.error.email"})
-    _failed(request, "email")  # every request counts: no mail bombing
+    _failed(request, "email", email)  # every request counts, per address and per account: no mail bombing
 
     def _do(uow) -> None:  # type: ignore[no-untyped-def]
         person = person_by_email(uow.session, email)
