@@ -69,6 +69,9 @@ def test_a_coordinator_starts_the_review_from_the_agreement_page_and_confirms_it
         # 28.11.2026 is a Saturday: the deadline in effect is Monday, the date asked is shown beside it
         assert "ma 30.11.2026" in review and "pyydetty la 28.11.2026" in review
         assert f'action="/agreements/{fx.id}/review/start"' not in review  # this term has its review
+        api = client.get(f"/api/v1/agreements/{fx.id}/reviews", headers=fx.coordinator.headers).json()
+        assert [(r["deadline"], r["effective_deadline"]) for r in api if r["term_start"] == "2025-06-01"] == [
+            ("2026-11-28", "2026-11-30")]  # the API names the same date as the page
         page = client.get(f"/agreements/{fx.id}").text
         panel = page.split('id="coordinator-heading"')[1].split("</section>")[0]
         assert "ei avoimia toimia" not in panel and "2025–2029 tarkistus on avoinna" in panel

@@ -40,5 +40,7 @@ class ReviewRead(BaseModel):
     state: str
     term_start: date
     term_end: date
-    deadline: date | None
+    deadline: date | None = Field(description="The review's deadline as set (a Helsinki local date)")
+    effective_deadline: date | None = Field(
+        default=None, description="The deadline in effect: moved to the next business day by Act 150/1930")
     allowed_triggers: list[str]

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from engine.actors import SYSTEM, Actor
+from engine.calendar import effective_deadline
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.models import Case
 from engine.permissions import permitted_for
@@ -137,6 +138,7 @@ def review_read(session: Session, registry: Any, case: Case, actor: Actor | None
     return ReviewRead(id=case.id or 0, agreement_id=int(case.data["agreement_id"]), state=case.state,
                       term_start=date.fromisoformat(case.data["term_start"]),
                       term_end=date.fromisoformat(case.data["term_end"]), deadline=case.deadline,
+                      effective_deadline=effective_deadline(case.deadline) if case.deadline else None,
                       allowed_triggers=permitted_for(registry, session, case, actor))
 
 
