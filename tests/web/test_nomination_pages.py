@@ -278,3 +278,21 @@ def test_the_letter_is_read_by_the_coordinator_and_the_requester_only(ctx) -> No
         assert f'href="/nominations/{nid}/letter"' in page
         letter = client.get(f"/nominations/{nid}/letter").text
         assert "Pirkanmaan liitto" in letter and "regional_council:06" not in letter and "Kirje lähetettiin" in letter
+
+
+def test_saying_we_propose_nobody_twice_is_kept_once(ctx) -> None:
+    nid, _coordinator, director_a, _b, children = _setup(ctx)
+    url = f"/nominations/{nid}/proposals/{children[A]}"
+    with web_client(ctx) as client:
+        sign_in(client, ctx, director_a.id)
+        page = client.get(url).text
+        form = page.split("/waive")[1]
+        data = {"csrf_token": csrf_of(page), "version": form.split('name="version" value="')[1].split('"')[0],
+                "waive_reason": "Ei sopivaa ehdokasta"}
+        first = client.post(f"{url}/waive", data=data)
+        assert first.status_code == 303 and first.headers["location"].endswith("notice=waived")
+        again = client.post(f"{url}/waive", data=data)
+        assert again.status_code == 303 and again.headers["location"].endswith("notice=changed")
+        shown = client.get(again.headers["location"]).text
+        assert "joten mitään ei tallennettu uudelleen" in shown and "Ei ehdokkaita" in shown
+    assert _count(ctx, Event, Event.case_id == children[A], Event.name == "ProposalWaived") == 1

@@ -35,12 +35,13 @@ from engine.calendar import effective_deadline
 from engine.errors import Conflict, InvalidInput
 from engine.models import Case
 from engine.permissions import CaseReader
+from engine.service import UnitOfWork
 from workflows.nomination import service
 from workflows.nomination.models import Candidate, ProposalException
 from workflows.nomination.schemas import WaiveIn
 
 router = web_router()
-NOTICES = {"proposed", "draft", "waived", "unchanged"}
+NOTICES = {"proposed", "draft", "waived", "unchanged", "changed"}
 
 
 class ProposalForm(BaseModel):
@@ -134,14 +135,32 @@ def submit_proposal(work: WorkDep, request: Request, nomination_id: int, proposa
 
 @router.post("/nominations/{nomination_id}/proposals/{proposal_id}/waive")
 def waive_proposal(work: WorkDep, request: Request, nomination_id: int, proposal_id: int, user: User,
-                   session: SessionDep, waive_reason: Annotated[str, Form()] = "") -> Response:
-    """Say the organisation proposes nobody this time (its earlier candidates are withdrawn)."""
+                   session: SessionDep, waive_reason: Annotated[str, Form()] = "",
+                   version: Annotated[str, Form()] = "") -> Response:
+    """Say the organisation proposes nobody this time (its earlier candidates are withdrawn).
+
+    The form carries the proposal case's version: sent twice (or after a colleague answered), nothing is written
+    and the page shows the answer as it now is.
+    """
     parent, child, name = proposal_of(session, user, nomination_id, proposal_id)
     form = WebForm({"waive_reason": waive_reason})
     text = form.text("waive_reason", max_length=2000, required=False)
     if form.errors:
         return show_proposal(request, session, user, parent, child, name, form=form, status=422)
     key = str(child.data["organisation_key"])
-    work.run(lambda uow: service.waive(uow, nomination_id, key, WaiveIn(reason=text), user.actor))
-    return RedirectResponse(f"/nominations/{nomination_id}/proposals/{proposal_id}?notice=waived",
-                            status_code=303)
+    here = f"/nominations/{nomination_id}/proposals/{proposal_id}"
+
+    def waive(uow: UnitOfWork) -> None:
+        current = uow.case(proposal_id)
+        if version.isdigit() and int(version) != current.version:
+            raise Conflict(f"proposal {proposal_id} is at version {current.version}, not {version}",
+                           message_id="error.stale_version", params={"version": current.version,
+                                                                     "expected": version})
+        service.waive(uow, nomination_id, key, WaiveIn(reason=text), user.actor)
+    try:
+        work.run(waive)
+    except Conflict as exc:
+        if exc.message_id != "error.stale_version":
+            raise
+        return RedirectResponse(f"{here}?notice=changed", status_code=303)
+    return RedirectResponse(f"{here}?notice=waived", status_code=303)
