@@ -14,6 +14,8 @@ a ratio below 1 means it is faster. The load average before each run is printed 
     .venv/bin/python -m bench.ab --base /tmp/vk-base --preset pages -- sqlite 3
     .venv/bin/python -m bench.ab --base /tmp/vk-base --module bench.transitions \\
         --metric 'sqlite_engine=sqlite\\s+raw\\s+[\\d,]+/s\\s+engine\\s+([\\d,.]+)/s' -- --no-postgres
+    .venv/bin/python -m bench.ab --base /tmp/vk-base --rounds 7 --script bench/render_cpu.py \\
+        --metric 'render µs:lower=per render\\s+([\\d.]+) µs'
 
 Everything after `--` goes to the benchmark. `--json FILE` writes every run's numbers. Benchmarks are not tests:
 this prints and never fails on a slow result (it exits non-zero only when a run fails or a metric is missing).
@@ -76,11 +78,16 @@ DERIVED: dict[str, dict[str, tuple[str, Callable[[dict[str, float]], float]]]] =
 
 
 def run_once(tree: Path, module: str, args: list[str], timeout: float) -> tuple[str, float, float]:
-    """Run `python -m module args` in `tree`; return its stdout, the wall time and the 1-minute load before it."""
+    """Run `python -m module args` in `tree`; return its stdout, the wall time and the 1-minute load before it.
+
+    A `module` that is a path to a `.py` file (`--script`) is run as that file in each tree: one driver for both,
+    measuring each tree's product code (for a benchmark the baseline tree does not have).
+    """
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
     load = os.getloadavg()[0]
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=tree, env=env, capture_output=True, text=True,
+    command = [str(Path(module).resolve())] if module.endswith(".py") else ["-m", module]
+    proc = subprocess.run([sys.executable, *command, *args], cwd=tree, env=env, capture_output=True, text=True,
                           timeout=timeout, check=False)
     wall = time.perf_counter() - started
     if proc.returncode != 0:
@@ -118,6 +125,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--preset", choices=sorted(PRESETS))
     parser.add_argument("--module", help="benchmark module, e.g. bench.transitions (default: the preset's)")
+    parser.add_argument("--script", help="a benchmark file run in both trees instead of a module, e.g. "
+                                         "bench/render_cpu.py (it imports the product from PYTHONPATH)")
     parser.add_argument("--metric", action="append", default=[], metavar="NAME[:lower]=REGEX",
                         help="a metric to parse (first group); ':lower' when smaller is better")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per run")
@@ -131,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         name, _, direction = name.partition(":")
         metrics[name] = ("lower" if direction == "lower" else "higher", pattern)
     derived = DERIVED.get(args.preset or "", {})
-    module = args.module or module
+    module = args.script or args.module or module
     if not module or not metrics:
         parser.error("give --preset, or --module and at least one --metric")
 

@@ -40,7 +40,8 @@ def list_id(case_id: int | None, domain: str) -> str | None:
 def queue_email(uow: UnitOfWork, *, template: str, key: str, case_id: int | None = None,
                 person_id: int | None = None, address: str | None = None, language: str | None = None,
                 context: dict[str, Any] | None = None, cc: list[str] | None = None, ics: bytes | None = None,
-                timer_id: int | None = None, digestible: bool = False, contain: bool = True) -> int | None:
+                timer_id: int | None = None, digestible: bool = False, contain: bool = True,
+                person: Person | None = None) -> int | None:
     """Render and queue one email; a key already queued is not queued again (returns None).
 
     A template that fails to render (an administrator's edit over the sandbox's limits, say) does not stop the
@@ -50,7 +51,8 @@ def queue_email(uow: UnitOfWork, *, template: str, key: str, case_id: int | None
     existing = uow.session.execute(select(OUTBOX.c.id).where(OUTBOX.c.dedupe_key == key)).scalar()
     if existing is not None:
         return None
-    person = uow.session.get(Person, person_id) if person_id is not None else None
+    if person is None or person.id != person_id:  # `person`: the caller's row of person_id, already read
+        person = uow.session.get(Person, person_id) if person_id is not None else None
     if person is not None and not person.active:
         return None
     to = address or (person.email if person else None)

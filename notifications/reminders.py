@@ -66,12 +66,14 @@ def case_context(uow: UnitOfWork, case: CaseRow, person_id: int | None, lang_of:
     }
 
 
-def _ics(uow: UnitOfWork, case: CaseRow, ctx: dict[str, Any], person_id: int | None) -> bytes | None:
+def _ics(uow: UnitOfWork, case: CaseRow, ctx: dict[str, Any], person_id: int | None,
+         person: Person | None = None) -> bytes | None:
     deadline = ctx["deadline"]
     if deadline is None:
         return None
     title = (ctx["parent"] or ctx["case"])["title"]
-    person = uow.session.get(Person, person_id) if person_id is not None else None
+    if person is None and person_id is not None:
+        person = uow.session.get(Person, person_id)
     summary = translate(person.language if person else None, "calendar.deadline", title=title)  # the recipient's
     return deadline_ics(uid=f"deadline-{case.id}@{mail_config(uow).domain}", summary=summary,
                         description=ctx["case"]["title"], deadline_date=deadline, url=ctx["link"],
@@ -88,8 +90,10 @@ def send_reminder(uow: UnitOfWork, timer: Any, case: CaseRow) -> None:
         ctx.update(offset=timer.offset, kind=timer.kind, overdue=uow.now > deadline_instant(timer.deadline)
                    if timer.deadline else False)
         key = f"{timer.kind}:{case.id}:{timer.name}:{timer.deadline}:{timer.offset}:{person_id}"
+        # one read of the person for the .ics and the mail (the session's identity map holds it only weakly)
+        person = uow.session.get(Person, person_id)
         queue_email(uow, template=timer.template or "reminder", key=key, case_id=case.id, person_id=person_id,
-                    context=ctx, ics=_ics(uow, case, ctx, person_id), timer_id=timer.id,
+                    person=person, context=ctx, ics=_ics(uow, case, ctx, person_id, person), timer_id=timer.id,
                     digestible=timer.kind == "reminder", contain=False)  # the timer is marked failed instead
 
 
