@@ -14,11 +14,15 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from api import __version__
 from api.admin_state import load_admin_state
 from api.context import AppContext, build_context
+from api.deps import current_actor
 from api.errors import install_error_handlers
 from api.limits import RequestLimits
 from api.logscrub import install as scrub_secrets_from_logs
+from api.observability import RequestIdMiddleware, configure_logging
+from api.openapi import client_friendly, operation_id
 from api.routes import (
     admin,
     agreements,
@@ -26,10 +30,12 @@ from api.routes import (
     cases,
     cycles,
     directory,
+    metrics,
     nominations,
     registers,
     reviews,
     schedule,
+    webhooks,
     workflows,
 )
 from api.web.config import WebConfig
@@ -63,19 +69,24 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
 
     # /docs and /redoc with Swagger UI and ReDoc served from the fastapi-offline package, not a CDN: the service
     # runs where only the intranet answers
-    app = FastAPIOffline(title="Vuosikello", version="0.1.0", lifespan=lifespan, static_url="/docs-static",
+    app = FastAPIOffline(title="Vuosikello", version=__version__, lifespan=lifespan, static_url="/docs-static",
+                         generate_unique_id_function=operation_id,
                          description="Workflow and case management for cooperation between Finnish public bodies.")
     app.state.ctx = ctx
     install_error_handlers(app)
     load_admin_state(ctx)
     for module in (directory, workflows, cases, agreements, schedule, nominations, cycles, registers, reviews,
-                   calendar, admin):
+                   calendar, admin, webhooks):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(schedule.pages)
+    app.include_router(metrics.router)
+    client_friendly(app, current_actor)  # operation ids, the bearer scheme, each route's own error responses
     mount_web(app, ctx, web)
     # outermost: a body over the limit is refused before the session, the CSRF form parse or FastAPI reads it
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_request_bytes,
                        max_json_depth=settings.max_json_depth)
+    app.add_middleware(RequestIdMiddleware)  # outside the limits too: a refused request has an id as well
+    configure_logging(settings.log_format)
     app.state.mail_templates = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
                                            autoescape=select_autoescape(default=True))
 

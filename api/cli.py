@@ -10,8 +10,10 @@ from typing import Annotated
 import typer
 from sqlmodel import Session
 
+from api.observability import uvicorn_log_config
 from engine.clock import SystemClock
 from engine.db import Database, make_database
+from engine.errors import DefinitionError
 from engine.registry import Registry
 from engine.service import Engine, UnitOfWork
 from engine.settings import Settings, get_settings
@@ -47,6 +49,61 @@ def _settings() -> Settings:
     return get_settings()
 
 
+def _version(show: bool) -> None:
+    if show:
+        from api import __version__
+
+        typer.echo(f"vuosikello {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """Vuosikello: workflows and reminders for cooperation between Finnish public bodies."""
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the migration the database is at and the newest one shipped (they differ: run `db upgrade`)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from api.schema import alembic_config
+
+    settings = _settings()
+    head = ScriptDirectory.from_config(alembic_config(settings.database_url)).get_current_head()
+    with _database() as db, db.engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    typer.echo(f"database: {current or 'empty (no migrations applied)'}")
+    typer.echo(f"shipped:  {head}")
+    if current != head:
+        raise typer.Exit(code=1)
+
+
+@db_app.command("revision")
+def db_revision(message: Annotated[str, typer.Argument(help="what the migration does, a few words")]) -> None:
+    """For developers: draft the next migration by comparing the models with a database upgraded to head.
+
+    Point VUOSIKELLO_DATABASE_URL at a scratch database; the draft lands in api/migrations/versions/ to be read
+    and edited by hand (ARCHITECTURE.md, "Writing a migration").
+    """
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    from api.schema import alembic_config, metadata
+
+    settings = _settings()
+    config = alembic_config(settings.database_url)
+    head = ScriptDirectory.from_config(config).get_current_head() or "0000"
+    number = f"{int(head) + 1:04d}" if head.isdigit() else None
+    command.upgrade(config, "head")
+    metadata()
+    script = command.revision(config, message, autogenerate=True, rev_id=number)
+    path = getattr(script, "path", None) if script is not None and not isinstance(script, list) else None
+    typer.echo(f"drafted {path or number}: review it before committing")
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply the database migrations."""
@@ -75,13 +132,10 @@ def organisations_import(file: Annotated[Path, typer.Argument(exists=True, dir_o
 @wf_app.command("check")
 def workflows_check(path: Annotated[Path | None, typer.Argument()] = None) -> None:
     """Validate definitions (a file or folder; default: the shipped ones)."""
-    from engine.definition import WorkflowDefinition, load_definition
-    from engine.errors import DefinitionError
-    from workflows.registry import build_registry
-
-    from engine.definition import problems_at
+    from engine.definition import WorkflowDefinition, load_definition, problems_at
     from engine.versions import runtime_problems
     from notifications.render import missing_templates
+    from workflows.registry import build_registry
 
     def runs(d: WorkflowDefinition, source: str, text: str) -> None:
         assert registry is not None
@@ -256,7 +310,45 @@ def serve(demo: Annotated[bool, typer.Option(help="Load the register and a demo 
     # proxy_headers off: uvicorn would otherwise take X-Forwarded-For from any peer on 127.0.0.1, and a client on
     # the same host could pick its address for the sign-in limiter; api/web/auth.client_address trusts only the
     # configured VUOSIKELLO_TRUSTED_PROXIES
-    uvicorn.run(create_app(ctx=ctx), host=host, port=port, log_level="info", proxy_headers=False)
+    uvicorn.run(create_app(ctx=ctx), host=host, port=port, log_level="info", proxy_headers=False,
+                log_config=uvicorn_log_config(settings.log_format))
+
+
+@app.command("worker")
+def worker() -> None:
+    """Run the timer and mail sweeps without the web server (then serve with VUOSIKELLO_SCHEDULER_ENABLED=false).
+
+    On PostgreSQL any number of workers may run: one leads at a time, another takes over within 30 s when it
+    dies. On SQLite one process per database file sweeps; a second is refused (exit 3). SIGTERM stops cleanly.
+    """
+    import logging
+    import signal
+    import threading
+
+    from api.context import build_context
+    from api.schema import upgrade
+    from engine.scheduler import SchedulerLocked
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = _settings()
+    upgrade(settings.database_url)
+    ctx = build_context(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        scheduler = ctx.start_scheduler()
+    except SchedulerLocked as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(3) from None
+    typer.echo(f"worker sweeping every {settings.scheduler_interval_seconds:g} s: "
+               f"{settings.database_url.split('@')[-1]}", err=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        scheduler.shutdown()
+        ctx.db.dispose()
 
 
 def main() -> None:

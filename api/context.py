@@ -17,6 +17,8 @@ from notifications import reminders
 from notifications.delivery import Delivery, smtp_config_from
 from notifications.digest import send_digests
 from notifications.outbox import MailConfig
+from notifications.webhooks import events as webhook_events
+from notifications.webhooks.sender import WebhookSender
 from workflows.registry import build_registry
 
 
@@ -32,6 +34,7 @@ class AppContext:
     sweep: TimerSweep
     delivery: Delivery
     scheduler: Scheduler | None = field(default=None)
+    webhooks: WebhookSender | None = field(default=None)  # delivers the queued webhook events
     anchor: Anchor | None = field(default=None)  # signed audit checkpoints (None: no key configured)
 
     def run_timers(self, fence: object = None) -> int:
@@ -42,6 +45,7 @@ class AppContext:
     def tick(self) -> int:
         """Fire every due timer, then deliver due mail, at the clock's current time (tests call this)."""
         n = self.run_timers()
+        n += self.webhooks.deliver_due_sync() if self.webhooks is not None else 0
         return n + self.delivery.deliver_due_sync()
 
     def scheduler_jobs(self) -> list:  # type: ignore[type-arg]
@@ -52,9 +56,12 @@ class AppContext:
         def mail_job(fence: object) -> int:
             return self.delivery.deliver_due_sync(fence=fence)  # type: ignore[arg-type]
 
+        def webhook_job(fence: object) -> int:
+            return self.webhooks.deliver_due_sync(fence=fence) if self.webhooks else 0  # type: ignore[arg-type]
+
         def checkpoint_job(fence: object) -> int:  # a signed audit checkpoint once a day
             return self.anchor.daily(fence) if self.anchor is not None else 0  # type: ignore[arg-type]
-        return [timers_job, mail_job, checkpoint_job]
+        return [timers_job, mail_job, webhook_job, checkpoint_job]
 
     def start_scheduler(self) -> Scheduler:
         """Start the background scheduler (raises SchedulerLocked on a SQLite file already served)."""
@@ -68,6 +75,7 @@ class AppContext:
 def _wire(registry: Registry, settings: Settings) -> None:
     registry.on_transition(timers.on_transition)
     registry.on_transition(reminders.on_transition)
+    registry.on_transition(webhook_events.on_transition)  # queued in the transition's transaction
     registry.services["mail"] = MailConfig(base_url=settings.base_url, sender=settings.mail_from,
                                            domain=settings.mail_domain)
 
@@ -86,6 +94,6 @@ def build_context(settings: Settings, *, clock: Clock | None = None, db: Databas
     sweep = TimerSweep(engine, {"reminder": reminders.send_reminder, "escalation": reminders.send_reminder})
     delivery = Delivery(engine, smtp_config_from(settings), sender=settings.mail_from, domain=settings.mail_domain)
     return AppContext(settings=settings, db=db, registry=registry, engine=engine, clock=clock, sweep=sweep,
-                      delivery=delivery, anchor=anchor)
+                      delivery=delivery, anchor=anchor, webhooks=WebhookSender(engine, settings.secret_key))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.context import AppContext
 from api.unit import SessionDep, WorkDep, get_session, get_work
@@ -31,12 +32,26 @@ def actor_for(person: Person) -> Actor:
                  organisation_id=person.organisation_id)
 
 
+# Declared as the OpenAPI security scheme ("Authorize" in /docs); a missing or non-bearer header is not an error
+# here (a web session may authenticate instead), current_actor answers 401 when neither does.
+BEARER = HTTPBearer(auto_error=False, scheme_name="bearer",
+                    description="An API token: `Authorization: Bearer <token>` (vuosikello people token ...)")
+
+
 def current_actor(request: Request, session: SessionDep,
-                  authorization: Annotated[str | None, Header()] = None) -> Actor:
-    """Authenticate the caller from `Authorization: Bearer <token>` (or a web session)."""
+                  credentials: Annotated[HTTPAuthorizationCredentials | str | None, Depends(BEARER)] = None) -> Actor:
+    """Authenticate the caller from `Authorization: Bearer <token>` (or a web session).
+
+    As a dependency the bearer scheme hands over the parsed credentials; a page that authenticates by hand may
+    pass the raw `Authorization` header instead.
+    """
     person: Person | None = None
-    if authorization and authorization.lower().startswith("bearer "):
-        person = person_for_token(session, authorization[7:].strip())
+    if isinstance(credentials, str):
+        scheme, _, token = credentials.partition(" ")
+        credentials = (HTTPAuthorizationCredentials(scheme=scheme, credentials=token)
+                       if scheme.lower() == "bearer" else None)
+    if credentials is not None and credentials.credentials:
+        person = person_for_token(session, credentials.credentials.strip())
     elif getattr(request.state, "web_person_id", None):
         person = session.get(Person, request.state.web_person_id)
     if person is None or not person.active:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.logscrub import scrub
+from api.observability import current_request_id
 from api.refusals import refusal_text
 from engine.errors import EngineError, NotPermitted
 from engine.i18n import DEFAULT_LANGUAGE, normalise
@@ -26,6 +27,9 @@ def _body(error: str, detail: str, **extra: Any) -> dict[str, Any]:
                  if k in ("field", "allowed", "current_version", "current_sha256") and v is not None})
     if extra.get("lines"):
         body["problems"] = extra["lines"]
+    request_id = current_request_id()
+    if request_id:
+        body["request_id"] = request_id
     return body
 
 

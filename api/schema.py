@@ -12,7 +12,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, create_engine, text
+from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
 # Imported for their side effect: each module registers its tables in SQLModel.metadata.
@@ -20,6 +21,7 @@ import api.web.models  # noqa: F401
 import engine.links  # noqa: F401
 import engine.models  # noqa: F401
 import notifications.template_store  # noqa: F401
+import notifications.webhooks.models  # noqa: F401
 import workflows.models  # noqa: F401
 from engine.db import Database
 
@@ -39,9 +41,32 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+# "vk_m": the session-level advisory lock that makes replicas starting together migrate one after the other
+MIGRATION_LOCK_KEY = 0x76_6B_5F_6D
+
+
 def upgrade(url: str, revision: str = "head") -> None:
-    """Run the migrations up to a revision."""
-    command.upgrade(alembic_config(url), revision)
+    """Run the migrations up to a revision; on PostgreSQL one process at a time (an advisory lock).
+
+    Two replicas started together would otherwise both see an empty `alembic_version` and both create the same
+    tables; one fails, or worse, both half-succeed. The second now waits for the first and then finds the schema
+    at head. (SQLite: a file has one writer at a time anyway, and a migration there is one transaction.)
+    """
+    if url.startswith("sqlite"):
+        command.upgrade(alembic_config(url), revision)
+        return
+    lock_engine = create_engine(url, poolclass=NullPool)
+    try:
+        with lock_engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+            conn.commit()
+            try:
+                command.upgrade(alembic_config(url), revision)
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
+                conn.commit()
+    finally:
+        lock_engine.dispose()
 
 
 def create_all(db: Database) -> None:

@@ -18,15 +18,21 @@ class ErrorBody(BaseModel):
 
     error: str
     detail: str
+    message: str | None = None  # the detail in the caller's language (Accept-Language, else the page's, else fi)
+    message_id: str | None = None
     field: str | None = None
     allowed: list[str] | None = None
     problems: list[dict[str, Any]] | None = None
+    current_version: int | None = None
+    current_sha256: str | None = None
+    request_id: str | None = None  # quote it when reporting a problem: every log line of the request carries it
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in [(400, "Bad request"), (401, "Not authenticated"), (403, "Not permitted"),
                        (404, "Not found"), (409, "Not allowed in this state, or stale"),
+                       (413, "The request body is larger than the service accepts"),
                        (422, "Invalid input (the field is named)"), (503, "Database busy, retry")]
 }
 

@@ -90,7 +90,8 @@ def revise(agreement_id: int, body: DocumentIn, work: WorkDep, session: SessionD
     return _read(session, actor, agreement_id)
 
 
-@router.post("/{agreement_id}/parties/{organisation_key}/decision", response_model=DecisionResult)
+@router.post("/{agreement_id}/parties/{organisation_key}/decision", response_model=DecisionResult,
+             responses={201: {"model": DecisionResult, "description": "Recorded (200: it repeated the stored one)"}})
 def decide(agreement_id: int, organisation_key: str, body: DecisionIn, work: WorkDep, session: SessionDep,
            actor: ActorDep, response: Response) -> DecisionResult:
     """Record the party's decision (body, date, § of the minutes); repeating it changes nothing."""
@@ -104,7 +105,8 @@ def decide(agreement_id: int, organisation_key: str, body: DecisionIn, work: Wor
                           agreement_state=agreement.state)
 
 
-@router.post("/{agreement_id}/parties/{organisation_key}/signatures", response_model=SignatureResult)
+@router.post("/{agreement_id}/parties/{organisation_key}/signatures", response_model=SignatureResult,
+             responses={201: {"model": SignatureResult, "description": "Signed (200: a repeated signature)"}})
 def sign(agreement_id: int, organisation_key: str, work: WorkDep, session: SessionDep, actor: ActorDep,
          response: Response, body: SignIn | None = None) -> SignatureResult:
     """Sign for your own organisation; signing twice is one signature. With `document_sha256`, only that text."""
