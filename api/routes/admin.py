@@ -12,11 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import AdminDep, CtxDep, SessionDep, WorkDep
 from api.schemas import ERROR_RESPONSES
 from api.unit import UnitOfWorkRoute
-from engine.definition import parse_definition, to_mermaid
+from engine.definition import parse_definition, problems_at, to_mermaid
 from engine.errors import DefinitionError, InvalidInput
 from engine.simulate import simulate
 from engine.text import SingleLine
-from engine.versions import migrate_cases, store_version
+from engine.versions import TEMPLATE_CHECK, migrate_cases, runtime_problems, store_version
 from notifications import template_store
 from notifications.render import LANGUAGES, template_names
 
@@ -131,6 +131,11 @@ def validate_definition(name: str, body: DefinitionSource, ctx: CtxDep, _admin: 
     ctx.registry.latest_version(name)
     try:
         definition = parse_definition(body.source, name)
+        # what saving checks too: the workflow's guards, and every email template in fi, sv and en
+        found = runtime_problems(definition, guards=ctx.registry.guards.get(name, {}),
+                                 templates=ctx.registry.services.get(TEMPLATE_CHECK))
+        if found:
+            raise problems_at(body.source, name, found)
     except DefinitionError as exc:
         return ValidationResult(valid=False, problems=_problems(exc))
     return ValidationResult(valid=True, problems=[], diagram=to_mermaid(definition))

@@ -112,6 +112,10 @@ def test_the_api_refuses_what_would_fail_at_run_time_then_circulating_still_work
     assert notice.status_code == 422 and notice.json()["problems"][0]["line"] == _line(notice.request.content.decode()
                                                                                        .replace("\\n", "\n"),
                                                                                        "no_such_notice")
+    checked = client.post("/api/v1/workflows/agreement_party/validate",
+                          json={"source": PARTY_V2.replace("template: party_declined", "template: no_such_notice")},
+                          headers=h).json()
+    assert checked["valid"] is False and "no_such_notice" in checked["problems"][0]["message"]
     with Session(ctx.db.engine) as s:
         assert s.execute(select(func.count()).select_from(StoredDefinition)).scalar() == 0
     create_agreement(ctx, parties=2)  # circulating still works: nothing broken was saved
