@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import time
 from typing import Any
 
@@ -14,6 +15,7 @@ from notifications.outbox import queue_email
 
 OUTBOX = table_of(OutboxMessage)
 DIGEST_AT = time(9, 0)
+log = logging.getLogger(__name__)
 
 
 def _compose(uow: UnitOfWork) -> int:
@@ -28,9 +30,14 @@ def _compose(uow: UnitOfWork) -> int:
     sent = 0
     for person_id, items in by_person.items():
         key = f"digest:{person_id}:{today.isoformat()}"
-        outbox_id = queue_email(uow, template="digest", key=key, person_id=person_id,
-                                context={"items": [{"subject": r.subject, "text": r.text} for r in items],
-                                         "date": today})
+        try:
+            outbox_id = queue_email(uow, template="digest", key=key, person_id=person_id, contain=False,
+                                    context={"items": [{"subject": r.subject, "text": r.text} for r in items],
+                                             "date": today})
+        except Exception:  # an edited digest template that fails: the reminders stay held for a later digest
+            log.exception("the digest of person %s could not be rendered; its %d reminders stay held",
+                          person_id, len(items))
+            continue
         if outbox_id is None:
             continue  # today's digest already went; these wait for tomorrow's
         uow.session.execute(update(OUTBOX).where(OUTBOX.c.id.in_([r.id for r in items]))

@@ -169,3 +169,33 @@ def test_at_send_time_a_template_over_a_limit_is_a_contained_logged_failure(ctx,
     _store_override(ctx, "agreement_circulated", "txt", "{{ 9**(9**7) }}", lang="sv")
     assert render("agreement_circulated", "en", SAMPLE,
                   ctx.registry.services["template_overrides"]).text.strip()
+
+
+def test_a_digest_that_cannot_render_keeps_its_reminders_held(ctx, caplog) -> None:
+    from datetime import UTC, datetime
+
+    fx = create_agreement(ctx, parties=1, deadline=date(2026, 6, 19))
+    user = fx.signatories[fx.keys[0]][0]
+    with Session(ctx.db.write_engine) as s:
+        row = s.get(Person, user.id)
+        assert row is not None
+        row.digest = True
+        s.commit()
+    _store_override(ctx, "digest", "txt", "{% for a in items %}{{ 'x' * 10**9 }}{% endfor %}")
+    ctx.clock.set(datetime(2026, 6, 15, 6, 30, tzinfo=UTC))  # 09:30 Helsinki on the -P7D day
+    with caplog.at_level(logging.ERROR, logger="notifications.digest"):
+        ctx.tick()
+    with Session(ctx.db.engine) as s:
+        mine = s.execute(select(OutboxMessage.template, OutboxMessage.status)
+                         .where(OutboxMessage.person_id == user.id)).all()
+    assert ("party_reminder", "held") in mine and not any(t == "digest" for t, _ in mine), mine
+    assert any("stay held" in r.getMessage() for r in caplog.records)
+    with Session(ctx.db.write_engine) as s:  # fixed: the next digest takes them
+        template_store.revert(s, ctx.registry, "digest", "fi")
+        s.commit()
+    ctx.clock.set(datetime(2026, 6, 16, 6, 30, tzinfo=UTC))
+    ctx.tick()
+    with Session(ctx.db.engine) as s:
+        mine = s.execute(select(OutboxMessage.template, OutboxMessage.status)
+                         .where(OutboxMessage.person_id == user.id)).all()
+    assert ("party_reminder", "digested") in mine and any(t == "digest" for t, _ in mine), mine
