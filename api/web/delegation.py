@@ -33,10 +33,12 @@ def _valid_on(day: date) -> ColumnElement[bool]:
 
 
 def principals_of(session: Session, substitute_id: int, day: date) -> list[Person]:
-    """Return the active people someone may act for on a day."""
+    """Return the active people of the substitute's own organisation someone may act for on a day."""
+    own = select(col(Person.organisation_id)).where(col(Person.id) == substitute_id).scalar_subquery()
     return list(session.execute(
         select(Person).join(Delegation, col(Delegation.principal_id) == col(Person.id))
-        .where(col(Delegation.substitute_id) == substitute_id, _valid_on(day), col(Person.active).is_(True))
+        .where(col(Delegation.substitute_id) == substitute_id, _valid_on(day), col(Person.active).is_(True),
+               col(Person.organisation_id) == own)
         .order_by(col(Person.name))
     ).scalars().unique())
 

@@ -83,6 +83,8 @@ def test_a_standing_delegation_to_another_organisation_lets_nobody_decide_for_it
         session.commit()
     before = counts(ctx)
     with web_client(ctx) as client:
+        sign_in(client, ctx, outsider.id)
+        assert principal.person.name not in client.get("/tasks").text  # not offered as someone to act for
         refused = decide_as(client, ctx, fx, key, outsider, principal)
         assert refused.status_code == 403
         assert f"{principal.person.name} kuuluu eri organisaatioon kuin sinä" in refused.text
