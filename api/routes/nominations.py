@@ -6,16 +6,16 @@ from fastapi import APIRouter, Response, status
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
-from api.access import readable_case
+from api.access import ReadAccess, readable_case
 from api.deps import ActorDep, CtxDep, SessionDep, WorkDep
 from api.schemas import ERROR_RESPONSES
 from api.unit import UnitOfWorkRoute
 from engine.actors import Actor
-from engine.errors import NotFound
+from engine.errors import NotFound, NotPermitted
 from engine.registry import Registry
 from workflows.nomination import appointments, service
 from workflows.nomination.models import NominationLetter
-from workflows.nomination.read import read_nomination, readable_nomination
+from workflows.nomination.read import is_requester, read_nomination, readable_nomination
 from workflows.nomination.schemas import (
     CancelIn,
     DecisionIn,
@@ -95,8 +95,15 @@ def communicate(work: WorkDep, nomination_id: int, ctx: CtxDep, session: Session
 
 @router.get("/{nomination_id}/letter", response_class=HTMLResponse)
 def letter(nomination_id: int, session: SessionDep, actor: ActorDep) -> HTMLResponse:
-    """Return the nomination letter as sent: the decision (names and organisations, no addresses)."""
-    case, _access = readable_nomination(session, actor, nomination_id)
+    """Return the nomination letter as sent, to the request's coordinator, administrators and the requester.
+
+    It names the nominees and is copied to their addresses: an asked organisation reads the decision on the
+    request, not the letter (the same rule as the letter page).
+    """
+    case, access = readable_nomination(session, actor, nomination_id)
+    if access < ReadAccess.FULL and not is_requester(session, actor, case):
+        raise NotPermitted(f"person {actor.person_id} may not read the letter of nomination {nomination_id}",
+                           message_id="nomination.error.letter_for_requester", params={"group": case.title})
     row = session.get(NominationLetter, case.data.get("letter_id") or 0)
     if row is None:
         raise NotFound("this nomination has no letter yet")

@@ -417,11 +417,12 @@ READ_MATRIX: dict[str, ReadRoute] = {
                                                                             NON_PARTY)}),
     "/api/v1/nominations/{nomination_id}": ReadRoute(lambda s: f"/api/v1/nominations/{s.nomination}",
                                                      AGREEMENT_READERS),
-    # no letter yet: who may read the request hears that (NotFound), anyone else does not see the request at all
+    # the letter is the coordinator's and the requester's: they hear there is none yet (NotFound), an asked
+    # organisation is refused (it reads the decision on the request), anyone else does not see the request at all
     "/api/v1/nominations/{nomination_id}/letter": ReadRoute(
         lambda s: f"/api/v1/nominations/{s.nomination}/letter", {**AGREEMENT_READERS, ADMIN: GONE, COORDINATOR: GONE,
-                                                                 PARTY: GONE},
-        error={r: "NotFound" for r in (ADMIN, COORDINATOR, PARTY)}),
+                                                                 PARTY: NO},
+        error={r: "NotFound" for r in (ADMIN, COORDINATOR)}),
     "/api/v1/cycles/schedule": ReadRoute(lambda s: "/api/v1/cycles/schedule", {**CYCLE_READERS, PARTY: NO,
                                                                                NON_PARTY: NO}),
     "/api/v1/cycles": ReadRoute(lambda s: "/api/v1/cycles", EVERYONE, items_are_cases=True),

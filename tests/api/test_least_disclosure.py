@@ -170,6 +170,8 @@ def test_an_asked_organisation_reads_its_own_proposal_not_another_s(ctx: AppCont
     assert r.json()["decision"]["section"] == "§ 3" and addresses(r.text) & (a_addresses | b_addresses) == set()
     letter = client.get(f"/api/v1/nominations/{nid}/letter", headers=requester.headers)
     assert letter.status_code == 200 and member["name"] in letter.text
+    refused = client.get(f"/api/v1/nominations/{nid}/letter", headers=a.headers)  # the letter is the requester's
+    assert refused.status_code == 403 and refused.json()["message_id"] == "nomination.error.letter_for_requester"
     assert client.get(f"/api/v1/nominations/{nid}/letter", headers=outsider.headers).status_code == 404
 
 

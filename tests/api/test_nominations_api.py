@@ -59,8 +59,12 @@ def test_nomination_api_bad_input_and_flow(ctx) -> None:
     assert (shares["women_members_pct"], shares["men_deputies_pct"]) == (100.0, 100.0)
     r = client.post(f"/api/v1/cases/{nid}/triggers/communicate", headers=h)
     assert r.status_code == 200 and r.json()["state"] == "communicated"
-    letter = client.get(f"/api/v1/nominations/{nid}/letter", headers=director.headers)
+    letter = client.get(f"/api/v1/nominations/{nid}/letter", headers=h)
     assert letter.status_code == 200 and "Maakuntajohtajakokous 21.3.2026 § 3" in letter.text
+    # the letter is the requester's (it is copied to the nominees): an asked council reads the decision instead
+    refused = client.get(f"/api/v1/nominations/{nid}/letter", headers=director.headers)
+    assert refused.status_code == 403 and refused.json()["message_id"] == "nomination.error.letter_for_requester"
+    assert client.get(f"/api/v1/nominations/{nid}", headers=director.headers).json()["decision"]["section"] == "§ 3"
     r = client.post(f"/api/v1/nominations/{nid}/replacements", json={"seat": 2, "effective_date": "2026-06-01",
                                                                      "candidate_id": ids[1]}, headers=h)
     assert r.status_code == 422 and r.json()["field"] == "seat"

@@ -1,7 +1,7 @@
 """Read model of a nomination: the request, each proposal, the decision with its shares, appointments.
 
 What a reader sees follows the engine's read rule (`engine.permissions.ReadAccess`), widened here by one fact the
-engine cannot know: the requester's organisation reads the request and its decision. The coordinator and
+engine cannot know: the requester (its address or organisation) reads the request and its decision. The coordinator and
 administrators see everything; an asked organisation its own proposal and the request's shared facts, other
 organisations' proposals only after the decision and then without candidates; addresses only its own.
 """
@@ -15,7 +15,7 @@ from sqlmodel import Session, col
 
 from engine.actors import Actor
 from engine.errors import CaseNotFound, NotFound
-from engine.models import Case, Organisation
+from engine.models import Case, Organisation, Person
 from engine.permissions import ReadAccess, case_access, permitted_for
 from engine.registry import Registry
 from workflows.nomination.appointments import citation
@@ -58,14 +58,25 @@ def _org_key(session: Session, organisation_id: int | None) -> str | None:
     return key
 
 
+def is_requester(session: Session, actor: Actor | None, case: Case) -> bool:
+    """Tell whether the actor is the request's requester: its email address, or a person of its organisation."""
+    if actor is None or actor.person_id is None:
+        return False
+    requester = (case.data or {}).get("requester") or {}
+    email = str(requester.get("email") or "").lower()
+    mine = session.execute(select(col(Person.email)).where(col(Person.id) == actor.person_id)).scalar()
+    if email and mine and mine.lower() == email:
+        return True
+    key = requester.get("organisation")
+    return bool(key) and key == _org_key(session, actor.organisation_id)
+
+
 def nomination_access(session: Session, actor: Actor | None, case: Case) -> ReadAccess:
-    """Return how much of a nomination request the actor reads: the engine's rule, and the requester's organisation
-    reads the request's shared facts (and, once made, the decision)."""
+    """Return how much of a nomination request the actor reads: the engine's rule, and the requester (by address
+    or organisation) reads the request's shared facts and, once made, the decision."""
     access = case_access(session, actor, case)
-    if access == ReadAccess.NONE and actor is not None and actor.organisation_id is not None:
-        requester = (case.data.get("requester") or {}).get("organisation")
-        if requester and requester == _org_key(session, actor.organisation_id):
-            return ReadAccess.SHARED
+    if access == ReadAccess.NONE and is_requester(session, actor, case):
+        return ReadAccess.SHARED
     return access
 
 
