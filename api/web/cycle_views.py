@@ -26,7 +26,7 @@ from workflows.cycle.models import NETWORKS, CycleReport, Measure
 from workflows.cycle.read import cycle_row, read_cycle
 from workflows.cycle.schemas import CycleRead
 from workflows.cycle.service import CYCLE, REPORT
-from workflows.cycle.who import is_staff_of, runs_cycle
+from workflows.cycle.who import is_staff_of, runs_cycle, staff_keys
 
 # triggers the cycle page offers as forms of their own; every other permitted trigger is a plain step button
 FORM_TRIGGERS = frozenset({"add_measures", "edit_measure", "remove_measure", "note_measure", "request_report",
@@ -121,7 +121,7 @@ def cycle_view(session: Session, registry: Registry, user: WebUser, cycle_id: in
                      measures, {m.id or 0: sources[m.carried_from_id] for m in measures
                                 if m.carried_from_id in sources},
                      {mid: targets[copy] for mid, copy in copies.items() if copy in targets},
-                     {k for k in keys if is_staff_of(session, user.actor, k)})
+                     keys & staff_keys(session, user.actor))
 
 
 @dataclass
@@ -173,22 +173,22 @@ def request_view(session: Session, registry: Registry, user: WebUser, cycle_id: 
 def my_requests(session: Session, registry: Registry, user: WebUser, now: datetime) -> list[tuple[Case, Case, str]]:
     """Return the report requests the person may report on now, as its council's or network's own staff."""
     org = col(Case.organisation_id)
-    mine = org.is_(None) if user.actor.organisation_id is None else or_(org.is_(None),
-                                                                        org == user.actor.organisation_id)
-    rows = session.execute(select(Case).where(col(Case.workflow) == REPORT, mine)
+    own_org = org.is_(None) if user.actor.organisation_id is None else or_(org.is_(None),
+                                                                           org == user.actor.organisation_id)
+    rows = session.execute(select(Case).where(col(Case.workflow) == REPORT, own_org,
+                                              col(Case.state).not_in(registry.final(REPORT)))
                            .order_by(col(Case.deadline), col(Case.id)).limit(200)).scalars().all()
+    mine = staff_keys(session, user.actor)
+    rows = [r for r in rows if r.parent_id is not None and str(r.data.get("responsible", "")) in mine]
     reader = CaseReader(registry, session, now)
+    names = names_of(session, mine, user.lang)
     out = []
     for request in rows:
-        responsible = str(request.data.get("responsible", ""))
-        if request.parent_id is None or not is_staff_of(session, user.actor, responsible):
-            continue
         if "report" not in reader.permitted(request.id or 0, SYSTEM):  # closed with its cycle
             continue
-        parent = session.get(Case, request.parent_id)
+        parent = session.get(Case, request.parent_id or 0)
         if parent is not None:
-            out.append((parent, request, responsible_label(responsible, names_of(session, {responsible}, user.lang),
-                                                           user.lang)))
+            out.append((parent, request, responsible_label(str(request.data["responsible"]), names, user.lang)))
     return out
 
 

@@ -40,3 +40,17 @@ def speaks_for(session: Session, actor: Actor, responsible: str, cycle: CaseRow 
     if actor.is_admin or (cycle is not None and runs_cycle(cycle, actor)):
         return True
     return is_staff_of(session, actor, responsible)
+
+
+def staff_keys(session: Session, actor: Actor) -> set[str]:
+    """Return every responsible the actor works for: their organisation's key and `network:<n>` of their networks."""
+    if actor.person_id is None:
+        return set()
+    keys = {f"network:{n}" for n in session.execute(select(col(NetworkMember.network)).where(
+        col(NetworkMember.person_id) == actor.person_id)).scalars()}
+    if actor.organisation_id is not None:
+        key = session.execute(select(col(Organisation.key))
+                              .where(col(Organisation.id) == actor.organisation_id)).scalar()
+        if key:
+            keys.add(key)
+    return keys
