@@ -36,8 +36,8 @@ router = web_router()
 NOTICES = ("added", "saved")
 
 
-def _refused(request: Request) -> Response:
-    return error_page(request, 403, detail="people.refused")
+def _refused(request: Request, why: str = "people.refused") -> Response:
+    return error_page(request, 403, detail=why)
 
 
 def _form_page(request: Request, session: Session, user: WebUser, form: WebForm, roles: set[str],
@@ -58,7 +58,7 @@ def people_page(request: Request, user: User, session: SessionDep, q: str = "", 
     try:
         scope = manager_scope(user.actor)
     except NotPermitted:
-        return _refused(request)
+        return _refused(request, "people.refused.role")
     form = WebForm({"q": q[:200], "organisation": organisation[:200]})
     org_id = None
     if scope is None and form.get("organisation"):
@@ -86,7 +86,7 @@ def new_person_page(request: Request, user: User, session: SessionDep) -> Respon
     try:
         scope = manager_scope(user.actor)
     except NotPermitted:
-        return _refused(request)
+        return _refused(request, "people.refused.role")
     return _form_page(request, session, user, WebForm({"language": "fi"}), {"signatory"} if scope else set())
 
 
