@@ -24,10 +24,12 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 org_app = typer.Typer(help="The organisation register.", no_args_is_help=True)
 wf_app = typer.Typer(help="Workflow definitions.", no_args_is_help=True)
 audit_app = typer.Typer(help="The event log.", no_args_is_help=True)
+people_app = typer.Typer(help="People: passwords of coordinators and administrators.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(org_app, name="organisations")
 app.add_typer(wf_app, name="workflows")
 app.add_typer(audit_app, name="audit")
+app.add_typer(people_app, name="people")
 
 
 @contextmanager
@@ -268,6 +270,36 @@ def audit_checkpoint(
     if key is None:
         typer.echo("note: no audit key: the checkpoint is unsigned and not stored; only the exported copy counts",
                    err=True)
+
+
+@people_app.command("set-password")
+def people_set_password(
+        email: Annotated[str, typer.Argument(help="the coordinator's or administrator's email address")],
+        password_stdin: Annotated[bool, typer.Option("--password-stdin",
+                                                     help="read the password from standard input")] = False) -> None:
+    """Set a coordinator's or administrator's password (argon2id); every session of theirs ends."""
+    import sys
+
+    from api.web.auth import person_by_email
+    from api.web.passwords import change_password
+    from engine.errors import InvalidInput
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    with _database() as db:
+        def work(uow: UnitOfWork) -> int:
+            person = person_by_email(uow.session, email)
+            if person is None:
+                raise InvalidInput("email", f"no active person with the address {email}")
+            return change_password(uow.session, person.id or 0, password, uow.now)
+        try:
+            ended = _engine(db).run(work)
+        except InvalidInput as exc:
+            typer.echo(f"refused: {exc}", err=True)
+            raise typer.Exit(code=2) from None
+    typer.echo(f"password set for {email}; {ended} session(s) ended")
 
 
 @app.command("admin-token")

@@ -95,12 +95,13 @@ SAMPLE_FOR: dict[str, dict[str, Any]] = {
     "nomination_letter": {"subject": "Nimeäminen: Pirkanmaan yhteistyöryhmä", "text": "Kirjeen teksti.",
                           "html": "<p>Kirjeen teksti.</p>"},
     "sign_in_link": {"expires_at": datetime(2026, 12, 28, 10, 0, tzinfo=UTC)},
+    "password_reset": {"expires_at": datetime(2026, 12, 28, 10, 0, tzinfo=UTC)},
 }
 
 
 # What an edited template must still show, per template: the placeholder, and the sample value that proves it is
 # there in the text and HTML parts (a sign-in link mail without its link is no use to anyone).
-REQUIRED: dict[str, tuple[str, ...]] = {"sign_in_link": ("link",)}
+REQUIRED: dict[str, tuple[str, ...]] = {"sign_in_link": ("link",), "password_reset": ("link",)}
 # C0 and C1 control characters, DEL; tab, line feed and carriage return are text. A subject line carries none of
 # them (a header with one is refused by every mail server), and PostgreSQL cannot store NUL in text at all.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")

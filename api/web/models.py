@@ -63,3 +63,15 @@ class SignInFailure(SQLModel, table=True):
     ip: str = Field(max_length=64)
     kind: str = Field(max_length=20)  # link | password | renew
     at: datetime = Field(sa_column=utc_column())
+
+
+class PasswordReset(SQLModel, table=True):
+    """An emailed password-reset link: single use, an hour long; the table keeps only the token's SHA-256."""
+
+    __tablename__ = "password_reset"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(unique=True, index=True, max_length=64)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    created_at: datetime = Field(sa_column=utc_column())
+    expires_at: datetime = Field(sa_column=utc_column())
+    used_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))

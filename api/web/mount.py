@@ -21,6 +21,7 @@ from api.web.routes import (
     dashboards,
     email_templates,
     nominations,
+    passwords,
     people,
     reviews,
     signin,
@@ -41,7 +42,7 @@ def mount_web(app: FastAPI, ctx: AppContext, config: WebConfig | None = None) ->
     app.state.web_config = config
     delegation.wire(ctx.registry)
     # coordinator first: /agreements/new must win over /agreements/{agreement_id}
-    for module in (signin, tasks, coordinator, agreements, reviews, versions, substitutes):
+    for module in (signin, passwords, tasks, coordinator, agreements, reviews, versions, substitutes):
         app.include_router(module.router)
     # then administration, dashboards, the annual clock, the nomination and cycle forms, the survey
     for module in (admin, people, simulation, email_templates, dashboards, clock, nominations, cycles,
