@@ -14,6 +14,7 @@ from engine.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from engine.models import Organisation, Person
 from engine.records import CaseRow, TransitionRecord
 from engine.service import FireContext, UnitOfWork
+from notifications.reminders import link_for
 from workflows.common.dates import deadline_passed, set_deadline, today
 from workflows.common.mail import queue_mail
 from workflows.common.people import contacts_of, org_by_key
@@ -140,13 +141,16 @@ def create_nomination(uow: UnitOfWork, data: NominationCreate, actor: Actor) -> 
 
 def _email_request(uow: UnitOfWork, case: CaseRow, child: CaseRow, org: Organisation) -> None:
     due = effective_deadline(case.deadline) if case.deadline else None
-    for person_id in contacts_of(uow, org.id, ("signatory", "coordinator")):
+    # the organisation's signatories are the ones who may propose (engine.permissions: its "party"); each gets a
+    # single-use sign-in link that opens the proposal form, as every reminder does
+    for person_id in contacts_of(uow, org.id, ("signatory",)):
         queue_mail(uow, template="nomination_requested", key=f"nomination-request:{child.id}:{person_id}",
                    case_id=child.id, person_id=person_id,
                    context={"group": case.data["group"], "requester": case.data["requester"]["name"],
                             "organisation": org.name_fi, "seats": len(case.data["seats"]),
                             "deadline": due, "term_start": case.data["term_start"],
-                            "term_end": case.data["term_end"], "case_id": child.id})
+                            "term_end": case.data["term_end"], "case_id": child.id,
+                            "link": link_for(uow, person_id, child)})
 
 
 # -- proposals ----------------------------------------------------------------------------------------------
