@@ -314,29 +314,39 @@ def compare_with(conn: Connection, cp: Checkpoint, label: str) -> list[AuditProb
     return problems
 
 
-def verify_stored_checkpoints(session: Session, key: bytes) -> tuple[Checkpoint | None, list[AuditProblem]]:
-    """Check every stored checkpoint's MAC and their chain; return the newest valid one and the problems."""
+def verify_stored_checkpoints(session: Session, key: bytes) -> tuple[Checkpoint | None, list[AuditProblem], list[str]]:
+    """Check the MACs and the chain of the stored checkpoints signed with a key; return the newest valid one, the
+    problems and notes. Rows of another key (an earlier key, after a rotation) are noted, not trusted; when rows
+    exist but none is of this key, that is a problem (a wrong key would otherwise pass as "no checkpoint")."""
     rows = session.execute(select(AuditCheckpoint).order_by(col(AuditCheckpoint.seq))).scalars().all()
     problems: list[AuditProblem] = []
+    notes: list[str] = []
     newest: Checkpoint | None = None
-    previous: Checkpoint | None = None
+    previous: Checkpoint | None = None  # the previous row of this key, valid or not
     kid = key_id(key)
+    others = 0
     for row in rows:
         cp = Checkpoint.from_row(row)
         label = f"stored checkpoint #{cp.seq}"
         if cp.key_id != kid:
-            problems.append(AuditProblem(0, None, f"{label} was signed with another key ({cp.key_id})"))
-        elif not cp.mac_valid(key):
+            others += 1
+            continue
+        if not cp.mac_valid(key):
             problems.append(AuditProblem(0, None, f"{label}: its signature does not match (forged or edited)"))
+        elif cp.previous != (previous.mac if previous is not None else None):
+            after = f"#{previous.seq}" if previous is not None else "the first of this key"
+            problems.append(AuditProblem(0, None, f"{label} does not follow {after} "
+                                                  "(a checkpoint was deleted)"))
+            newest = cp
         else:
-            if previous is not None and (cp.seq != previous.seq + 1 or cp.previous != previous.mac):
-                problems.append(AuditProblem(0, None, f"{label} does not follow #{previous.seq} "
-                                                      "(a checkpoint was deleted)"))
             newest = cp
         previous = cp
-    if rows and rows[0].seq != 1 and rows[0].previous is not None:
-        problems.append(AuditProblem(0, None, f"stored checkpoints start at #{rows[0].seq} (earlier ones deleted)"))
-    return newest, problems
+    if others and previous is None:
+        problems.append(AuditProblem(0, None, f"none of the {others} stored checkpoints is signed with this key "
+                                              f"({kid}): a wrong key, or they were replaced"))
+    elif others:
+        notes.append(f"{others} stored checkpoints are signed with another (earlier) key and were not used")
+    return newest, problems, notes
 
 
 @dataclass
@@ -369,8 +379,9 @@ def verify_all(session: Session, *, checks: Iterable[AuditCheck] = (), key: byte
     notes: list[str] = []
     anchors: list[tuple[Checkpoint, str]] = []
     if key is not None:
-        stored, stored_problems = verify_stored_checkpoints(session, key)
+        stored, stored_problems, stored_notes = verify_stored_checkpoints(session, key)
         problems += stored_problems
+        notes += stored_notes
         if stored is not None:
             anchors.append((stored, f"stored checkpoint #{stored.seq}"))
         else:

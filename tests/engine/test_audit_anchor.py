@@ -279,7 +279,19 @@ def test_a_forged_or_deleted_checkpoint_is_found_with_the_key(world: World) -> N
     gap = after(world.ctx, sql("DELETE FROM audit_checkpoint WHERE seq = 2"), key=KEY.encode())
     assert any("does not follow #1" in p.problem for p in gap), gap
     wrong_key = after(world.ctx, lambda conn: None, key=b"x" * 40)
-    assert any("another key" in p.problem for p in wrong_key), wrong_key
+    assert any("none of the 3 stored checkpoints is signed with this key" in p.problem for p in wrong_key)
+    first_deleted = after(world.ctx, sql("DELETE FROM audit_checkpoint WHERE seq = 1"), key=KEY.encode())
+    assert any("#2 does not follow the first of this key" in p.problem for p in first_deleted), first_deleted
+
+
+def test_after_a_key_rotation_the_new_key_anchors_and_the_old_rows_are_only_noted(world: World) -> None:
+    new_key = b"n" * 40
+    build_checkpoint(world.ctx.engine, "rotated", new_key)
+    with Session(world.ctx.db.engine) as session:
+        report = verify_all(session, checks=world.ctx.registry.audit_checks, key=new_key)
+    assert report.problems == [] and report.anchor is not None and report.anchor.seq == 2
+    assert any("1 stored checkpoints are signed with another" in n for n in report.notes)
+    assert any("checkpoint #2" in p.problem for p in after(world.ctx, truncate(world), key=new_key))
 
 
 # -- since a checkpoint -----------------------------------------------------------------------------------------
