@@ -1,9 +1,10 @@
 """APScheduler 3 wakes the engine every second; only the leader sweeps. The database rows are the schedule.
 
 SQLite: one scheduler per database file, held by an OS file lock (released when the process dies); a second one
-refuses to start. PostgreSQL: several processes may run; a session advisory lock elects the leader, a lease row
-carries a fencing epoch bumped at each takeover, and followers terminate a leader whose heartbeat is 20 s stale,
-so a new leader takes over within 30 s. Claims use FOR UPDATE SKIP LOCKED, so even two leaders never double-fire.
+refuses to start. PostgreSQL: several processes may run; a session advisory lock (scoped to its database, so
+several Vuosikello databases share a server) elects the leader, a lease row carries a fencing epoch bumped at each
+takeover, and followers terminate a leader whose heartbeat is 20 s stale, so a new leader takes over within 30 s.
+Claims use FOR UPDATE SKIP LOCKED, so even two leaders never double-fire.
 """
 
 from __future__ import annotations
@@ -97,7 +98,9 @@ class Leadership:
         if beat is not None and now - beat.replace(tzinfo=now.tzinfo) > STALE_AFTER:
             # The lock's session and every open transaction of the stale leader: each fenced transaction holds
             # the lease row, and a frozen one would block the new leader's epoch bump for as long as it sleeps.
-            # Only this database's backends (advisory locks and pg_locks span the whole server).
+            # Only this database's backends: an advisory lock belongs to the database it was taken in (its lock tag
+            # carries the database's OID, so one key serves every Vuosikello database on a server without clashing),
+            # but pg_locks lists the locks of every database, hence the filter on l.database.
             conn.execute(text(
                 "SELECT pg_terminate_backend(pid) FROM (SELECT DISTINCT l.pid FROM pg_locks l "
                 "LEFT JOIN pg_class c ON c.oid = l.relation WHERE l.granted AND l.pid <> pg_backend_pid() "
