@@ -265,7 +265,14 @@ class CatalogueExtension(InternationalizationExtension):
 
 
 # Output children that need no charge of their own: text, constants, and what is charged where it is made
-_CHARGED = (nodes.TemplateData, nodes.Const, nodes.Filter, nodes.BinExpr, nodes.Concat, nodes.MarkSafeIfAutoescape)
+# (`and`/`or` are BinExprs too, and print an operand as it is: they are charged like any other value)
+_CHARGED = (nodes.TemplateData, nodes.Const, nodes.Filter, nodes.Add, nodes.Mul, nodes.Pow, nodes.Mod, nodes.Concat)
+
+
+def _charged(node: nodes.Node) -> bool:
+    if isinstance(node, nodes.MarkSafeIfAutoescape):  # a {% trans %} block's constant text
+        return isinstance(node.expr, nodes.Const)
+    return isinstance(node, _CHARGED)
 
 
 def _made_node(node: nodes.Expr) -> nodes.Filter:
@@ -279,7 +286,7 @@ def _guard_tree(tree: nodes.Template) -> nodes.Template:
         if isinstance(node, nodes.For):
             node.iter = nodes.Filter(node.iter, "vk_loop", [], [], None, None, lineno=node.lineno)
         elif isinstance(node, nodes.Output):
-            node.nodes = [child if isinstance(child, _CHARGED) else _made_node(child) for child in node.nodes]
+            node.nodes = [child if _charged(child) else _made_node(child) for child in node.nodes]
         for field in node.fields:
             value = getattr(node, field, None)
             if isinstance(value, nodes.Concat):

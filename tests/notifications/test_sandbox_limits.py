@@ -33,6 +33,8 @@ ATTACKS = {
                       "{% set c %}{{ b }}{{ b }}{% endset %}{% set d %}{{ c }}{{ c }}{% endset %}"
                       "{% set e %}{{ d }}{{ d }}{% endset %}",
     "output in a loop": "{% set a = 'x' * 200000 %}{% for i in 'abcdefghij' %}{{ a }}{% endfor %}",
+    "or in a loop": "{% set a = 'x' * 200000 %}{% for i in 'abcdefghij' %}{{ a or '' }}{% endfor %}",
+    "condition in a loop": "{% set a = 'x' * 200000 %}{% for i in 'abcdefghij' %}{{ a if i else '' }}{% endfor %}",
     "center": "{{ 'x'|center(10**9) }}",
     "replace": "{{ ('ab' * 1000)|replace('', 'y' * 5000) }}",
     "join": "{% set a = 'x' * 1000 %}{{ (a|list)|join(a * 300) }}",
