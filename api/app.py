@@ -32,6 +32,7 @@ from api.routes import (
     directory,
     metrics,
     nominations,
+    oidc_providers,
     registers,
     reviews,
     schedule,
@@ -76,7 +77,7 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
     install_error_handlers(app)
     load_admin_state(ctx)
     for module in (directory, workflows, cases, agreements, schedule, nominations, cycles, registers, reviews,
-                   calendar, admin, webhooks):
+                   calendar, admin, webhooks, oidc_providers):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(schedule.pages)
     app.include_router(metrics.router)

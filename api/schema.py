@@ -18,6 +18,7 @@ from sqlmodel import SQLModel
 
 # Imported for their side effect: each module registers its tables in SQLModel.metadata.
 import api.web.models  # noqa: F401
+import api.web.oidc  # noqa: F401
 import engine.links  # noqa: F401
 import engine.models  # noqa: F401
 import notifications.template_store  # noqa: F401

@@ -12,6 +12,7 @@ from api.web.config import WebConfig
 from api.web.render import STATIC_DIR
 from api.web.routes import (
     admin,
+    admin_oidc,
     agreements,
     clock,
     coordinator,
@@ -21,6 +22,7 @@ from api.web.routes import (
     dashboards,
     email_templates,
     nominations,
+    oidc,
     passwords,
     people,
     reviews,
@@ -42,10 +44,10 @@ def mount_web(app: FastAPI, ctx: AppContext, config: WebConfig | None = None) ->
     app.state.web_config = config
     delegation.wire(ctx.registry)
     # coordinator first: /agreements/new must win over /agreements/{agreement_id}
-    for module in (signin, passwords, tasks, coordinator, agreements, reviews, versions, substitutes):
+    for module in (signin, passwords, oidc, tasks, coordinator, agreements, reviews, versions, substitutes):
         app.include_router(module.router)
     # then administration, dashboards, the annual clock, the nomination and cycle forms, the survey
-    for module in (admin, people, simulation, email_templates, dashboards, clock, nominations, cycles,
+    for module in (admin, admin_oidc, people, simulation, email_templates, dashboards, clock, nominations, cycles,
                    cycle_plan, cycle_reports, survey):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

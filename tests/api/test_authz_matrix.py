@@ -448,6 +448,9 @@ READ_MATRIX: dict[str, ReadRoute] = {
                                                                _webhooks(GONE), error=NO_SUBSCRIPTION),
     "/api/v1/webhooks/{subscription_id}/deliveries/{delivery_id}/attempts": ReadRoute(
         lambda s: "/api/v1/webhooks/1/deliveries/1/attempts", _webhooks(GONE), error=NO_SUBSCRIPTION),
+    "/api/v1/oidc-providers": ReadRoute(lambda s: "/api/v1/oidc-providers", _webhooks(OK)),
+    "/api/v1/oidc-providers/{provider_id}": ReadRoute(lambda s: "/api/v1/oidc-providers/1", _webhooks(GONE),
+                                                      error=NO_SUBSCRIPTION),  # no provider in the scene
 }
 
 

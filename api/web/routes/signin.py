@@ -20,6 +20,8 @@ from api.web.config import WebConfig
 from api.web.csrf import forget_csrf_cookie
 from api.web.i18n import LANGUAGE_COOKIE, LANGUAGES, choose_language
 from api.web.mail import send_sign_in_link
+from api.web.oidc import active_providers, provider_for_email
+from api.web.oidc_flow import redirect_to_provider
 from api.web.render import render, secure
 from api.web.routing import OptionalUser, RateLimited, web_router
 from api.web.sessions import clear_session_cookie, end_session, set_session_cookie, start_session
@@ -95,7 +97,8 @@ def home(user: OptionalUser) -> Response:
 def signin_page(request: Request, user: OptionalUser, next: str | None = None) -> Response:
     """Show the sign-in page: password for coordinators and administrators, or a link by email."""
     lang = user.lang if user else choose_language(request)
-    return render(request, "signin.html", lang, user=user, next=safe_next(next), errors={}, email="", notice=None)
+    return render(request, "signin.html", lang, user=user, next=safe_next(next), errors={}, email="", notice=None,
+                  providers=active_providers(_session(request)))
 
 
 @router.post("/signin/password")
@@ -113,13 +116,21 @@ def signin_password(request: Request, email: Annotated[str, Form()] = "", passwo
 
 
 @router.post("/signin/email")
-def signin_email(work: WorkDep, request: Request, email: Annotated[str, Form()] = "") -> Response:
-    """Email a short-lived sign-in link to a registered address; the answer never tells whether it is one."""
+def signin_email(work: WorkDep, request: Request, email: Annotated[str, Form()] = "",
+                 next: Annotated[str, Form()] = "") -> Response:
+    """Send the address to its organisation's identity provider, or email it a short-lived sign-in link.
+
+    The answer never tells whether the address is registered (a provider chosen by the person's organisation
+    does: the brief asks for it, see README "Sign in with your organisation's identity provider").
+    """
     _throttle(request, email[:320] or None)
     lang = choose_language(request)
     if "@" not in email or len(email) > 320:
         return render(request, "signin.html", lang, status=422, next="/tasks", email=email, notice=None,
-                      errors={"email": "signin.error.email"})
+                      errors={"email": "signin.error.email"}, providers=active_providers(_session(request)))
+    provider = provider_for_email(_session(request), email)
+    if provider is not None:
+        return redirect_to_provider(request, provider, safe_next(next), login_hint=email.strip())
     _failed(request, "email", email)  # every request counts, per address and per account: no mail bombing
 
     def _do(uow) -> None:  # type: ignore[no-untyped-def]
