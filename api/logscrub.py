@@ -16,6 +16,10 @@ MASK = "***"
 # /link/<token>[/renew], /calendar/feeds/<secret>.ics, and any query parameter that carries a credential
 _PATH_SECRET = re.compile(r"(/link/|/feeds/)([^/?#\s\"']+?)(\.ics)?(?=[/?#\s\"']|$)")
 _QUERY_SECRET = re.compile(r"([?&](?:token|secret|key|access_token)=)[^&#\s\"']+", re.IGNORECASE)
+# the OpenID Connect callback's one-time code and state (useless without the PKCE verifier and the browser's
+# cookie, but credentials of a sort all the same)
+_OIDC_CALLBACK = re.compile(r"/signin/oidc/callback\?[^\s\"'#]*")
+_OIDC_SECRET = re.compile(r"([?&](?:code|state)=)[^&]+")
 LOGGERS = ("uvicorn.access", "uvicorn.error", "uvicorn", "vuosikello")
 
 
@@ -24,6 +28,8 @@ def scrub(text: str) -> str:
     if "/link/" not in text and "/feeds/" not in text and "=" not in text:
         return text
     text = _PATH_SECRET.sub(lambda m: f"{m.group(1)}{MASK}{m.group(3) or ''}", text)
+    if "/signin/oidc/callback" in text:
+        text = _OIDC_CALLBACK.sub(lambda u: _OIDC_SECRET.sub(lambda m: f"{m.group(1)}{MASK}", u.group(0)), text)
     return _QUERY_SECRET.sub(lambda m: f"{m.group(1)}{MASK}", text)
 
 

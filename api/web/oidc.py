@@ -32,7 +32,7 @@ from authlib.common.security import generate_token
 from authlib.deprecate import AuthlibDeprecationWarning
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import JSON, Column, func, select, update
+from sqlalchemy import JSON, Column, delete, func, select, update
 from sqlmodel import Field, Session, SQLModel, col
 
 from engine.errors import InvalidInput
@@ -219,6 +219,8 @@ def start_sign_in(session: Session, provider: OidcProvider, base_url: str, next_
                   login_hint: str | None = None) -> Started:
     """Record a new attempt and return the provider's authorization URL (code flow, PKCE S256, state, nonce)."""
     document = discover(provider.issuer)
+    # attempts are kept a day past their expiry (a late callback is told "expired", not "unknown"), then dropped
+    session.execute(delete(OidcSignIn).where(col(OidcSignIn.expires_at) < now - timedelta(days=1)))
     state, nonce, verifier = generate_token(43), generate_token(32), generate_token(64)
     session.add(OidcSignIn(state_hash=_hash(state), provider_id=provider.id or 0, nonce=nonce,
                            code_verifier=verifier, next=next_path, created_at=now,

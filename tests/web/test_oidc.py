@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from api.context import AppContext
+from api.logscrub import scrub
 from api.web.models import WebSession
 from api.web.oidc import OidcProvider, OidcSignIn, decrypt_client_secret, encrypt_client_secret
 from engine.clock import ManualClock
@@ -238,3 +239,27 @@ def test_no_secret_in_the_logs_of_a_sign_in(ctx: AppContext, provider: Provider,
         assert client.get(local_path(back)).status_code == 303
     assert caplog.records  # something was logged (httpx's requests at least)
     assert SECRET not in caplog.text
+
+
+def test_the_callbacks_code_and_state_are_scrubbed_from_log_lines() -> None:
+    line = '127.0.0.1 - "GET /signin/oidc/callback?state=s3cr3tstate&code=c0de123&iss=x HTTP/1.1" 303'
+    assert scrub(line) == '127.0.0.1 - "GET /signin/oidc/callback?state=***&code=***&iss=x HTTP/1.1" 303'
+    assert scrub("GET /directory?code=837") == "GET /directory?code=837"  # other pages' codes are no secrets
+
+
+def test_an_attempt_expires_after_ten_minutes_and_old_ones_are_dropped(ctx: AppContext, clock: ManualClock,
+                                                                       provider: Provider) -> None:
+    person = make_user(ctx, org_key=TAMPERE, email="aino@tampere.fi")
+    provider_id = configure(ctx, provider)
+    provider.set_user("aino", email="aino@tampere.fi", email_verified=True)
+    with web_client(ctx) as client:
+        back = provider.authorize(start(client, provider_id), "aino")
+        clock.advance(timedelta(minutes=11))
+        late = client.get(local_path(back))
+        assert late.status_code == 400 and "Kirjautumispyyntö vanheni" in late.text
+        clock.advance(timedelta(days=2))
+        start(client, provider_id)
+    with Session(ctx.db.engine) as session:
+        rows = list(session.execute(select(OidcSignIn)).scalars())
+    assert len(rows) == 1 and rows[0].used_at is None  # the expired attempt is gone, the new one waits
+    assert sessions_of(ctx, person.person.id or 0) == []
