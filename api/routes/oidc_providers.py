@@ -84,7 +84,7 @@ def _provider(session: SessionDep, provider_id: int) -> OidcProvider:
 @router.post("", response_model=ProviderRead, status_code=status.HTTP_201_CREATED, operation_id="oidc-create")
 def create(body: ProviderIn, work: WorkDep, session: SessionDep, ctx: CtxDep, admin: AdminDep) -> ProviderRead:
     """Add a provider; its discovery document must be reachable."""
-    clean = validate_provider(session, ProviderFields(**body.model_dump()), provider_id=None, secret_required=True)
+    clean = validate_provider(session, ProviderFields(**body.model_dump()), provider=None)
 
     def make(uow: UnitOfWork) -> OidcProvider:
         return save_provider(uow.session, clean, ctx.settings.secret_key, uow.now, created_by=admin.person_id)
@@ -116,7 +116,7 @@ def update(provider_id: int, body: ProviderPatch, work: WorkDep, session: Sessio
                             domains=given.get("domains", provider.domains),
                             organisations=given.get("organisations", provider.organisations),
                             active=given.get("active", provider.active))
-    clean = validate_provider(session, fields, provider_id=provider.id, secret_required=False)
+    clean = validate_provider(session, fields, provider=provider)
 
     def change(uow: UnitOfWork) -> OidcProvider:
         return save_provider(uow.session, clean, ctx.settings.secret_key, uow.now, provider)

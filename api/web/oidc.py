@@ -21,6 +21,7 @@ import hashlib
 import ipaddress
 import re
 import secrets
+import time
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -145,8 +146,26 @@ def check_issuer(issuer: str) -> str:
     raise ProviderProblem("issuer_https", "the issuer must be an https:// URL (http:// only on loopback)")
 
 
-def discover(issuer: str) -> dict[str, Any]:
-    """Fetch and check the provider's discovery document (`/.well-known/openid-configuration`)."""
+_DISCOVERED: dict[str, tuple[float, dict[str, Any]]] = {}
+DISCOVERY_CACHE_SECONDS = 300.0  # a cache of the documents, not a deadline: on the process's monotonic time
+
+
+def discover(issuer: str, *, cached: bool = False) -> dict[str, Any]:
+    """Fetch and check the provider's discovery document (`/.well-known/openid-configuration`).
+
+    Signing in uses a copy at most five minutes old (`cached`), so each button press does not fetch it again;
+    an administrator's save always fetches it.
+    """
+    if cached:
+        hit = _DISCOVERED.get(issuer)
+        if hit is not None and time.monotonic() - hit[0] < DISCOVERY_CACHE_SECONDS:
+            return hit[1]
+    document = _fetch_discovery(issuer)
+    _DISCOVERED[issuer] = (time.monotonic(), document)
+    return document
+
+
+def _fetch_discovery(issuer: str) -> dict[str, Any]:
     url = issuer + "/.well-known/openid-configuration"
     try:
         response = httpx.get(url, timeout=HTTP_TIMEOUT, follow_redirects=False)
@@ -218,7 +237,7 @@ class Started:
 def start_sign_in(session: Session, provider: OidcProvider, base_url: str, next_path: str, now: datetime,
                   login_hint: str | None = None) -> Started:
     """Record a new attempt and return the provider's authorization URL (code flow, PKCE S256, state, nonce)."""
-    document = discover(provider.issuer)
+    document = discover(provider.issuer, cached=True)
     # attempts are kept a day past their expiry (a late callback is told "expired", not "unknown"), then dropped
     session.execute(delete(OidcSignIn).where(col(OidcSignIn.expires_at) < now - timedelta(days=1)))
     state, nonce, verifier = generate_token(43), generate_token(32), generate_token(64)
@@ -293,7 +312,7 @@ def finish_sign_in(session: Session, *, state: str, cookie_state: str | None, co
     if provider is None or not provider.active:
         raise OidcRefused("provider", "the provider is no longer configured")
     try:
-        document = discover(provider.issuer)
+        document = discover(provider.issuer, cached=True)
         secret = decrypt_client_secret(provider.client_secret_encrypted, service_key)
     except (ProviderProblem, InvalidToken) as exc:
         raise OidcRefused("provider", type(exc).__name__) from None
@@ -351,13 +370,15 @@ def _refuse(field: str, reason: str, detail: str, **params: object) -> InvalidIn
     return InvalidInput(field, detail, message_id=f"oidc.error.{reason}", params=params)
 
 
-def validate_provider(session: Session, fields: ProviderFields, *, provider_id: int | None,
-                      secret_required: bool) -> ProviderFields:
+def validate_provider(session: Session, fields: ProviderFields, *, provider: OidcProvider | None) -> ProviderFields:
     """Return the fields cleaned (issuer without trailing slash, domains lower case) or raise InvalidInput.
 
-    The issuer's discovery document must be reachable and name the issuer; a domain may belong to one provider
-    only (else the address would not say where to sign in); organisations must exist.
+    A new provider needs its secret. The issuer's discovery document must be reachable and name the issuer
+    (checked for a new provider, a changed issuer, or one taken back into use: pausing a provider that is down
+    must work); a domain may belong to one provider only (else the address would not say where to sign in);
+    organisations must exist.
     """
+    provider_id, secret_required = (provider.id if provider else None), provider is None
     name, client_id = fields.name.strip(), fields.client_id.strip()
     for field, value, limit in (("name", name, 200), ("issuer", fields.issuer.strip(), 500),
                                 ("client_id", client_id, 300)):
@@ -390,7 +411,8 @@ def validate_provider(session: Session, fields: ProviderFields, *, provider_id: 
                 raise _refuse(f"organisations[{i}]", "organisation", f"unknown organisation {key!r}", value=key)
     try:
         issuer = check_issuer(fields.issuer)
-        discover(issuer)
+        if provider is None or issuer != provider.issuer or (fields.active and not provider.active):
+            discover(issuer)
     except ProviderProblem as exc:
         raise _refuse("issuer", exc.reason, str(exc)) from None
     return ProviderFields(name=name, issuer=issuer, client_id=client_id, client_secret=fields.client_secret,

@@ -141,3 +141,17 @@ def test_the_admin_page_adds_a_provider_and_keeps_the_secret_out_of_sight(ctx: A
         row = session.execute(select(OidcProvider)).scalars().one()
         assert row.name == "Tampere (Entra ID)" and row.active is False  # the box was not ticked: paused
         assert decrypt_client_secret(row.client_secret_encrypted, ctx.settings.secret_key) == SECRET
+
+
+def test_a_provider_that_is_down_can_be_paused_but_not_taken_back_into_use(ctx: AppContext) -> None:
+    admin = make_user(ctx, roles="admin")
+    client = TestClient(create_app(ctx=ctx))
+    with running_provider() as gone:
+        created = client.post("/api/v1/oidc-providers", json=body(gone), headers=admin.headers)
+        assert created.status_code == 201, created.text
+    url = f"/api/v1/oidc-providers/{created.json()['id']}"  # the provider process has stopped
+    paused = client.patch(url, json={"active": False}, headers=admin.headers)
+    assert paused.status_code == 200 and paused.json()["active"] is False
+    back = client.patch(url, json={"active": True}, headers={**admin.headers, "Accept-Language": "sv"})
+    assert back.status_code == 422 and back.json()["field"] == "issuer"
+    assert "/.well-known/openid-configuration" in back.json()["message"] and "kan inte hämtas" in back.json()["message"]

@@ -82,8 +82,7 @@ def _save(request: Request, session: SessionDep, work: WorkDep, user: WebUser, f
                             organisations=_lines(form.get("organisations")),
                             active=provider is None or form.get("active") == "1")
     try:
-        clean = validate_provider(session, fields, provider_id=provider.id if provider else None,
-                                  secret_required=provider is None)
+        clean = validate_provider(session, fields, provider=provider)
     except InvalidInput as exc:
         name = exc.field.split("[")[0]
         value = str(exc.params.get("value", ""))
