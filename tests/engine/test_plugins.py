@@ -14,6 +14,7 @@ from engine.plugin import WorkflowPlugin
 from engine.records import TransitionRecord
 from engine.registry import Registry
 from engine.service import Engine, UnitOfWork
+from workflows.cycle import service as cycle_service
 from workflows.registry import PLUGINS, WORKFLOWS_DIR
 
 
@@ -54,7 +55,7 @@ def test_a_scoped_listener_hears_only_its_workflow_and_before_every_case_listene
 
     registry = Registry()
     registry.on_transition(every)
-    registry.install([WorkflowPlugin(name="cycle", definitions={WORKFLOWS_DIR / "cycle": {}},
+    registry.install([WorkflowPlugin(name="cycle", definitions={WORKFLOWS_DIR / "cycle": cycle_service.GUARDS},
                                      listeners={"cycle_report": (scoped,)})])
     engine = Engine(database, registry, clock)
     engine.run(lambda uow: uow.create_case("cycle_planner", actor=SYSTEM, data={}))
