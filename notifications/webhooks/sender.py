@@ -173,8 +173,14 @@ class WebhookSender:
         # with their own clock to refuse replays (the scheme's five-minute tolerance)
         headers = signed_headers(target.secret, row.message_id, datetime.now(UTC), row.body)
         try:
-            response = await asyncio.wait_for(client.post(target.url, content=row.body.encode("utf-8"),
-                                                          headers=headers), self.timeout)
+            try:
+                response = await asyncio.wait_for(client.post(target.url, content=row.body.encode("utf-8"),
+                                                              headers=headers), self.timeout)
+            except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError):
+                # a kept-alive connection the receiver had just closed: try once more on a fresh one at once (the
+                # receiver deduplicates by webhook-id, so a second copy of an event it did read is harmless)
+                response = await asyncio.wait_for(client.post(target.url, content=row.body.encode("utf-8"),
+                                                              headers=headers), self.timeout)
             return response.status_code, None
         except TimeoutError:
             return None, f"no answer within {self.timeout:g} s"
