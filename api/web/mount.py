@@ -9,7 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.web import delegation
 from api.web.config import WebConfig
-from api.web.render import STATIC_DIR
+from api.web.render import STATIC_DIR, warm_templates
 from api.web.routes import (
     admin,
     admin_oidc,
@@ -51,4 +51,5 @@ def mount_web(app: FastAPI, ctx: AppContext, config: WebConfig | None = None) ->
                    cycle_plan, cycle_reports, survey):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    warm_templates()  # compiled at start-up: the first page after a start is as fast as later ones
     app.add_middleware(WebSessionMiddleware, ctx=ctx, config=config)

@@ -47,6 +47,17 @@ environment = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=sel
                           undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
+def warm_templates() -> int:
+    """Compile every page template now (at start-up), so the first requests do not pay for it; return how many.
+
+    The environment is the module's own, so a process compiles each template once however many apps it builds.
+    """
+    names = [n for n in environment.list_templates() if n.endswith(".html")]
+    for name in names:
+        environment.get_template(name)
+    return len(names)
+
+
 @lru_cache(maxsize=64)
 def render_markdown(text: str) -> Markup:
     """Render an agreement's Markdown as sanitised HTML; its headings start at h3, under the page's own."""
