@@ -84,21 +84,28 @@ class Form:
         return int(text)
 
 
-def read_decision(form: Form, today: date) -> DecisionIn | None:
-    """Check the decision form: outcome, body, date, § of the minutes, minutes address, reason when declined."""
-    outcome = form.get("outcome")
-    if outcome not in ("approved", "declined"):
-        form.fail("outcome", "decision.error.outcome")
+def read_minutes(form: Form, today: date, date_field: str) -> tuple[str | None, date | None, str, str]:
+    """Check what cites a governing body's decision: the body, a date not in the future, § of the minutes and
+    the minutes' address; return them (problems are recorded on the form, as each reader does)."""
     body = form.text("body", min_length=2, max_length=200)
-    decided_on = form.date("decided_on")
+    decided_on = form.date(date_field)
     if decided_on and decided_on > today:
-        form.fail("decided_on", "decision.error.future")
+        form.fail(date_field, "decision.error.future")
     section = form.get("section")
     if not SECTION.match(section):
         form.fail("section", "decision.error.section")
     minutes = form.get("minutes_url")
     if minutes and not URL.match(minutes):
         form.fail("minutes_url", "decision.error.url")
+    return body, decided_on, section, minutes
+
+
+def read_decision(form: Form, today: date) -> DecisionIn | None:
+    """Check the decision form: outcome, body, date, § of the minutes, minutes address, reason when declined."""
+    outcome = form.get("outcome")
+    if outcome not in ("approved", "declined"):
+        form.fail("outcome", "decision.error.outcome")
+    body, decided_on, section, minutes = read_minutes(form, today, "decided_on")
     note = form.text("note", max_length=4000, required=False)
     if outcome == "declined" and not note:
         form.fail("note", "decision.error.reason")

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from api.web.forms import SECTION, URL, Form
+from api.web.forms import Form, read_minutes
 from api.web.i18n import translate
 from workflows.nomination.equality import lacking
 from workflows.nomination.models import GENDERS, Candidate
@@ -174,16 +174,7 @@ def decision_labels(lang: str, seats: list[dict[str, Any]]) -> dict[str, str]:
 
 def read_decision_form(form: Form, seats: list[dict[str, Any]], today: date) -> DecisionIn | None:
     """Check the decision form: the meeting (body, date, §, minutes) and a member and deputy per seat."""
-    body = form.text("body", min_length=2, max_length=200)
-    meeting_date = form.date("meeting_date")
-    if meeting_date and meeting_date > today:
-        form.fail("meeting_date", "decision.error.future")
-    section = form.get("section")
-    if not SECTION.match(section):
-        form.fail("section", "decision.error.section")
-    minutes = form.get("minutes_url")
-    if minutes and not URL.match(minutes):
-        form.fail("minutes_url", "decision.error.url")
+    body, meeting_date, section, minutes = read_minutes(form, today, "meeting_date")
     justification = form.text("justification", max_length=4000, required=False)
     choices = []
     for s in seats:
