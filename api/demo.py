@@ -111,7 +111,9 @@ def load_demo(ctx: AppContext, admin_token: str | None = None) -> DemoInfo:
         first_muni = next(o for o in orgs if o.key == SIGNATORY_ORG)  # its board has still to decide
         signatory_token = issue_token(session, signers[first_muni.key].id or 0, now, "demo")
         _second_region(session, now)
-        existing = session.execute(select(col(Case.id)).where(col(Case.workflow) == "agreement")).scalar()
+        # the first agreement loaded (ordered: without ORDER BY, PostgreSQL may return any row, e.g. the overdue one)
+        existing = session.execute(select(col(Case.id)).where(col(Case.workflow) == "agreement")
+                                   .order_by(col(Case.id)).limit(1)).scalar()
         return orgs, council, coordinator, signers, second, coordinator_token, first_muni, signatory_token, existing
 
     (orgs, council, coordinator, signers, second, coordinator_token, first_muni, signatory_token,
