@@ -13,6 +13,7 @@ from workflows.agreement import audit
 from workflows.agreement import service as agreement
 from workflows.agreement.models import Decision, DocumentVersion, PartySignatory, Signature
 from workflows.agreement.schemas import DecisionIn, DocumentIn, TerminateIn, WithdrawIn
+from workflows.agreement.sealed import SealedRecord
 from workflows.triggers import child_key, parse
 
 WORKFLOWS_DIR = Path(__file__).resolve().parent.parent
@@ -50,6 +51,6 @@ PLUGIN = WorkflowPlugin(
         ("agreement_party", "decline"): _decide("declined"),
         ("agreement_party", "sign"): _sign,
     },
-    tables=(DocumentVersion, PartySignatory, Decision, Signature),
+    tables=(DocumentVersion, PartySignatory, Decision, Signature, SealedRecord),
     audit_checks=audit.CHECKS,
 )
