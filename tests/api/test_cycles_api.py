@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from tests.support.builders import make_user
+from tests.support.pdf import pdf_text
 
 
 def test_cycle_api(ctx) -> None:
@@ -80,4 +81,7 @@ def test_cycle_api(ctx) -> None:
     assert html.status_code == 200 and "Annual report 2026" in html.text and "Ilmastotiekartta" in html.text
     pdf = client.get(f"/api/v1/cycles/{cid}/report.pdf", headers=director.headers)
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
+    assert "Toimintakertomus 2026" in pdf_text(pdf.content) and "Ilmastotiekartta" in pdf_text(pdf.content)
+    sv = client.get(f"/api/v1/cycles/{cid}/report.pdf?lang=sv", headers=director.headers)
+    assert "Verksamhetsberättelse 2026" in pdf_text(sv.content) and "Åtgärder" in pdf_text(sv.content)
     assert client.get("/api/v1/cycles/999999/report.pdf", headers=director.headers).status_code == 404

@@ -19,6 +19,7 @@ from sqlmodel import Session
 from api.context import AppContext
 from engine.models import Case, Event, OutboxMessage
 from tests.support.builders import User, make_user
+from tests.support.pdf import pdf_text
 from tests.web.scenario import set_language
 from tests.web.support import csrf_of, sign_in, web_client
 from tests.web.test_csrf import web_routes
@@ -369,6 +370,9 @@ def test_closing_the_year_gives_the_annual_report_and_carries_over_to_both_years
         assert "Nätverket för regionutveckling (alke)" in html.text
         pdf = client.get(f"/api/v1/cycles/{y.cycle_id}/report.pdf?lang=fi")
         assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
+        text = pdf_text(pdf.content)  # the organisations by name, with their ä and ö, in the PDF's own text
+        assert "Toimintakertomus 2026" in text and "Pirkanmaan liitto" in text and "Pirkanmaan vuosi" in text
+        assert "regional_council:06" not in text and "network:alke" not in text
         with Session(ctx.db.engine) as s:
             next_id = s.execute(select(Measure.cycle_id).where(Measure.carried_from_id.is_not(None))  # type: ignore[union-attr]
                                 ).scalars().first()

@@ -12,6 +12,7 @@ from engine.actors import SYSTEM
 from engine.errors import Conflict, InvalidInput, InvalidTransition, NotPermitted
 from engine.models import Case, OutboxMessage, Timer
 from tests.support.builders import make_user
+from tests.support.pdf import pdf_is_tagged, pdf_text
 from workflows.cycle import reports, schedule, service
 from workflows.cycle.annual_report import render_pdf, report_data
 from workflows.cycle.models import AnnualReport, Measure
@@ -162,6 +163,9 @@ def test_a_whole_year(ctx) -> None:
                               coord.actor, ctx.clock.now())
         registers.add_statement(s, StatementIn(title="Kannanotto aluekehittämislakiin", issued_on=date(2026, 5, 4),
                                                addressee="Työ- ja elinkeinoministeriö"), coord.actor, ctx.clock.now())
+        registers.add_statement(s, StatementIn(title="Cealkámuš sámegiela giellaáŋgiruššamis",
+                                               issued_on=date(2026, 6, 6), addressee="Sámediggi"),
+                                coord.actor, ctx.clock.now())
         s.commit()
 
     ctx.clock.set(utc(2027, 2, 20, 10, 0))
@@ -182,7 +186,15 @@ def test_a_whole_year(ctx) -> None:
         assert text in stored.html
     assert data["counts"] == {"done": 2, "ongoing": 1, "not_started": 2, "dropped": 1}
     assert data["survey"]["answers"] == 2 and data["survey"]["means"]["advocacy"] == 4.0
-    assert render_pdf(data).startswith(b"%PDF-")
+    pdf = render_pdf(data)
+    assert pdf.startswith(b"%PDF-")
+    text = pdf_text(pdf)  # the text a reader or a search finds in the PDF, not only the bytes of its fonts
+    for phrase in ("Toimintakertomus 2026", "Kannanotto aluekehittämislakiin", "Työ- ja elinkeinoministeriö",
+                   "Cealkámuš sámegiela giellaáŋgiruššamis", "lisää tukea ilmastotyöhön"):
+        assert phrase in text, phrase
+    sv = pdf_text(render_pdf(data, "sv"))
+    assert "Verksamhetsberättelse 2026" in sv and "Åtgärder" in sv and "Ställningstaganden" in sv
+    assert pdf_is_tagged(pdf)
     assert carried == [("Maakuntien yhteinen toimintamalli", "ongoing", True),
                        ("Sote-uudistuksen edunvalvonta", "not_started", True),
                        ("Kuntaliiton tuki", "not_started", True)]

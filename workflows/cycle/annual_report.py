@@ -1,6 +1,7 @@
 """The annual report (toimintakertomus) generated from the data: measures, statements, nominations, meetings, survey.
 
-`report_data` gathers everything in a fixed number of queries; `render_html` and `render_pdf` draw the same data.
+`report_data` gathers everything in a fixed number of queries; `render_html` draws it, and `render_pdf` prints that
+same HTML with WeasyPrint (workflows/common/pdf.py), so there is one layout, not two.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from fpdf import FPDF
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import select
 from sqlmodel import Session, col
@@ -21,6 +21,7 @@ from engine.calendar import format_date
 from engine.models import Case, Organisation
 from engine.records import CaseRow
 from engine.service import UnitOfWork
+from workflows.common.pdf import html_to_pdf
 from workflows.cycle.models import AnnualReport, CycleReport, Measure, MeasureNote, SurveyAnswer
 from workflows.cycle.schemas import QUESTIONS
 from workflows.i18n import has_message, template_helpers, translate
@@ -137,60 +138,9 @@ def render_html(data: dict[str, Any], lang: str = "fi") -> str:
     return _env().get_template("annual_report.html.j2").render({**data, **_helpers(lang, data.get("names"))})
 
 
-def _latin(text: object) -> str:
-    """Keep what the PDF core fonts can draw (Latin-1); replace the rest."""
-    text = str(text).replace("–", "-").replace("—", "-").replace("’", "'").replace("→", "->")
-    return text.encode("latin-1", "replace").decode("latin-1")
-
-
 def render_pdf(data: dict[str, Any], lang: str = "fi") -> bytes:
-    """Render the report as PDF (fpdf2, core fonts)."""
-    h = _helpers(lang, data.get("names"))
-    t, tn, label, name = h["t"], h["tn"], h["label"], h["name"]
-    pdf = FPDF(format="A4")
-    pdf.set_title(_latin(data["title"]))
-    pdf.set_auto_page_break(auto=True, margin=15)
-    pdf.add_page()
-    width = pdf.w - pdf.l_margin - pdf.r_margin
-
-    def para(text: object, size: int = 10, style: str = "") -> None:
-        pdf.set_font("Helvetica", style, size)
-        pdf.multi_cell(width, size * 0.5, _latin(text), new_x="LMARGIN", new_y="NEXT")
-
-    para(t("report.title", year=data["year"]), 18, "B")
-    c = data["counts"]
-    para(t("report.measures") + f": {data['total']} - " + ", ".join(
-        f"{label(s)} {c[s]}" for s in ("done", "ongoing", "not_started", "dropped")))
-    for theme, items in data["themes"].items():
-        para(label(theme), 13, "B")
-        for m in items:
-            line = f"{m['number']}. {m['title']} ({name(m['responsible'])}, {h['d'](m['due_date'])}): " \
-                   f"{label(m['status'])}"
-            para(line + (f" - {m['note']}" if m["note"] else ""), 9)
-    sections = [
-        (t("report.statements"),
-         [f"{h['d'](s.issued_on)} {s.title} -> {s.addressee}" for s in data["statements"]]),
-        (t("report.reports"),
-         [f"{name(r['responsible'])} ({t('report.version', version=r['version'])}): {r['summary']}"
-          for r in data["reports"]]),
-        (t("report.nominations"),
-         [f"{h['d'](n['meeting_date'])} {n['section']} {n['group']} ({n['requester']}): "
-          + "; ".join(f"{person} ({name(key)})" for person, key in n["members"]) for n in data["nominations"]]),
-        (t("report.meetings"),
-         [f"{h['d'](m.held_on)} {m.title}" + (f" {m.minutes_url}" if m.minutes_url else "") for m in data["meetings"]]),
-    ]
-    for heading, lines in sections:
-        para(heading, 13, "B")
-        for line in lines or ["-"]:
-            para(line, 9)
-    para(t("report.survey"), 13, "B")
-    s = data["survey"]
-    para(tn("report.answers", s["answers"]) + "; " + ", ".join(
-        f"{h['question'](q)} {s['means'][q]}" for q in data["questions"] if s["means"][q] is not None), 9)
-    if data["feedback"]:
-        para(t("report.feedback"), 13, "B")
-        para(data["feedback"], 9)
-    return bytes(pdf.output())
+    """Print the report's own HTML (`render_html`) as a tagged PDF/UA-1 with fonts that carry every Sámi letter."""
+    return html_to_pdf(render_html(data, lang))
 
 
 def store_report(uow: UnitOfWork, cycle: CaseRow) -> AnnualReport:
