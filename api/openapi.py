@@ -23,6 +23,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from api.deps import BEARER
+
 __all__ = ["client_friendly", "operation_id"]
 
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
@@ -47,7 +49,8 @@ def _calls(dependant: Dependant) -> set[Callable[..., Any]]:
 def _codes(route: APIRoute, authenticates: Callable[..., Any]) -> set[str]:
     codes = {"503"}
     methods = set(route.methods or ())
-    if authenticates in _calls(route.dependant):
+    calls = _calls(route.dependant)
+    if authenticates in calls or BEARER in calls:  # BEARER alone: the route authenticates by hand (agreements.get)
         codes |= {"401", "403"}
     if route.dependant.path_params:
         codes.add("404")

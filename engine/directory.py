@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlmodel import Session, col
 
 from engine.errors import InvalidInput, NotFound
@@ -107,13 +107,15 @@ def issue_token(session: Session, person_id: int, now: datetime, label: str = ""
     return token
 
 
+# Built once: building the statement per call cost as much as running it (every API request authenticates here).
+_PERSON_FOR_TOKEN = (select(Person).join(ApiToken, col(ApiToken.person_id) == col(Person.id))
+                     .where(col(ApiToken.token_hash) == bindparam("token_hash"), col(ApiToken.revoked_at).is_(None),
+                            col(Person.active).is_(True)))
+
+
 def person_for_token(session: Session, token: str) -> Person | None:
     """Return the active person a token belongs to, or None."""
-    return session.scalars(
-        select(Person).join(ApiToken, col(ApiToken.person_id) == col(Person.id))
-        .where(col(ApiToken.token_hash) == hash_token(token), col(ApiToken.revoked_at).is_(None),
-               col(Person.active).is_(True))
-    ).first()
+    return session.scalars(_PERSON_FOR_TOKEN, {"token_hash": hash_token(token)}).first()
 
 
 def ensure_admin(session: Session, token: str | None, now: datetime, *, email: str = "admin@vuosikello.local",

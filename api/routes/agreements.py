@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import base64
+from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi.security import HTTPAuthorizationCredentials
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.access import readable_case
-from api.deps import ActorDep, ExpectedVersion, SessionDep, WorkDep
+from api.deps import BEARER, ActorDep, ExpectedVersion, SessionDep, WorkDep, current_actor
 from api.schemas import ERROR_RESPONSES
-from api.unit import UnitOfWorkRoute
+from api.unit import UnitOfWorkRoute, get_work
 from engine.actors import Actor
 from engine.models import Person
 from workflows.agreement import service
-from workflows.agreement.read import decision_read, document_text, document_versions, read_agreement
+from workflows.agreement.read import (
+    agreement_etag,
+    agreement_json,
+    decision_read,
+    document_text,
+    document_versions,
+    etag_matches,
+    read_agreement,
+)
 from workflows.agreement.schemas import (
     AgreementCreate,
     AgreementRead,
@@ -47,10 +58,31 @@ def create(body: AgreementCreate, work: WorkDep, session: SessionDep, actor: Act
     return _read(session, actor, case.id)
 
 
-@router.get("/{agreement_id}", response_model=AgreementRead)
-def get(agreement_id: int, session: SessionDep, actor: ActorDep) -> AgreementRead:
-    """Return the agreement, its current text and hash, and every party's state, decision and signatures."""
-    return _read(session, actor, agreement_id)
+def _get(request: Request, agreement_id: int, credentials: HTTPAuthorizationCredentials | None,
+         if_none_match: str | None) -> Response:
+    work = get_work(request)
+    actor = current_actor(request, work.session, credentials)
+    readable_case(work.session, actor, agreement_id)  # who may read comes first: a stranger gets a 404, never a 304
+    etag = agreement_etag(work.session, agreement_id, request.app.state.ctx.settings.secret_key)
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if etag_matches(if_none_match, etag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(agreement_json(work.session, agreement_id), media_type="application/json", headers=headers)
+
+
+@router.get("/{agreement_id}", response_model=AgreementRead,
+            responses={304: {"description": "Not Modified: `If-None-Match` names the current `ETag`"}})
+async def get(agreement_id: int, request: Request,
+              credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None,
+              if_none_match: Annotated[str | None, Header(description="An ETag of an earlier read")] = None,
+              ) -> Response:
+    """Return the agreement, its current text and hash, and every party's state, decision and signatures.
+
+    The `ETag` changes with every transition of the agreement or of a party; `If-None-Match` with the current
+    one answers 304 without a body. Authentication, the access check and the read run in one worker thread
+    (the route is `async` so that FastAPI does not hand each dependency to the threadpool separately).
+    """
+    return await run_in_threadpool(_get, request, agreement_id, credentials, if_none_match)
 
 
 @router.get("/{agreement_id}/versions", response_model=list[DocumentVersionRead])

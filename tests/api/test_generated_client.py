@@ -35,7 +35,7 @@ def test_the_bearer_scheme_and_each_routes_own_errors_are_declared(ctx) -> None:
     assert scheme["type"] == "http" and scheme["scheme"] == "bearer" and "token" in scheme["description"]
     get = spec["paths"]["/api/v1/agreements/{agreement_id}"]["get"]
     assert {"bearer": []} in get["security"]
-    assert set(get["responses"]) == {"200", "401", "403", "404", "422", "503"}  # a read does not conflict
+    assert set(get["responses"]) == {"200", "304", "401", "403", "404", "422", "503"}  # a read does not conflict
     listing = spec["paths"]["/api/v1/workflows"]["get"]
     assert "404" not in listing["responses"] and "422" not in listing["responses"]
     health = spec["paths"]["/healthz"]["get"]

@@ -1,15 +1,21 @@
 """Read model of an agreement: state, current text and hash, each party with decision and signatures.
 
 Six prebuilt statements select plain columns (no ORM objects: a 25-party agreement would otherwise load about 80
-of them) and the result is validated once, as one nested dict, into `AgreementRead`.
+of them) into one nested dict whose keys follow `AgreementRead`'s fields. `read_agreement` validates it into the
+model (the write routes read fields off it); `agreement_json` serialises it straight to JSON bytes: every value
+already has its type from the columns, so the GET route skips pydantic's per-field validation (the test holds
+the two outputs byte for byte equal). `agreement_etag` answers from one aggregate query whether anything the
+read shows has changed.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, bindparam, select
+from pydantic_core import to_json
+from sqlalchemy import BindParameter, bindparam, func, or_, select
 from sqlmodel import Session, col
 
 from engine.calendar import effective_deadline
@@ -59,7 +65,7 @@ def _decision(row: Any) -> dict[str, Any]:
             "section": row.section, "minutes_url": row.minutes_url, "note": row.note,
             "document_sha256": row.document_sha256, "citation": decision_citation(row),
             "recorded_at": row.recorded_at, "recorded_by_person_id": row.recorded_by,
-            "on_behalf_of_person_id": row.on_behalf_of_person_id}
+            "on_behalf_of_person_id": row.on_behalf_of_person_id, "on_behalf_of_name": None}
 
 
 def _name_substitutes(conn: Any, parties: dict[int, dict[str, Any]], names: dict[int, str]) -> None:
@@ -78,7 +84,7 @@ def _name_substitutes(conn: Any, parties: dict[int, dict[str, Any]], names: dict
             d["on_behalf_of_name"] = names.get(d["on_behalf_of_person_id"])
 
 
-def read_agreement(session: Session, agreement_id: int) -> AgreementRead:
+def _agreement(session: Session, agreement_id: int) -> dict[str, Any]:
     """Load one agreement with all its parties in six queries, whatever the number of parties."""
     params = {"agreement_id": agreement_id}
     conn = session.connection()  # Core statements: the Session's ORM execution layer has nothing to add here
@@ -100,7 +106,7 @@ def read_agreement(session: Session, agreement_id: int) -> AgreementRead:
     for s in conn.execute(_SIGNATURES, params):
         party = parties[s.party_case_id]
         party["signatures"].append({"id": s.id, "person_id": s.person_id, "person_name": names.get(s.person_id, ""),
-                                    "on_behalf_of_person_id": s.on_behalf_of_person_id,
+                                    "on_behalf_of_person_id": s.on_behalf_of_person_id, "substitute_name": None,
                                     "document_sha256": s.document_sha256, "signed_at": s.signed_at})
     _name_substitutes(conn, parties, names)
     for party in parties.values():
@@ -109,7 +115,7 @@ def read_agreement(session: Session, agreement_id: int) -> AgreementRead:
             signatory["has_signed"] = signatory["person_id"] in signed
     states = [p["state"] for p in parties.values()]
     in_force_at = case.data.get("in_force_at")
-    return AgreementRead.model_validate({
+    return {
         "id": case.id, "title": case.title, "state": case.state, "version": case.version,
         "workflow_version": case.workflow_version, "deadline": case.deadline,
         "effective_deadline": effective_deadline(case.deadline) if case.deadline else None,
@@ -118,7 +124,47 @@ def read_agreement(session: Session, agreement_id: int) -> AgreementRead:
         "document": doc.text if doc else "", "in_force_sha256": case.data.get("in_force_sha256"),
         "in_force_at": datetime.fromisoformat(in_force_at) if in_force_at else None,
         "parties_total": len(states), "parties_approved": sum(s in ("approved", "signed") for s in states),
-        "parties_signed": sum(s == "signed" for s in states), "parties": list(parties.values())})
+        "parties_signed": sum(s == "signed" for s in states), "parties": list(parties.values())}
+
+
+def read_agreement(session: Session, agreement_id: int) -> AgreementRead:
+    """Load one agreement with all its parties, validated into the API model."""
+    return AgreementRead.model_validate(_agreement(session, agreement_id))
+
+
+def agreement_json(session: Session, agreement_id: int) -> bytes:
+    """Return what `read_agreement` returns as JSON bytes, without validating the values the columns typed."""
+    return to_json(_agreement(session, agreement_id))
+
+
+# What the read shows changes only with a transition or a data update of the agreement or of a party case (each
+# bumps `version` or `updated_at`; revising the text voids decisions and signatures by a transition). Names of
+# people and organisations are not in it: a renamed signatory shows with the next change, hence a weak ETag.
+_CHANGED = select(func.count(), func.sum(col(Case.version)), func.max(col(Case.updated_at))).where(
+    or_(col(Case.id) == _AID, _PARTY_OF_AGREEMENT))
+_ETAG_FORMAT = b"agreement-read-1"  # change it when the response's shape changes
+
+
+def agreement_etag(session: Session, agreement_id: int, key: str) -> str:
+    """Return a weak ETag for an agreement's read, from its and its parties' versions (one query).
+
+    The tag is keyed with the service's secret: it tells a reader only whether anything changed, never how
+    many transitions another party's case has had.
+    """
+    count, versions, changed = session.connection().execute(_CHANGED, {"agreement_id": agreement_id}).one()
+    digest = hashlib.blake2b(f"{agreement_id}:{count}:{versions}:{changed}".encode(), digest_size=16,
+                             key=hashlib.sha256(key.encode()).digest(), person=_ETAG_FORMAT[:16])
+    return f'W/"{digest.hexdigest()}"'
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Tell whether an If-None-Match header names the ETag (weak comparison, RFC 9110 13.1.2)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    wanted = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == wanted for tag in if_none_match.split(","))
 
 
 def document_versions(session: Session, agreement_id: int) -> list[DocumentVersionRead]:
