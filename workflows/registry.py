@@ -12,9 +12,11 @@ from workflows.cycle.plugin import PLUGIN as CYCLE
 from workflows.nomination.plugin import PLUGIN as NOMINATION
 from workflows.registers.plugin import PLUGIN as REGISTERS
 from workflows.review.plugin import PLUGIN as REVIEW
+from workflows.task_agreement.plugin import PLUGIN as TASK_AGREEMENT
 
 WORKFLOWS_DIR = Path(__file__).resolve().parent
-PLUGINS: tuple[WorkflowPlugin, ...] = (AGREEMENT, NOMINATION, CYCLE, REVIEW, REGISTERS, ANNUAL_CLOCK)
+PLUGINS: tuple[WorkflowPlugin, ...] = (AGREEMENT, NOMINATION, CYCLE, REVIEW, REGISTERS, ANNUAL_CLOCK,
+                                       TASK_AGREEMENT)
 
 
 def build_registry(extra_dir: Path | None = None) -> Registry:

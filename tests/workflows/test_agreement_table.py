@@ -22,6 +22,7 @@ from engine.errors import EngineError, GuardRejected, InvalidTransition, NotPerm
 from engine.models import Event
 from engine.service import UnitOfWork
 from tests.support.builders import AgreementFixture, User, create_agreement, make_user
+from tests.support.task_agreements import approve_all, create_task_agreement
 from workflows.agreement import service
 from workflows.agreement.models import Signature
 from workflows.agreement.schemas import DecisionIn, DocumentIn, TerminateIn, WithdrawIn
@@ -37,17 +38,29 @@ state                trigger                admin         coordinator   foreign 
 draft                circulate              circulating   circulating   NP       NP         NP
 draft                revise                 draft         draft         NP       NP         NP
 draft                withdraw               withdrawn     withdrawn     NP       NP         NP
+draft                framework_terminated   NP            NP            NP       NP         draft
+draft                continue_alone         GR            GR            NP       NP         NP
 circulating          revise                 circulating   circulating   NP       NP         NP
 circulating          require_renegotiation  NP            NP            NP       NP         needs_renegotiation
 circulating          enter_into_force       NP            NP            NP       NP         GR
 circulating          withdraw               withdrawn     withdrawn     NP       NP         NP
+circulating          framework_terminated   NP            NP            NP       NP         circulating
+circulating          continue_alone         GR            GR            NP       NP         NP
 needs_renegotiation  revise                 circulating   circulating   NP       NP         NP
 needs_renegotiation  withdraw               withdrawn     withdrawn     NP       NP         NP
+needs_renegotiation  framework_terminated   NP            NP            NP       NP         needs_renegotiation
+needs_renegotiation  continue_alone         GR            GR            NP       NP         NP
 in_force             terminate              terminated    terminated    NP       NP         NP
 in_force             start_review           under_review  under_review  NP       NP         under_review
+in_force             start_task_agreement   in_force      in_force      NP       NP         NP
+in_force             framework_terminated   NP            NP            NP       NP         framework_ended
 under_review         revise                 circulating   circulating   NP       NP         NP
 under_review         terminate              terminated    terminated    NP       NP         NP
 under_review         confirm_unchanged      in_force      in_force      NP       NP         in_force
+under_review         start_task_agreement   under_review  under_review  NP       NP         NP
+under_review         framework_terminated   NP            NP            NP       NP         framework_ended
+framework_ended      terminate              terminated    terminated    NP       NP         NP
+framework_ended      continue_alone         in_force      in_force      NP       NP         NP
 withdrawn            -
 terminated           -
 """
@@ -103,6 +116,7 @@ AGREEMENT_ACTORS, AGREEMENT = parse_table(AGREEMENT_TABLE)
 PARTY_ACTORS, PARTY = parse_table(PARTY_TABLE)
 AGREEMENT_TRIGGERS = ["circulate", "revise", "require_renegotiation", "enter_into_force", "withdraw",
                       "terminate", "start_review", "confirm_unchanged"]
+AGREEMENT_TRIGGERS += ["start_task_agreement", "framework_terminated", "continue_alone"]  # task-specific agreements
 PARTY_TRIGGERS = ["approve", "decline", "sign", "reinvite", "mark_overdue", "release"]
 
 
@@ -150,6 +164,15 @@ def sign(ctx: AppContext, fx: AgreementFixture, key: str, signer: int = 0) -> No
 def agreement_in(world: World, state: str) -> AgreementFixture:
     """Return an agreement driven to a state by the real operations."""
     ctx = world.ctx
+    if state == "framework_ended":  # a task-specific agreement in force whose framework was terminated
+        framework = world.agreement()
+        approve_all(ctx, framework)
+        task = create_task_agreement(ctx, framework)
+        approve_all(ctx, task)
+        ended = TerminateIn(reason="Korvattu uudella", end_date=date(2026, 12, 31))
+        ctx.engine.run(lambda uow: service.terminate(uow, framework.id, ended, world.coordinator.actor))
+        assert state_of(ctx, task.id) == state
+        return task
     fx = world.agreement(circulate=state != "draft")
     coord = world.coordinator.actor
     if state in ("needs_renegotiation",):
@@ -249,6 +272,11 @@ def check(result: str | EngineError, expected: str, allowed: list[str], where: s
 
 
 def agreement_payload(trigger: str, fx: AgreementFixture) -> dict[str, Any]:
+    task: dict[str, dict[str, Any]] = {  # task-specific agreements
+        "start_task_agreement": {"task_agreement": fx.id}, "framework_terminated": {"framework": fx.id},
+        "continue_alone": {"reason": "Jatketaan omana sopimuksenaan"}}
+    if trigger in task:
+        return task[trigger]
     return {"revise": {"version": 2, "sha256": SHA}, "require_renegotiation": {"party": fx.keys[0]},
             "enter_into_force": {"sha256": SHA},
             "terminate": {"reason": "Korvattu", "end_date": "2026-12-31"}}.get(trigger, {})

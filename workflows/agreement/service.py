@@ -69,7 +69,14 @@ def _all_parties_signed(ctx: FireContext) -> bool:
     return ok
 
 
-AGREEMENT_GUARDS = {"all_parties_signed": _all_parties_signed}
+def _framework_flagged(ctx: FireContext) -> bool:
+    """A task-specific agreement not yet in force may go on without its framework only once that was terminated."""
+    if not ctx.case.data.get("framework_ended_on") or ctx.case.data.get("continued_alone"):
+        return ctx.refuse("its framework agreement has not been terminated", "task_agreement.error.not_flagged")
+    return True
+
+
+AGREEMENT_GUARDS = {"all_parties_signed": _all_parties_signed, "framework_flagged": _framework_flagged}
 PARTY_GUARDS = {"parent_circulating": _parent_circulating, "signatures_complete": _signatures_complete}
 
 
@@ -152,8 +159,13 @@ def _resolve_parties(uow: UnitOfWork, data: AgreementCreate) -> list[tuple[Organ
     return out
 
 
-def create_agreement(uow: UnitOfWork, data: AgreementCreate, actor: Actor) -> CaseRow:
-    """Create an agreement in draft with its first document version and one approval case per party."""
+def create_agreement(uow: UnitOfWork, data: AgreementCreate, actor: Actor,
+                     framework: dict[str, Any] | None = None) -> CaseRow:
+    """Create an agreement in draft with its first document version and one approval case per party.
+
+    `framework` (a task-specific agreement's link, workflows/task_agreement) goes into its data and its first
+    event's hashed payload, so its own audit chain names the framework it implements.
+    """
     if not (actor.is_admin or "coordinator" in actor.roles):
         raise NotPermitted("only coordinators and administrators create agreements")
     today = uow.now.astimezone(HELSINKI).date()
@@ -170,8 +182,10 @@ def create_agreement(uow: UnitOfWork, data: AgreementCreate, actor: Actor) -> Ca
         raise InvalidInput("document", "is empty", message_id="agreement.error.text_empty")
     digest = sha256_text(document)
     parent = uow.create_case(AGREEMENT, actor=actor, title=data.title, coordinator_id=coordinator_id,
-                             deadline=data.deadline, data={"sha256": digest, "document_version": 1},
-                             payload={"title": data.title, "parties": len(parties), "sha256": digest},
+                             deadline=data.deadline,
+                             data={"sha256": digest, "document_version": 1, **(framework or {})},
+                             payload={"title": data.title, "parties": len(parties), "sha256": digest,
+                                      **(framework or {})},
                              document_hash=digest)
     doc = DocumentVersion(case_id=parent.id, number=1, text=document, sha256=digest,
                           created_by=actor.person_id, created_at=uow.now)

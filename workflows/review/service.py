@@ -59,6 +59,8 @@ def react_to_agreement(uow: UnitOfWork, record: TransitionRecord) -> None:
     """Registry listener on agreement cases: schedule the next term's review; cancel the reviews on termination."""
     case = record.case
     if record.event_name == "AgreementEnteredIntoForce":
+        if case.data.get("reviewed_with_framework"):  # a task-specific agreement is reviewed in its framework's
+            return  # review (workflows/task_agreement), not in one of its own
         schedule_review(uow, case, next_term(today(uow)))
     elif record.event_name == "AgreementTerminated":
         for r in reviews_of(uow, case.id):

@@ -1,0 +1,1 @@
+"""Task-specific cooperation agreements (tehtäväkohtainen yhteistyösopimus) hanging off a framework agreement."""
