@@ -330,6 +330,10 @@ def serve(demo: Annotated[bool, typer.Option(help="Load the register and a demo 
     base = f"http://{host}:{port}"
     if demo and settings.base_url == Settings.model_fields["base_url"].default:
         settings.base_url = base  # links in the demo's emails point at this server
+    if demo:
+        from api.demo import ensure_demo_seal
+
+        ensure_demo_seal(settings)  # a self-signed seal for the sealed records, unless one is configured
     upgrade(settings.database_url)
     ctx = build_context(settings)
     if demo:

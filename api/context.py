@@ -19,6 +19,7 @@ from notifications.digest import send_digests
 from notifications.outbox import MailConfig
 from notifications.webhooks import events as webhook_events
 from notifications.webhooks.sender import WebhookSender
+from workflows.agreement.record import RecordMaker, load_seal
 from workflows.registry import build_registry
 
 
@@ -36,6 +37,7 @@ class AppContext:
     scheduler: Scheduler | None = field(default=None)
     webhooks: WebhookSender | None = field(default=None)  # delivers the queued webhook events
     anchor: Anchor | None = field(default=None)  # signed audit checkpoints (None: no key configured)
+    records: RecordMaker | None = field(default=None)  # makes the pending sealed records of agreements in force
 
     def run_timers(self, fence: object = None) -> int:
         """Fire every due timer and compose due digests."""
@@ -45,6 +47,7 @@ class AppContext:
     def tick(self) -> int:
         """Fire every due timer, then deliver due mail, at the clock's current time (tests call this)."""
         n = self.run_timers()
+        n += self.records.make_pending() if self.records is not None else 0
         n += self.webhooks.deliver_due_sync() if self.webhooks is not None else 0
         return n + self.delivery.deliver_due_sync()
 
@@ -61,7 +64,10 @@ class AppContext:
 
         def checkpoint_job(fence: object) -> int:  # a signed audit checkpoint once a day
             return self.anchor.daily(fence) if self.anchor is not None else 0  # type: ignore[arg-type]
-        return [timers_job, mail_job, webhook_job, checkpoint_job]
+
+        def record_job(fence: object) -> int:  # sealed records, made before the in-force mail that links to them
+            return self.records.make_pending(fence) if self.records is not None else 0  # type: ignore[arg-type]
+        return [timers_job, record_job, mail_job, webhook_job, checkpoint_job]
 
     def start_scheduler(self) -> Scheduler:
         """Start the background scheduler (raises SchedulerLocked on a SQLite file already served)."""
@@ -94,6 +100,7 @@ def build_context(settings: Settings, *, clock: Clock | None = None, db: Databas
     sweep = TimerSweep(engine, {"reminder": reminders.send_reminder, "escalation": reminders.send_reminder})
     delivery = Delivery(engine, smtp_config_from(settings), sender=settings.mail_from, domain=settings.mail_domain)
     return AppContext(settings=settings, db=db, registry=registry, engine=engine, clock=clock, sweep=sweep,
-                      delivery=delivery, anchor=anchor, webhooks=WebhookSender(engine, settings.secret_key))
+                      delivery=delivery, anchor=anchor, webhooks=WebhookSender(engine, settings.secret_key),
+                      records=RecordMaker(engine, load_seal(settings)))
 
 

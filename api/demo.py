@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from pydantic import HttpUrl
@@ -20,8 +21,10 @@ from engine.clock import ManualClock
 from engine.directory import DEFAULT_ORGANISATIONS, ensure_admin, import_organisations, issue_token
 from engine.models import Case, Organisation, Person
 from engine.service import Engine, UnitOfWork
+from engine.settings import Settings
 from workflows.agreement import service
 from workflows.agreement.models import PartySignatory
+from workflows.agreement.record import generate_self_signed
 from workflows.agreement.schemas import AgreementCreate, DecisionIn, PartyIn
 from workflows.cycle import service as cycles
 from workflows.cycle.schemas import AgreeIn, CycleCreate
@@ -87,6 +90,20 @@ def _person(session: Session, org: Organisation, name: str, roles: str, now: dat
     session.add(person)
     session.flush()
     return person
+
+
+def ensure_demo_seal(settings: Settings, folder: Path = Path(".vuosikello-demo-seal")) -> Path:
+    """Give the demo a seal for its sealed records: a self-signed certificate made once, kept in `folder`.
+
+    Only when no seal is configured; a relying party trusts this certificate explicitly (README "Sealed records").
+    """
+    key, cert = folder / "seal-key.pem", folder / "seal-cert.pem"
+    if settings.seal_pkcs12_file is None and settings.seal_key_file is None:
+        if not (key.exists() and cert.exists()):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            generate_self_signed(key, cert, common_name="Vuosikello demo seal (self-signed)")
+        settings.seal_key_file, settings.seal_cert_file = key, cert
+    return cert
 
 
 def load_demo(ctx: AppContext, admin_token: str | None = None) -> DemoInfo:

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     # (preferred), or the value itself. Never stored in the database; without it no checkpoint is stored.
     audit_key_file: Path | None = None
     audit_key: SecretStr | None = None
+    # The seal of the sealed records (workflows/agreement/record.py, README "Sealed records"): the service's own key
+    # and certificate, as a PKCS#12 file or as PEM key + certificate files, and the password of either (if any).
+    # Unset: records stay pending until a seal is configured (the demo generates a self-signed one).
+    seal_pkcs12_file: Path | None = None
+    seal_key_file: Path | None = None
+    seal_cert_file: Path | None = None
+    seal_password: SecretStr | None = None
     # A request body over this many bytes is refused with 413 before it is read (README: the largest real document
     # is 11 kB; an agreement text may be 500,000 characters, 3 MB even when JSON escapes every one as \uXXXX).
     max_request_bytes: int = 4 * 1024 * 1024

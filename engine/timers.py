@@ -5,7 +5,7 @@ SQLite), fires them in one transaction and marks them, so a timer fires exactly 
 Reminders that fell due together (after downtime) are coalesced to the latest one. A batch runs in one savepoint;
 if any timer in it fails, the batch is redone with a savepoint per timer, so one broken timer never stops the others
 (and costs nothing while none is broken). A timer cancelled by an earlier timer of its batch (its state was left)
-does not fire.
+does not fire. The cancels of a batch's transitions run together at its end, in one executemany.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ TimerHandler = Callable[[UnitOfWork, TimerRow, CaseRow], None]
 # Built once: constructing a statement costs more than SQLite running it.
 _CANCEL = (update(TIMER).where(TIMER.c.case_id == bindparam("b_case"), TIMER.c.status == "pending")
            .values(status="cancelled", note=bindparam("b_note"), fired_at=bindparam("b_at")))
+# A cancel deferred to the end of a sweep batch: only the timers armed before the transition that left their state
+# (the ones the transition armed itself have its seq), so running it later cancels exactly what it would have then.
+_CANCEL_BEFORE = _CANCEL.where(TIMER.c.armed_seq < bindparam("b_seq"))
 _MARK = (update(TIMER).where(TIMER.c.id == bindparam("b_id"))
          .values(status=bindparam("b_status"), note=bindparam("b_note"), fired_at=bindparam("b_at")))
 _LATER = TIMER.alias("later")
@@ -44,8 +47,36 @@ _SUPERSEDED = select(TIMER.c.id).where(TIMER.c.id.in_(bindparam("b_ids", expandi
     _LATER.c.case_id == TIMER.c.case_id, _LATER.c.armed_seq == TIMER.c.armed_seq, _LATER.c.name == TIMER.c.name,
     _LATER.c.status == "pending", _LATER.c.due_at <= bindparam("b_now", type_=TIMER.c.due_at.type),
     _LATER.c.due_at > TIMER.c.due_at))
-# The cases whose timers were cancelled in the running sweep batch (set by the sweep, filled by `cancel`).
-_cancelled_cases: ContextVar[set[int] | None] = ContextVar("cancelled_cases", default=None)
+
+
+class _Batch:
+    """What the running sweep batch's transitions cancelled: the cases (their later timers in the batch do not
+    fire) and the cancels themselves, run as one executemany at the end of the batch instead of one UPDATE each."""
+
+    __slots__ = ("cancelled", "cancels")
+
+    def __init__(self) -> None:
+        self.cancelled: set[int] = set()
+        self.cancels: list[dict[str, Any]] = []
+
+    def mark(self) -> tuple[set[int], int]:
+        """Return where the batch stands, for `undo` after a rolled-back savepoint."""
+        return set(self.cancelled), len(self.cancels)
+
+    def undo(self, mark: tuple[set[int], int]) -> None:
+        """Forget what was cancelled after `mark` (its savepoint was rolled back)."""
+        self.cancelled.intersection_update(mark[0])
+        del self.cancels[mark[1]:]
+
+    def flush(self, conn: Connection) -> None:
+        """Run the deferred cancels, in the order they were made."""
+        if self.cancels:
+            conn.execute(_CANCEL_BEFORE, self.cancels)
+            self.cancels.clear()
+
+
+# The running sweep batch (set by the sweep, filled by `cancel`).
+_batch: ContextVar[_Batch | None] = ContextVar("timer_batch", default=None)
 
 
 def _deadline_of(uow: UnitOfWork, case: CaseRow, spec: TimerSpec) -> date | None:
@@ -111,12 +142,21 @@ def arm(uow: UnitOfWork, case: CaseRow, state: str, seq: int) -> int:
     return len(rows)
 
 
-def cancel(uow: UnitOfWork, case_id: int, note: str) -> None:
-    """Cancel a case's pending timers."""
+def cancel(uow: UnitOfWork, case_id: int, note: str, before_seq: int | None = None) -> None:
+    """Cancel a case's pending timers (with `before_seq`: those armed before that event).
+
+    Inside a sweep batch a cancel with `before_seq` is deferred to the batch's end and run with the others in one
+    executemany (on SQLite a fired deadline spent a third of its time in its own cancel UPDATE, on PostgreSQL a round
+    trip); one without is run at once, after the deferred ones, so their order holds.
+    """
+    batch = _batch.get()
+    if batch is not None:
+        batch.cancelled.add(case_id)
+        if before_seq is not None:
+            batch.cancels.append({"b_case": case_id, "b_note": note, "b_at": uow.now, "b_seq": before_seq})
+            return
+        batch.flush(uow.session.connection())
     uow.session.connection().execute(_CANCEL, {"b_case": case_id, "b_note": note, "b_at": uow.now})
-    cancelled = _cancelled_cases.get()
-    if cancelled is not None:
-        cancelled.add(case_id)
 
 
 def on_transition(uow: UnitOfWork, record: TransitionRecord) -> None:
@@ -124,7 +164,7 @@ def on_transition(uow: UnitOfWork, record: TransitionRecord) -> None:
     if record.from_state == record.to_state:
         return
     if record.from_state is not None:
-        cancel(uow, record.case.id, f"left {record.from_state} ({record.event_name})")
+        cancel(uow, record.case.id, f"left {record.from_state} ({record.event_name})", before_seq=record.seq)
     arm(uow, record.case, record.to_state, record.seq)
 
 
@@ -166,14 +206,14 @@ class TimerSweep:
         reminders = [t.id for t in timers if t.kind != "deadline"]
         superseded = set(conn.execute(_SUPERSEDED, {"b_ids": reminders, "b_now": now}).scalars()) if reminders \
             else set()
-        cancelled: set[int] = set()
-        token = _cancelled_cases.set(cancelled)
+        batch = _Batch()
+        token = _batch.set(batch)
         try:
-            outcomes = self._all_at_once(uow, timers, superseded, cancelled)
+            outcomes = self._all_at_once(uow, timers, superseded, batch)
             if outcomes is None:
-                outcomes = [self._one(uow, t, superseded, cancelled) for t in timers]
+                outcomes = [self._one(uow, t, superseded, batch) for t in timers]
         finally:
-            _cancelled_cases.reset(token)
+            _batch.reset(token)
         marks = [{"b_id": t.id, "b_status": o[0], "b_note": o[1], "b_at": uow.now}
                  for t, o in zip(timers, outcomes, strict=True) if o is not None]
         if marks:
@@ -191,48 +231,50 @@ class TimerSweep:
             uow._rows.setdefault(row[0], CaseRow(*row))
 
     def _all_at_once(self, uow: UnitOfWork, timers: Sequence[TimerRow], superseded: set[int],
-                     cancelled: set[int]) -> list[tuple[str, str | None] | None] | None:
+                     batch: _Batch) -> list[tuple[str, str | None] | None] | None:
         """Fire a batch in one savepoint; None (all undone) if any timer failed, to be redone one by one."""
-        after = len(uow._after)
+        after, mark = len(uow._after), batch.mark()
         savepoint = uow.session.begin_nested()
         try:
-            outcomes = [self._fire(uow, t, superseded, cancelled) for t in timers]
+            outcomes = [self._fire(uow, t, superseded, batch) for t in timers]
+            batch.flush(uow.session.connection())
             savepoint.commit()
             return outcomes
         except Exception:  # noqa: BLE001 - redone timer by timer, where the failure is recorded
             savepoint.rollback()
-            self._undo(uow, after, cancelled, set())
+            self._undo(uow, after, batch, mark)
             return None
 
     def _one(self, uow: UnitOfWork, timer: TimerRow, superseded: set[int],
-             cancelled: set[int]) -> tuple[str, str | None] | None:
+             batch: _Batch) -> tuple[str, str | None] | None:
         """Fire one timer in its own savepoint; return its (status, note), or None if it was cancelled."""
-        after, before = len(uow._after), set(cancelled)
+        after, mark = len(uow._after), batch.mark()
         savepoint = uow.session.begin_nested()
         try:
-            outcome = self._fire(uow, timer, superseded, cancelled)
+            outcome = self._fire(uow, timer, superseded, batch)
+            batch.flush(uow.session.connection())  # inside its savepoint: undone with it
             savepoint.commit()
             return outcome
         except EngineError as exc:
             savepoint.rollback()
-            self._undo(uow, after, cancelled, before)
+            self._undo(uow, after, batch, mark)
             return "skipped", str(exc.detail)[:1000]
         except Exception as exc:  # noqa: BLE001 - one broken timer must not stop the others
             savepoint.rollback()
-            self._undo(uow, after, cancelled, before)
+            self._undo(uow, after, batch, mark)
             log.exception("timer %s failed", timer.id)
             return "failed", f"{type(exc).__name__}: {exc}"[:1000]
 
     @staticmethod
-    def _undo(uow: UnitOfWork, after: int, cancelled: set[int], before: set[int]) -> None:
+    def _undo(uow: UnitOfWork, after: int, batch: _Batch, mark: tuple[set[int], int]) -> None:
         """Forget what a rolled-back savepoint did: cached case rows, after-commit effects, cancellations."""
         uow._rows.clear()
         del uow._after[after:]
-        cancelled.intersection_update(before)
+        batch.undo(mark)
 
     def _fire(self, uow: UnitOfWork, timer: TimerRow, superseded: set[int],
-              cancelled: set[int]) -> tuple[str, str | None] | None:
-        if timer.case_id in cancelled:
+              batch: _Batch) -> tuple[str, str | None] | None:
+        if timer.case_id in batch.cancelled:
             return None  # an earlier timer of this batch left the state that armed it: already cancelled
         if timer.id in superseded:
             return "coalesced", "a later reminder for the same deadline fell due as well"

@@ -26,6 +26,7 @@ from workflows.agreement.read import (
     etag_matches,
     read_agreement,
 )
+from workflows.agreement.record import download_name, record_to_download, request_record
 from workflows.agreement.schemas import (
     AgreementCreate,
     AgreementRead,
@@ -102,6 +103,25 @@ def version_text(agreement_id: int, number: int, session: SessionDep, actor: Act
     name = f"agreement-{agreement_id}-v{number}.md"
     return Response(text.encode("utf-8"), media_type="text/markdown; charset=utf-8", headers={
         "Repr-Digest": f"sha-256=:{digest}:", "Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/{agreement_id}/record", response_class=Response,
+            responses={200: {"content": {"application/pdf": {}}, "description": "the sealed record (PAdES)"}})
+def sealed_record(agreement_id: int, session: SessionDep, actor: ActorDep) -> Response:
+    """Download the newest sealed record of an agreement in force: a PDF sealed with the service's certificate."""
+    readable_case(session, actor, agreement_id)
+    row = record_to_download(session, agreement_id)
+    digest = base64.b64encode(bytes.fromhex(row.pdf_sha256 or "")).decode("ascii")
+    return Response(row.pdf or b"", media_type="application/pdf", headers={
+        "Repr-Digest": f"sha-256=:{digest}:", "Content-Disposition": f'attachment; filename="{download_name(row)}"'})
+
+
+@router.post("/{agreement_id}/record", status_code=status.HTTP_202_ACCEPTED)
+def ask_for_record(agreement_id: int, work: WorkDep, session: SessionDep, actor: ActorDep) -> dict[str, object]:
+    """Ask for a new sealed record of an agreement in force (coordinator, admin); the scheduler makes it."""
+    readable_case(session, actor, agreement_id)
+    row = work.run(lambda uow: request_record(uow, agreement_id, actor))
+    return {"id": row.id, "status": row.status, "version_number": row.version_number}
 
 
 @router.post("/{agreement_id}/circulate", response_model=AgreementRead)

@@ -406,6 +406,12 @@ READ_MATRIX: dict[str, ReadRoute] = {
                                                             AGREEMENT_READERS),
     "/api/v1/agreements/{agreement_id}/versions/{number}/text": ReadRoute(
         lambda s: f"/api/v1/agreements/{s.agreement}/versions/1/text", AGREEMENT_READERS),
+    # the scene's agreement is not in force: its readers hear it has no sealed record (NotFound), strangers that
+    # there is no such agreement (CaseNotFound); tests/workflows/test_sealed_record.py downloads a made one
+    "/api/v1/agreements/{agreement_id}/record": ReadRoute(
+        lambda s: f"/api/v1/agreements/{s.agreement}/record",
+        {**AGREEMENT_READERS, ADMIN: GONE, COORDINATOR: GONE, PARTY: GONE},
+        error={ADMIN: "NotFound", COORDINATOR: "NotFound", PARTY: "NotFound"}),
     "/api/v1/agreements/{agreement_id}/reviews": ReadRoute(lambda s: f"/api/v1/agreements/{s.agreement}/reviews",
                                                            AGREEMENT_READERS),
     "/api/v1/timers": ReadRoute(lambda s: "/api/v1/timers?limit=500", EVERYONE),

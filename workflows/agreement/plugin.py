@@ -9,7 +9,7 @@ from engine.actors import Actor
 from engine.errors import InvalidInput
 from engine.plugin import TriggerHandler, WorkflowPlugin
 from engine.service import UnitOfWork
-from workflows.agreement import audit
+from workflows.agreement import audit, record
 from workflows.agreement import service as agreement
 from workflows.agreement.models import Decision, DocumentVersion, PartySignatory, Signature
 from workflows.agreement.schemas import DecisionIn, DocumentIn, TerminateIn, WithdrawIn
@@ -38,6 +38,7 @@ PLUGIN = WorkflowPlugin(
     definitions={WORKFLOWS_DIR / "agreement": agreement.AGREEMENT_GUARDS,
                  WORKFLOWS_DIR / "agreement_party": agreement.PARTY_GUARDS},
     child_listeners={agreement.AGREEMENT: agreement.react_to_party},
+    listeners={agreement.AGREEMENT: (record.queue_on_entry,)},  # the sealed record's pending row
     recipients={agreement.AGREEMENT: agreement.recipients, agreement.PARTY: agreement.recipients},
     triggers={
         ("agreement", "circulate"): lambda uow, cid, actor, p, v: agreement.circulate(uow, cid, actor, v),

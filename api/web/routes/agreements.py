@@ -26,6 +26,7 @@ from engine.calendar import HELSINKI
 from engine.errors import InvalidInput
 from engine.service import UnitOfWork
 from workflows.agreement import service
+from workflows.agreement.record import download_name, record_to_download
 
 router = web_router()
 
@@ -65,6 +66,15 @@ def agreement_page(request: Request, agreement_id: int, user: User, session: Ses
                    notice: str | None = None, count: int | None = None, hours: int | None = None) -> Response:
     """Show the agreement: its text, version and hash, every party's progress, and what the viewer can do."""
     return show_agreement(request, session, user, agreement_id, notice=notice, count=count, hours=hours)
+
+
+@router.get("/agreements/{agreement_id}/record.pdf")
+def sealed_record(agreement_id: int, user: User, session: SessionDep) -> Response:
+    """Download the agreement's sealed record (a party of the agreement, its coordinator, an administrator)."""
+    readable_by_any(session, [user.actor], agreement_id)
+    row = record_to_download(session, agreement_id)
+    return Response(row.pdf or b"", media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{download_name(row)}"'})
 
 
 @router.post("/agreements/{agreement_id}/decision")
