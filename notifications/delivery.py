@@ -1,11 +1,27 @@
-"""Deliver the outbox after commits: claim due rows, send over one SMTP connection, record the outcome.
+"""Deliver the outbox after commits: claim due rows, send over a few pooled SMTP connections, record the outcome.
 
 Temporary failures retry with exponential backoff and jitter for 24 hours; permanent ones are recorded on the
 message and on its case. Without SMTP settings mail is captured: marked `captured` and shown at /mail.
-A row is claimed (status `sending`) in its own short transaction before the SMTP exchange; a crash between the
-server's acceptance and the commit of `sent` is the only way to deliver twice, and the Message-ID stays the same.
-Claims left by a crashed or deposed scheduler leader go back to the queue when the next leader starts
-(`release_claims`); a sender checks its claims while it sends and stops once they were taken from it.
+
+Each message is serialised once (`build_wire`: the same bytes serve every connection and a reconnect) and sent
+over one of `connections` SMTP sessions (default 4) working through the claimed batch side by side. `sent` is
+recorded by group commit: one UPDATE names every message accepted since the last one, however many connections
+they came over, so the commits per message fall as the connections share them; nothing waits for a batch to fill.
+
+What holds across kill -9 and leader changes (at least once, never lost):
+- A row is claimed (status `sending`) in its own short transaction before any SMTP exchange; claims left by a
+  crashed or deposed leader go back to the queue when the next leader starts (`release_claims`), or after
+  STALE_CLAIM. So a message is never lost: until `sent` is committed it is sent again.
+- A message can be delivered twice only when the process dies after the server accepted it (its reply to DATA)
+  and before the commit recording `sent`. A connection sends its next DATA only after the commit recording its
+  previous message (it overlaps MAIL FROM / RCPT TO with that commit, which deliver nothing), so at any moment
+  each connection has at most one accepted message not yet recorded, the last one its SMTP session carried, and
+  that message is in the commit under way or the next one. A crash therefore re-sends at most `connections`
+  messages (with `connections=1` at most one, exactly as before pooling and batching); batching does not widen
+  the window of any connection, since no accepted message waits for others to make up a batch.
+- Every copy carries the same Message-ID (from the row's dedupe key), so a receiver can drop the second.
+- Each group commit updates only rows still `sending` under this claim: when it finds fewer, a new leader took
+  them and every connection stops before its next DATA; a sender idle for CLAIM_RECHECK checks its claim first.
 """
 
 from __future__ import annotations
@@ -13,23 +29,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, bindparam, select, update
 
 from engine.actors import SYSTEM
 from engine.db import rowcount
 from engine.models import OutboxMessage, table_of
 from engine.service import Engine, UnitOfWork
 from engine.settings import Settings
-from notifications.mime import MailSpec, build_message
+from notifications.mime import MailSpec, build_message, build_wire
 from notifications.smtp import (
     RETRY_WINDOW,
     DeliveryError,
+    Outgoing,
     PermanentDeliveryError,
     SmtpConfig,
     SmtpSender,
@@ -43,26 +61,99 @@ STALE_CLAIM = timedelta(minutes=5)
 CLAIM_RECHECK = 1.0  # seconds of sending after which a batch checks that its claims still stand
 OutboxRow = Row[Any]  # a row of OUTBOX, read through Core: attribute access is untyped
 Fence = Callable[[UnitOfWork], None]
+# Built once: constructing and keying the statement cost more CPU than the commit itself (~0.5 ms a call).
+_RECORD_SENT = (update(OUTBOX)
+                .where(OUTBOX.c.id.in_(bindparam("ids", expanding=True)), OUTBOX.c.status == "sending",
+                       OUTBOX.c.claimed_at == bindparam("claimed", type_=OUTBOX.c.claimed_at.type))
+                .values(status=bindparam("outcome"), sent_at=bindparam("claimed", type_=OUTBOX.c.sent_at.type),
+                        attempts=OUTBOX.c.attempts + 1, refused={}, last_error=None, claimed_at=None))
+
+
+def mail_spec(row: OutboxRow, sender: str, domain: str) -> MailSpec:
+    """The MailSpec of an outbox row."""
+    return MailSpec(sender=sender, to=[row.to_address], cc=list(row.cc or []), subject=row.subject, text=row.text,
+                    html=row.html, message_key=row.dedupe_key, list_id=row.list_id or f"vuosikello.{domain}",
+                    domain=domain, ics=row.ics.encode("utf-8") if row.ics else None, lang=row.language,
+                    date=row.created_at)
 
 
 def to_message(row: OutboxRow, sender: str, domain: str) -> EmailMessage:
     """Build the EmailMessage of an outbox row."""
-    spec = MailSpec(sender=sender, to=[row.to_address], cc=list(row.cc or []), subject=row.subject, text=row.text,
-                    html=row.html, message_key=row.dedupe_key, list_id=row.list_id or f"vuosikello.{domain}",
-                    domain=domain, ics=row.ics.encode("utf-8") if row.ics else None, lang=row.language,
-                    date=row.created_at)
-    return build_message(spec)
+    return build_message(mail_spec(row, sender, domain))
+
+
+def to_outgoing(row: OutboxRow, sender: str, domain: str) -> Outgoing:
+    """The row serialised once (`build_wire`), or as an EmailMessage when only the email package can write it."""
+    spec = mail_spec(row, sender, domain)
+    return build_wire(spec) or build_message(spec)
+
+
+class _Stop(Exception):
+    """A connection stops before its next DATA."""
+
+
+class _ClaimsLost(_Stop):
+    """A new scheduler leader took this sender's claims."""
+
+
+class _RecordFailed(_Stop):
+    """The commit recording `sent` failed (the cause is chained): what it named is sent again later."""
+
+
+class _SentRecorder:
+    """Group commit of `sent`: every message accepted since the last commit is recorded by the next one.
+
+    `add` returns a future that resolves once the row's `sent` is committed: True while the claim stands, False
+    when a new leader took the claims (the UPDATE found the row no longer ours). One commit runs at a time (in a
+    thread); rows accepted while it runs go into the next. A failed commit fails the futures of its rows.
+    """
+
+    def __init__(self, delivery: Delivery, claimed: datetime) -> None:
+        self.delivery = delivery
+        self.claimed = claimed
+        self.lost = False
+        self.broken: Exception | None = None  # a commit failed: every connection stops
+        self.confirmed = time.monotonic()  # when a commit last found every claim standing
+        self._rows: list[tuple[int, asyncio.Future[bool]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, row_id: int) -> asyncio.Future[bool]:
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._rows.append((row_id, done))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        return done
+
+    async def _run(self) -> None:
+        while self._rows:
+            rows, self._rows = self._rows, []
+            try:
+                count = await asyncio.to_thread(self.delivery._mark_sent, [row_id for row_id, _ in rows], self.claimed)
+            except Exception as exc:  # noqa: BLE001 - the waiting connections raise it
+                self.broken = exc
+                for _, done in rows:
+                    done.set_exception(exc)
+                continue
+            standing = count == len(rows)
+            if standing:
+                self.confirmed = time.monotonic()
+            else:
+                self.lost = True
+            for _, done in rows:
+                done.set_result(standing)
 
 
 class Delivery:
     """Sends due outbox rows; one instance per process, used by the scheduler's leader."""
 
-    def __init__(self, engine: Engine, smtp: SmtpConfig | None, *, sender: str, domain: str, batch: int = 100) -> None:
+    def __init__(self, engine: Engine, smtp: SmtpConfig | None, *, sender: str, domain: str, batch: int = 100,
+                 connections: int = 4) -> None:
         self.engine = engine
         self.smtp = smtp
         self.sender = sender
         self.domain = domain
         self.batch = batch
+        self.connections = max(1, connections)
 
     # -- claiming ------------------------------------------------------------------------------------------
     def release_claims(self, fence: Fence | None = None) -> int:
@@ -114,6 +205,12 @@ class Delivery:
             conn.execute(update(OUTBOX).where(OUTBOX.c.id == row_id, OUTBOX.c.status == "sending",
                                               OUTBOX.c.claimed_at == claimed).values(**values))
 
+    def _mark_sent(self, row_ids: list[int], claimed: datetime, status: str = "sent") -> int:
+        """Record `sent` (or `captured`) for rows accepted without refusals, in one commit; return how many
+        were still ours (a row released and reclaimed by a new leader is not)."""
+        with self.engine.db.write_engine.begin() as conn:
+            return rowcount(conn.execute(_RECORD_SENT, {"ids": row_ids, "claimed": claimed, "outcome": status}))
+
     def _failed_permanently(self, row: OutboxRow, error: str, now: datetime, status: str) -> None:
         def work(uow: UnitOfWork) -> None:
             uow.session.execute(update(OUTBOX).where(OUTBOX.c.id == row.id).values(
@@ -125,6 +222,7 @@ class Delivery:
         self.engine.run(work)
 
     def _outcome(self, row: OutboxRow, now: datetime, exc: DeliveryError | None, refused: dict[str, str]) -> None:
+        """Record one message's outcome on its own: a failure, or an acceptance with refused recipients."""
         if exc is None:
             self._mark(row.id, now, status="sent", sent_at=now, attempts=row.attempts + 1, refused=refused,
                        last_error=None, claimed_at=None)
@@ -155,49 +253,99 @@ class Delivery:
     async def deliver_due(self, now: datetime | None = None, fence: Fence | None = None) -> int:
         """Send every due row (each claim checked by the scheduler's `fence`); return how many were handled."""
         handled = 0
-        sender = SmtpSender(self.smtp) if self.smtp else None
+        senders = [SmtpSender(self.smtp) for _ in range(self.connections)] if self.smtp else []
         try:
             while True:
                 at = now or self.engine.clock.now()
                 rows = await asyncio.to_thread(self._claim, at, fence)
-                sent = await self._send_claimed(sender, rows, at)
+                if not rows:
+                    return handled
+                if senders:
+                    sent = await self._send_claimed(senders, rows, at)
+                else:  # captured locally
+                    sent = await asyncio.to_thread(self._mark_sent, [row.id for row in rows], at, "captured")
                 handled += sent
                 if sent < len(rows):  # our claims were released: a new leader sends the rest
                     return handled
                 if len(rows) < self.batch:
                     return handled
         finally:
-            if sender is not None:
-                await sender.close()
+            await asyncio.gather(*(sender.close() for sender in senders))
 
-    async def _send_claimed(self, sender: SmtpSender | None, rows: list[OutboxRow], at: datetime) -> int:
-        """Send claimed rows in order while the claims stand; return how many were handled."""
-        checked = time.monotonic()
-        for i, row in enumerate(rows):
-            if time.monotonic() - checked > CLAIM_RECHECK:  # slow, or frozen and woken up
+    async def _send_claimed(self, senders: list[SmtpSender], rows: list[OutboxRow], at: datetime) -> int:
+        """Send claimed rows over the pooled connections while the claims stand; return how many were handled.
+
+        Rows are taken in claim order by whichever connection is free; a connection is opened only when it takes
+        its first row, so a batch of one opens one.
+        """
+        queue = deque(rows)
+        recorder = _SentRecorder(self, at)
+        results = await asyncio.gather(*(self._connection_loop(sender, queue, recorder, at)
+                                         for sender in senders[:len(rows)]), return_exceptions=True)
+        for result in results:  # every connection has stopped: now a failure may propagate
+            if isinstance(result, BaseException):
+                raise result
+        return sum(result for result in results if isinstance(result, int))
+
+    async def _connection_loop(self, sender: SmtpSender, queue: deque[OutboxRow], recorder: _SentRecorder,
+                               at: datetime) -> int:
+        """One connection's share of a batch; returns how many of its rows were recorded while claimed."""
+        handled = 0
+        previous: asyncio.Future[bool] | None = None  # the commit recording this connection's previous message
+
+        async def settle_previous() -> None:
+            """Wait until this connection's previous message is recorded; raise if the claims were lost."""
+            nonlocal handled, previous
+            if previous is not None:
+                try:
+                    standing = await previous
+                except Exception as exc:
+                    raise _RecordFailed from exc
+                finally:
+                    previous = None
+                if not standing:
+                    raise _ClaimsLost
+                handled += 1
+            if recorder.lost:
+                raise _ClaimsLost
+            if recorder.broken is not None:
+                raise _RecordFailed from recorder.broken
+
+        async def before_data() -> None:
+            await settle_previous()
+            if time.monotonic() - recorder.confirmed > CLAIM_RECHECK:  # slow, or frozen and woken up
                 if not await asyncio.to_thread(self._still_claimed, row.id, at):
-                    log.warning("outbox claims released by a new scheduler leader; %s left", len(rows) - i)
-                    return i
-                checked = time.monotonic()
-            await self._send_one(sender, row, at)
-        return len(rows)
+                    recorder.lost = True
+                    raise _ClaimsLost
+                recorder.confirmed = time.monotonic()
 
-    async def _send_one(self, sender: SmtpSender | None, row: OutboxRow, now: datetime) -> None:
-        if sender is None:  # captured locally
-            await asyncio.to_thread(self._mark, row.id, now, status="captured", sent_at=now, attempts=row.attempts + 1,
-                                    claimed_at=None)
-            return
-        error: DeliveryError | None = None
-        refused: dict[str, str] = {}
         try:
-            result = await sender.send(to_message(row, self.sender, self.domain))
-            refused = dict(result.refused)
-        except (TemporaryDeliveryError, PermanentDeliveryError) as exc:
-            error = exc
-        except Exception as exc:  # noqa: BLE001 - a malformed row must not stop the queue
-            log.exception("building or sending outbox %s failed", row.id)
-            error = PermanentDeliveryError(f"{type(exc).__name__}: {exc}")
-        await asyncio.to_thread(self._outcome, row, now, error, refused)
+            while queue and not recorder.lost and recorder.broken is None:
+                row = queue.popleft()
+                error: DeliveryError | None = None
+                try:
+                    result = await sender.send(to_outgoing(row, self.sender, self.domain), before_data=before_data)
+                except (TemporaryDeliveryError, PermanentDeliveryError) as exc:
+                    error, result = exc, None
+                except _Stop:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a malformed row must not stop the queue
+                    log.exception("building or sending outbox %s failed", row.id)
+                    error, result = PermanentDeliveryError(f"{type(exc).__name__}: {exc}"), None
+                if result is not None and not result.refused:
+                    previous = recorder.add(row.id)
+                    continue
+                await settle_previous()  # failures are rare: recorded one by one, in order
+                refused = dict(result.refused) if result is not None else {}
+                await asyncio.to_thread(self._outcome, row, at, error, refused)
+                handled += 1
+            await settle_previous()
+        except _ClaimsLost:
+            log.warning("outbox claims released by a new scheduler leader; %s left", len(queue))
+        except _RecordFailed as exc:
+            assert exc.__cause__ is not None
+            raise exc.__cause__ from None
+        return handled
 
     def deliver_due_sync(self, now: datetime | None = None, fence: Fence | None = None) -> int:
         """Run `deliver_due` to completion from synchronous code."""

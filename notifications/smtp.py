@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
+from functools import lru_cache
 from types import TracebackType
 from typing import Self
 
 import aiosmtplib
 from aiosmtplib.email import extract_recipients, extract_sender, parse_address
 
-from notifications.mime import to_bytes
+from notifications.mime import WireMessage, to_bytes
 
 __all__ = [
     "RETRY_WINDOW",
     "DeliveryError",
     "DeliveryResult",
+    "Outgoing",
     "PermanentDeliveryError",
     "SmtpConfig",
     "SmtpSender",
@@ -28,6 +30,8 @@ __all__ = [
 ]
 
 RETRY_WINDOW = timedelta(hours=24)
+Outgoing = EmailMessage | WireMessage  # a message to build per connection, or one serialised once
+BeforeData = Callable[[], Awaitable[None]]
 _SERVICE_CLOSING = 421  # RFC 5321: the server is closing the transmission channel
 
 
@@ -149,11 +153,16 @@ def _is_stale(exc: Exception) -> bool:
     return isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code == _SERVICE_CLOSING
 
 
-def _envelope(message: EmailMessage) -> tuple[str, list[str]]:
+def _envelope(message: Outgoing) -> tuple[str, list[str]]:
     """Envelope sender and recipients (To, Cc, Bcc) from the headers, de-duplicated in order."""
+    sender: str | None
     try:
-        sender = extract_sender(message)
-        recipients = list(dict.fromkeys(parse_address(r) for r in extract_recipients(message)))
+        if isinstance(message, WireMessage):
+            sender = _address(message.sender)
+            recipients = list(dict.fromkeys(_address(r) for r in message.recipients))
+        else:
+            sender = extract_sender(message)
+            recipients = list(dict.fromkeys(parse_address(r) for r in extract_recipients(message)))
     except ValueError as exc:
         raise PermanentDeliveryError(f"invalid address: {exc}") from exc
     if not sender:
@@ -161,6 +170,12 @@ def _envelope(message: EmailMessage) -> tuple[str, list[str]]:
     if not recipients:
         raise PermanentDeliveryError("message has no To/Cc/Bcc recipients")
     return sender, recipients
+
+
+@lru_cache(maxsize=4096)  # the same people are written to again and again
+def _address(header_value: str) -> str:
+    """The addr-spec of one address as written in a header ('Name <a@b>' -> 'a@b'); ValueError if unsafe."""
+    return parse_address(header_value)
 
 
 class SmtpSender:
@@ -188,18 +203,23 @@ class SmtpSender:
     ) -> None:
         await self.close()
 
-    async def send(self, message: EmailMessage) -> DeliveryResult:
-        """Deliver one message; raises TemporaryDeliveryError or PermanentDeliveryError."""
+    async def send(self, message: Outgoing, *, before_data: BeforeData | None = None) -> DeliveryResult:
+        """Deliver one message; raises TemporaryDeliveryError or PermanentDeliveryError.
+
+        `before_data` is awaited after the recipients were accepted and before DATA, while nothing is delivered
+        yet: the outbox waits there for the commit of its previous message. If it raises, the connection is
+        dropped without DATA (the server discards the envelope) and the exception propagates.
+        """
         sender, recipients = _envelope(message)
         async with self._lock:
             try:
-                return await self._send_locked(message, sender, recipients)
+                return await self._send_locked(message, sender, recipients, before_data)
             except DeliveryError:
                 raise
             except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
                 self._discard_if_broken()
                 raise _classify(exc) from exc
-            except BaseException:  # cancellation or a bug: the session state is unknown
+            except BaseException:  # cancellation, a bug or before_data refusing: the session state is unknown
                 self._discard()
                 raise
 
@@ -217,7 +237,9 @@ class SmtpSender:
             finally:
                 smtp.close()
 
-    async def _send_locked(self, message: EmailMessage, sender: str, recipients: list[str]) -> DeliveryResult:
+    async def _send_locked(
+        self, message: Outgoing, sender: str, recipients: list[str], before_data: BeforeData | None
+    ) -> DeliveryResult:
         """One mail transaction, transparently retried once if a reused connection turns out stale."""
         smtp, reused = await self._connection()
         try:
@@ -229,6 +251,8 @@ class SmtpSender:
             smtp, _ = await self._connection()
             payload = await self._mail_from(smtp, message, sender, recipients)
         accepted, refused = await self._rcpt_to(smtp, recipients)
+        if before_data is not None:
+            await before_data()
         response = await self._data(smtp, payload)
         replies = {rcpt: _reply(code, text) for rcpt, (code, text) in refused.items()}
         return DeliveryResult(accepted=accepted, refused=replies, response=response)
@@ -268,14 +292,17 @@ class SmtpSender:
         return smtp
 
     async def _mail_from(
-        self, smtp: aiosmtplib.SMTP, message: EmailMessage, sender: str, recipients: list[str]
+        self, smtp: aiosmtplib.SMTP, message: Outgoing, sender: str, recipients: list[str]
     ) -> bytes:
         """Serialise for this server's extensions and send MAIL FROM; returns the DATA payload."""
         utf8 = not (sender.isascii() and all(r.isascii() for r in recipients))
         if utf8 and not smtp.supports_extension("smtputf8"):
             raise aiosmtplib.SMTPNotSupported("non-ASCII address, but the server lacks SMTPUTF8")
         eight_bit = smtp.supports_extension("8bitmime")
-        payload = to_bytes(message, utf8=utf8, cte_type="8bit" if eight_bit else "7bit")
+        if isinstance(message, WireMessage):
+            payload = message.data  # ASCII with pre-encoded headers: the same bytes for every server
+        else:
+            payload = to_bytes(message, utf8=utf8, cte_type="8bit" if eight_bit else "7bit")
         options = [f"SIZE={len(payload)}"] if smtp.supports_extension("size") else []
         if eight_bit and not payload.isascii():
             options.append("BODY=8BITMIME")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date, timedelta
 
 from fastapi.testclient import TestClient
@@ -106,3 +107,71 @@ def test_timeline_and_timers_api(ctx) -> None:
     outsider = make_user(ctx, org_key="municipality:091")
     assert client.get(f"/api/v1/cases/{fx.id}/timeline", headers=outsider.headers).status_code == 404
     assert client.get(f"/api/v1/timers?case_id={fx.id}", headers=outsider.headers).json()["total"] == 0
+
+
+def test_a_batch_goes_over_the_pooled_connections_each_message_once(smtp_ctx, smtp_server) -> None:
+    create_agreement(smtp_ctx, parties=12, deadline=date(2026, 6, 19))
+    queued = len(_rows(smtp_ctx))
+    assert queued >= 12
+    recorded: list[int] = []
+    mark_sent = smtp_ctx.delivery._mark_sent
+
+    def counting(row_ids, claimed, status="sent"):  # type: ignore[no-untyped-def]
+        recorded.extend(row_ids)
+        return mark_sent(row_ids, claimed, status)
+
+    smtp_ctx.delivery._mark_sent = counting
+    assert smtp_ctx.delivery.deliver_due_sync() == queued
+    assert smtp_server.handler.session_count == smtp_ctx.delivery.connections == 4  # each connection took a share
+    ids = [m.message["Message-ID"] for m in smtp_server.messages]
+    rows = _rows(smtp_ctx)
+    assert sorted(ids) == sorted(r.message_id for r in rows)  # each once
+    assert sorted(recorded) == sorted(r.id for r in rows)  # each recorded by exactly one group commit
+    assert {(r.status, r.attempts) for r in rows} == {("sent", 1)}
+    by_id = {r.message_id: r for r in rows}
+    for m in smtp_server.messages:  # the recipient's language on every message
+        assert m.message["Content-Language"] == by_id[m.message["Message-ID"]].language
+
+
+def test_one_message_opens_one_connection(smtp_ctx, smtp_server) -> None:
+    create_agreement(smtp_ctx, parties=1, circulate=False, deadline=date(2026, 6, 19))
+
+    def queue(uow):
+        queue_email(uow, template="agreement_in_force", key="letter:one", address="a@example.fi",
+                    context={"case": {"title": "Sopimus", "id": 1}, "parent": None, "deadline": None, "actions": {},
+                             "link": "http://testserver/", "organisation": None})
+    smtp_ctx.engine.run(queue)
+    assert smtp_ctx.delivery.deliver_due_sync() == 1
+    assert smtp_server.handler.session_count == 1 and len(smtp_server.messages) == 1
+
+
+def test_a_failed_sent_commit_stops_the_batch_and_the_rows_go_out_again(smtp_ctx, smtp_server) -> None:
+    create_agreement(smtp_ctx, parties=6, deadline=date(2026, 6, 19))
+    queued = len(_rows(smtp_ctx))
+
+    def broken(row_ids, claimed, status="sent"):  # type: ignore[no-untyped-def]
+        raise OSError("disk full")
+
+    mark_sent = smtp_ctx.delivery._mark_sent
+    smtp_ctx.delivery._mark_sent = broken
+    try:
+        smtp_ctx.delivery.deliver_due_sync()
+    except OSError as exc:
+        assert "disk full" in str(exc)
+    else:
+        raise AssertionError("the failed commit was swallowed")
+    first = len(smtp_server.messages)
+    assert 1 <= first <= smtp_ctx.delivery.connections  # each connection stopped before its next DATA
+    assert {r.status for r in _rows(smtp_ctx)} == {"sending"}  # nothing recorded: all will go out again
+    smtp_ctx.delivery._mark_sent = mark_sent
+    assert smtp_ctx.delivery.release_claims() == queued  # as the next leader does
+    assert smtp_ctx.delivery.deliver_due_sync() == queued
+    counts = Counter(m.message["Message-ID"] for m in smtp_server.messages)
+    assert len(counts) == queued and sum(counts.values()) == queued + first  # the unrecorded ones twice
+
+
+def test_captured_mail_is_marked_in_one_commit(ctx) -> None:
+    create_agreement(ctx, parties=3, deadline=date(2026, 6, 19))
+    queued = len(_rows(ctx))
+    assert ctx.delivery.deliver_due_sync() == queued
+    assert {(r.status, r.attempts) for r in _rows(ctx)} == {("captured", 1)}

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notifications.mime import MailSpec, build_message, deadline_ics, message_id, to_bytes
+from notifications.mime import MailSpec, build_message, build_wire, deadline_ics, message_id, to_bytes
 from notifications.render import render
 from notifications.smtp import SmtpConfig, SmtpSender
 from tests.support.smtp_server import ReceivedMessage, SmtpTestServer
@@ -354,3 +354,79 @@ def test_a_rendered_template_arrives_in_the_recipients_language(smtp_server: Smt
     assert sentence in received.get_body(("plain",)).get_content()
     html = received.get_body(("html",)).get_content()
     assert f'<html lang="{lang}">' in html and "Pöytäkirja &lt;1&gt;" in html and "<1>" not in html
+
+
+# -- build_wire: the message written directly, byte for byte what the email package writes ---------------------
+
+
+def _same_as_generator(spec: MailSpec) -> bytes:
+    wire = build_wire(spec)
+    assert wire is not None
+    for cte_type in ("8bit", "7bit"):
+        assert wire.data == to_bytes(build_message(spec), cte_type=cte_type)
+    return wire.data
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"ics": None}, {"cc": []}, {"headers": {}}, {"text": "a" * 200 + "\r\nb\rc\n\n", "html": ""},
+     {"subject": "€" * 120}, {"subject": "=?utf-8?q?not_encoded?= literally"}, {"date": None}],
+)
+def test_build_wire_writes_what_the_generator_writes(overrides: dict[str, object]) -> None:
+    raw = _same_as_generator(make_spec(**overrides))
+    assert raw.isascii() and b"\r\n\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    subject=st.text(st.sampled_from("abcxyz ABC012=?_-.:,'\"()<>@äöåÄÖÅ€–"), min_size=1, max_size=150).filter(
+        lambda s: s == s.strip()
+    ),
+    body=st.text(st.sampled_from("ab äö=.-\n\r\t"), max_size=300),
+    people=st.lists(st.tuples(NAMES, LOCALS), min_size=1, max_size=6),
+    ics=st.booleans(),
+)
+def test_build_wire_matches_the_generator_and_parses_back(
+    subject: str, body: str, people: list[tuple[str, str]], ics: bool
+) -> None:
+    to = [f"{name} <{local}@kunta.example>" for name, local in people]
+    spec = make_spec(subject=subject, text=body, to=to, ics=make_ics() if ics else None)
+    raw = _same_as_generator(spec)
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed["Subject"] == subject
+    header_lines = raw.split(b"\r\n\r\n")[0].split(b"\r\n")
+    assert all(len(line) <= 998 for line in header_lines)
+    subject_lines = [line for line in header_lines if b"=?utf-8?b?" in line and b"@" not in line]
+    assert all(len(line) <= 78 for line in subject_lines)
+    assert all(len(word) <= 75 for line in subject_lines for word in re.findall(rb"=\?utf-8\?b\?[^?]*\?=", line))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"to": ["Test <jörg@bücher.example>"]}, {"headers": {"Bcc": "hidden@example.fi"}},
+     {"headers": {"X-Note": "Pöytäkirja"}}, {"ics_filename": "määräaika.ics"}],
+)
+def test_build_wire_leaves_unusual_messages_to_the_email_package(overrides: dict[str, object]) -> None:
+    assert build_wire(make_spec(**overrides)) is None
+    build_message(make_spec(**overrides))  # which still builds them
+
+
+def test_a_wire_message_has_the_envelope_of_its_email_message() -> None:
+    from notifications.smtp import _envelope
+
+    spec = make_spec(headers={})
+    wire = build_wire(spec)
+    assert wire is not None
+    assert _envelope(wire) == _envelope(build_message(spec))
+    assert _envelope(wire) == ("noreply@vuosikello.local",
+                               ["matti@tampere.example", "kirjaamo@pirkanmaa.example", "asa@abo.example"])
+
+
+def test_a_wire_message_arrives_as_built(smtp_server: SmtpTestServer) -> None:
+    spec = make_spec(headers={})
+    wire = build_wire(spec)
+    assert wire is not None
+    received = deliver(smtp_server, wire)  # type: ignore[arg-type]
+    assert received.raw.replace(b"\r\n", b"\n") == wire.data.replace(b"\r\n", b"\n")
+    assert received.message["Message-ID"] == message_id(KEY, DOMAIN)
+    assert sorted(received.rcpt_tos) == ["asa@abo.example", "kirjaamo@pirkanmaa.example", "matti@tampere.example"]
