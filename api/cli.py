@@ -30,6 +30,8 @@ app.add_typer(org_app, name="organisations")
 app.add_typer(wf_app, name="workflows")
 app.add_typer(audit_app, name="audit")
 app.add_typer(people_app, name="people")
+seal_app = typer.Typer(help="The seal of the sealed records (README: Sealed records).", no_args_is_help=True)
+app.add_typer(seal_app, name="seal")
 
 
 @contextmanager
@@ -300,6 +302,32 @@ def people_set_password(
             typer.echo(f"refused: {exc}", err=True)
             raise typer.Exit(code=2) from None
     typer.echo(f"password set for {email}; {ended} session(s) ended")
+
+
+@seal_app.command("show")
+def seal_show(pem: Annotated[bool, typer.Option(help="Print the certificate itself (PEM) too")] = False) -> None:
+    """Print the configured seal certificate's subject and SHA-256 fingerprint (publish these for relying parties)."""
+    from workflows.agreement.record import load_seal
+
+    seal = load_seal(_settings())
+    if seal is None:
+        typer.echo("no seal configured (VUOSIKELLO_SEAL_KEY_FILE + VUOSIKELLO_SEAL_CERT_FILE, or "
+                   "VUOSIKELLO_SEAL_PKCS12_FILE)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"subject: {seal.subject}\nsha256:  {seal.fingerprint_sha256}")
+    if pem:
+        typer.echo(seal.cert_pem.decode("ascii"), nl=False)
+
+
+@seal_app.command("self-signed")
+def seal_self_signed(key: Path, cert: Path,
+                     name: Annotated[str, typer.Option(help="The certificate's common name")] = "Vuosikello seal",
+                     days: int = 3650) -> None:
+    """Write a new key and a self-signed certificate for it (a test or an internal deployment; not the demo's)."""
+    from workflows.agreement.record import generate_self_signed
+
+    generate_self_signed(key, cert, common_name=name, days=days)
+    typer.echo(f"wrote {key} (keep it private) and {cert}")
 
 
 @app.command("admin-token")

@@ -250,3 +250,31 @@ def test_a_25_party_record(sctx: AppContext) -> None:
     pages = len(PdfReader(io.BytesIO(pdf)).pages)
     print(f"25-party sealed record: {took:.2f} s, {len(pdf) / 1024:.0f} KiB, {pages} pages")
     assert pages >= 27 and took < 60
+
+
+def test_the_cli_writes_a_self_signed_seal_and_shows_its_fingerprint(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from typer.testing import CliRunner
+
+    from api.cli import app as cli
+    from engine.settings import get_settings
+
+    key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
+    runner = CliRunner()
+    monkeypatch.delenv("VUOSIKELLO_SEAL_KEY_FILE", raising=False)
+    get_settings.cache_clear()
+    assert runner.invoke(cli, ["seal", "show"]).exit_code == 1  # none configured
+    assert runner.invoke(cli, ["seal", "self-signed", str(key), str(cert), "--name", "Testi Sámi"]).exit_code == 0
+    assert key.stat().st_mode & 0o077 == 0  # the key is the owner's only
+    monkeypatch.setenv("VUOSIKELLO_SEAL_KEY_FILE", str(key))
+    monkeypatch.setenv("VUOSIKELLO_SEAL_CERT_FILE", str(cert))
+    get_settings.cache_clear()
+    try:
+        shown = runner.invoke(cli, ["seal", "show", "--pem"])
+    finally:
+        get_settings.cache_clear()
+    der = x509.load_pem_x509_certificate(cert.read_bytes()).public_bytes(Encoding.DER)
+    assert shown.exit_code == 0 and hashlib.sha256(der).hexdigest() in shown.stdout
+    assert "CN=Testi Sámi" in shown.stdout and "BEGIN CERTIFICATE" in shown.stdout

@@ -63,13 +63,12 @@ class Seal:
 
     signer: Any  # pyhanko.sign.signers.SimpleSigner (pyHanko's own types are loose here)
     subject: str
-    fingerprint_sha256: str  # of the DER certificate, hex upper-case with colons (as openssl prints it)
+    fingerprint_sha256: str  # of the DER certificate, lower-case hex (as `pyhanko sign validate` prints it)
     cert_pem: bytes
 
 
 def _fingerprint(der: bytes) -> str:
-    digest = hashlib.sha256(der).hexdigest().upper()
-    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+    return hashlib.sha256(der).hexdigest()
 
 
 def load_seal(settings: Settings) -> Seal | None:
