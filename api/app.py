@@ -28,6 +28,7 @@ from api.routes import (
     agreements,
     calendar,
     cases,
+    check,
     cycles,
     directory,
     metrics,
@@ -77,7 +78,7 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
     install_error_handlers(app)
     load_admin_state(ctx)
     for module in (directory, workflows, cases, agreements, schedule, nominations, cycles, registers, reviews,
-                   calendar, admin, webhooks, oidc_providers):
+                   calendar, admin, webhooks, oidc_providers, check):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(schedule.pages)
     app.include_router(metrics.router)

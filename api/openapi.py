@@ -60,6 +60,8 @@ def _codes(route: APIRoute, authenticates: Callable[..., Any]) -> set[str]:
         codes |= {"413", "422"}
     if route.dependant.query_params or route.dependant.header_params or route.dependant.path_params:
         codes.add("422")
+    # a route that reads its body by hand (POST /api/v1/check streams its upload) names its codes itself
+    codes |= {str(c) for c in (route.openapi_extra or {}).get("x-error-codes", ())}
     return codes
 
 
@@ -140,6 +142,7 @@ def client_friendly(app: FastAPI, authenticates: Callable[..., Any]) -> None:
                 if route is None:
                     continue
                 keep = _codes(route, authenticates)
+                operation.pop("x-error-codes", None)
                 operation["responses"] = {code: r for code, r in operation.get("responses", {}).items()
                                           if not (code.isdigit() and int(code) >= 400) or code in keep}
                 body = operation.get("requestBody", {}).get("content", {}).get("application/json")

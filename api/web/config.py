@@ -1,4 +1,4 @@
-"""Settings of the web interface: cookie security, session timeouts and sign-in rate limits."""
+"""Settings of the web interface: cookie security, session timeouts, sign-in and public-check rate limits."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ class WebSettings(BaseSettings):
     failure_limit: int = 10
     account_failure_limit: int = 5
     failure_window_minutes: int = 15
+    check_limit: int = 30  # public checks (POST /check, /api/v1/check) per client address ...
+    check_window_minutes: int = 10  # ... within this window
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,9 @@ class WebConfig:
     account_failure_limit: int = 5  # bad passwords, and link requests, per email address (from any address) ...
     failure_window: timedelta = timedelta(minutes=15)  # ... within this window
     touch_interval: timedelta = timedelta(minutes=1)  # write last_seen_at at most this often
+    check_limit: int = 30  # public checks per client address ...
+    check_window: timedelta = timedelta(minutes=10)  # ... within this window
+    check_max_bytes: int = 4 * 1024 * 1024  # the largest file the public check hashes (never above the body limit)
 
     @property
     def session_cookie(self) -> str:
@@ -57,4 +62,6 @@ class WebConfig:
         return cls(cookie_secure=secure, idle_timeout=timedelta(minutes=web.idle_minutes),
                    absolute_timeout=timedelta(hours=web.absolute_hours), failure_limit=web.failure_limit,
                    account_failure_limit=web.account_failure_limit,
-                   failure_window=timedelta(minutes=web.failure_window_minutes))
+                   failure_window=timedelta(minutes=web.failure_window_minutes), check_limit=web.check_limit,
+                   check_window=timedelta(minutes=web.check_window_minutes),
+                   check_max_bytes=settings.max_request_bytes)

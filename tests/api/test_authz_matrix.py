@@ -180,7 +180,8 @@ def test_a_foreign_coordinator_cannot_see_or_run_the_agreement(scene: Scene) -> 
 
 # -- authentication and the admin-only directory routes ------------------------------------------------------
 
-PUBLIC = {("get", "/api/v1/calendar/feeds/{token}.ics")}  # a calendar feed authenticates by its secret URL
+PUBLIC = {("get", "/api/v1/calendar/feeds/{token}.ics"),  # a calendar feed authenticates by its secret URL
+          ("post", "/api/v1/check")}  # the public check: anyone may ask (tests/api/test_public_check.py)
 
 
 def api_operations(client: TestClient) -> list[tuple[str, str]]:
