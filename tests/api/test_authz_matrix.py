@@ -142,6 +142,10 @@ def coordinator_routes(ctx: AppContext, coordinator: User) -> list[tuple[str, st
         ("POST", f"/api/v1/cases/{live.id}/triggers/withdraw", {}),
         ("POST", f"/api/v1/cases/{in_force.id}/triggers/terminate", terminate),
         ("POST", f"/api/v1/cases/{in_force.id}/triggers/start_review", {}),
+        ("POST", f"/api/v1/agreements/{in_force.id}/task-agreements", {  # only the framework's coordinator
+            "title": "LAPE-sopimus", "theme": "LAPE", "document": "# LAPE\n", "deadline": "2026-09-18",
+            "parties": [{"organisation": in_force.keys[0],
+                         "signatories": [in_force.signatories[in_force.keys[0]][0].id]}]}),
     ]
     return routes
 
@@ -415,6 +419,18 @@ READ_MATRIX: dict[str, ReadRoute] = {
         error={ADMIN: "NotFound", COORDINATOR: "NotFound", PARTY: "NotFound"}),
     "/api/v1/agreements/{agreement_id}/reviews": ReadRoute(lambda s: f"/api/v1/agreements/{s.agreement}/reviews",
                                                            AGREEMENT_READERS),
+    # task-specific agreements: a framework lists only those the reader may open (tests/api/test_task_specific_api.py
+    # has a scene with some); the scene's agreement is no task-specific one and no review (NotFound to its readers)
+    "/api/v1/agreements/{framework_id}/task-agreements": ReadRoute(
+        lambda s: f"/api/v1/agreements/{s.agreement}/task-agreements", AGREEMENT_READERS, items_are_cases=True),
+    "/api/v1/agreements/{agreement_id}/framework": ReadRoute(
+        lambda s: f"/api/v1/agreements/{s.agreement}/framework",
+        {**AGREEMENT_READERS, ADMIN: GONE, COORDINATOR: GONE, PARTY: GONE},
+        error={ADMIN: "NotFound", COORDINATOR: "NotFound", PARTY: "NotFound"}),
+    "/api/v1/reviews/{review_id}/task-agreements": ReadRoute(
+        lambda s: f"/api/v1/reviews/{s.agreement}/task-agreements",
+        {**AGREEMENT_READERS, ADMIN: GONE, COORDINATOR: GONE, PARTY: GONE},
+        error={ADMIN: "NotFound", COORDINATOR: "NotFound", PARTY: "NotFound"}),
     "/api/v1/timers": ReadRoute(lambda s: "/api/v1/timers?limit=500", EVERYONE),
     "/api/v1/outbox": ReadRoute(lambda s: "/api/v1/outbox?limit=500", EVERYONE),
     "/api/v1/outbox/{message_id}": ReadRoute(lambda s: f"/api/v1/outbox/{s.mail_to_party}",

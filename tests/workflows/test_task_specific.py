@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlmodel import Session
 
@@ -120,10 +119,13 @@ def test_bad_input_names_the_field_and_writes_nothing(ctx: AppContext, framework
     assert counts(ctx) == before
 
 
-def test_an_empty_party_list_is_refused_by_the_schema(framework: AgreementFixture) -> None:
-    with pytest.raises(ValidationError) as err:
-        task_body(framework, [])
-    assert err.value.errors()[0]["loc"] == ("parties",)
+def test_an_empty_party_list_names_the_field_and_writes_nothing(ctx: AppContext, framework: AgreementFixture) -> None:
+    body = task_body(framework, [])
+    before = counts(ctx)
+    with pytest.raises(InvalidInput) as err:
+        ctx.engine.run(lambda uow: service.create_task_agreement(uow, framework.id, body, framework.coordinator.actor))
+    assert err.value.field == "parties" and err.value.message_id == "task_agreement.error.no_parties"
+    assert counts(ctx) == before
 
 
 def test_same_approval_exactly_once_and_reviewed_with_its_framework(

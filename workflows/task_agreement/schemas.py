@@ -7,7 +7,7 @@ from datetime import date
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.text import MultiLine, SingleLine
-from workflows.agreement.schemas import AgreementCreate, AgreementRead
+from workflows.agreement.schemas import AgreementCreate, AgreementRead, PartyIn
 
 
 class TaskAgreementCreate(AgreementCreate):
@@ -15,6 +15,8 @@ class TaskAgreementCreate(AgreementCreate):
 
     model_config = ConfigDict(extra="forbid")
     theme: SingleLine = Field(min_length=1, max_length=200, examples=["Lasten, nuorten ja perheiden palvelut (LAPE)"])
+    # an empty list is refused by the service, so the refusal names the field in the caller's language
+    parties: list[PartyIn] = Field(max_length=400)
 
 
 class ContinueIn(BaseModel):

@@ -64,8 +64,8 @@ def create_task_agreement(
     """Start a task-specific agreement in draft from a framework agreement in force; return it and its warnings.
 
     Everything is checked before anything is written: a framework not in force (its definition does not allow
-    `start_task_agreement` now) or itself task-specific is bad input naming `framework_id`; an empty party list,
-    an unknown organisation or a past deadline are refused by the agreement's own checks. A party that is not a
+    `start_task_agreement` now) or itself task-specific is bad input naming `framework_id`; an empty party list is
+    refused here, an unknown organisation or a past deadline by the agreement's own checks. A party that is not a
     party of the framework is accepted with a warning, recorded in both cases' events and in the link.
     """
     framework = framework_case(uow, framework_id)
@@ -89,6 +89,8 @@ def create_task_agreement(
             action="start_task_agreement",
             message_id="task_agreement.error.not_coordinator",
         )
+    if not data.parties:
+        raise InvalidInput("parties", "name at least one party", message_id="task_agreement.error.no_parties")
     members = framework_parties(uow, framework.id)
     warnings = [
         PartyWarning(

@@ -30,7 +30,8 @@ from workflows.agreement.record import download_name, record_to_download
 
 router = web_router()
 
-NOTICES = {"decided", "declined", "signed", "circulated", "revised", "reminded", "created"}
+NOTICES = {"decided", "declined", "signed", "circulated", "revised", "reminded", "created",
+           "task_created", "task_continued", "task_confirmed"}  # the last three: task-specific agreements
 # notices of their own message (not `notice.<name>`): a signature that leaves others missing, nobody reminded
 OWN_NOTICES = {"signed_partial": "agreement.notice.signed_partial", "reminded_none": "agreement.notice.reminded_none"}
 
@@ -47,7 +48,10 @@ def show_agreement(request: Request, session: Session, user: WebUser, agreement_
     view = agreement_view(session, request.app.state.ctx.registry, user, agreement_id,
                           request.app.state.ctx.clock.now(), user.lang)
     own = OWN_NOTICES.get(notice or "")
-    return render(request, "agreement.html", user.lang, status=status, user=user, view=view,
+    from api.web.routes.task_agreements import task_section  # that module builds on this one
+
+    task = task_section(request, session, user, agreement_id, view.permitted)
+    return render(request, "agreement.html", user.lang, status=status, user=user, view=view, task=task,
                   document=render_markdown(view.agreement.document), form=form or WebForm({}), empty_form=WebForm({}),
                   form_party=form_party, notice=notice if notice in NOTICES else None, own_notice=own,
                   count=count, hours=hours, today=today_of(request))

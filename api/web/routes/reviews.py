@@ -81,7 +81,10 @@ def show_review(request: Request, session: Session, user: WebUser, agreement_id:
                 form: WebForm | None = None, failed: str | None = None, notice: str | None = None) -> Response:
     """Render the review page, optionally with the form that failed (`failed` names it) and its errors."""
     data = review_page_data(request, session, user, agreement_id)
-    return render(request, "agreement_review.html", user.lang, status=status, user=user, page=data,
+    from api.web.routes.task_agreements import task_section  # that module builds on the agreement page's
+
+    task = task_section(request, session, user, agreement_id, data.view.permitted)
+    return render(request, "agreement_review.html", user.lang, status=status, user=user, page=data, task=task,
                   view=data.view, form=form or WebForm({}), empty_form=WebForm({}), failed=failed,
                   notice=NOTICES.get(notice or ""), today=today_of(request))
 

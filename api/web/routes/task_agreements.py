@@ -1,0 +1,205 @@
+"""Task-specific agreement pages: start one from a framework agreement's page, and the framework's own section.
+
+The framework's page lists its task-specific agreements (those the viewer may open) with their states; a
+task-specific agreement's page names its framework, the parties outside it (the warning recorded at creation),
+and, when the framework was terminated or is under its council-term review, what its coordinator may do now.
+Every button comes from the engine's answer to "what may this person fire now" on that agreement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Form, Request
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlmodel import Session, col
+from starlette.responses import RedirectResponse, Response
+
+from api.access import readable_case
+from api.deps import SessionDep, WorkDep
+from api.web.forms import Form as WebForm
+from api.web.forms import read_agreement_form
+from api.web.render import render
+from api.web.routes.agreements import today_of
+from api.web.routing import User, WebUser, web_router
+from api.web.views import agreement_view
+from engine.errors import InvalidInput, NotPermitted
+from engine.models import Case, Organisation
+from engine.permissions import CaseReader
+from workflows.task_agreement import service
+from workflows.task_agreement.read import framework_of, task_agreements_of
+from workflows.task_agreement.schemas import ContinueIn, FrameworkRef, TaskAgreementCreate, TaskAgreementSummary
+
+router = web_router()
+
+
+@dataclass
+class TaskSection:
+    """What the agreement page shows of the link: its framework (if task-specific) or its task agreements."""
+
+    framework: FrameworkRef | None
+    tasks: list[TaskAgreementSummary]
+    may_start: bool
+    outside_names: list[str]
+
+
+def task_section(
+    request: Request, session: Session, user: WebUser, agreement_id: int, permitted: list[str]
+) -> TaskSection:
+    """Assemble the task-specific part of an agreement page for a viewer."""
+    ctx = request.app.state.ctx
+    framework = framework_of(session, user.actor, agreement_id)
+    tasks = [] if framework else task_agreements_of(session, ctx.registry, user.actor, agreement_id, ctx.clock.now())
+    names: list[str] = []
+    if framework and framework.outside_framework:
+        rows = dict(
+            session.execute(
+                select(col(Organisation.key), col(Organisation.name_fi)).where(
+                    col(Organisation.key).in_(framework.outside_framework)
+                )
+            ).all()
+        )
+        names = [rows.get(k, k) for k in framework.outside_framework]
+    return TaskSection(framework, tasks, framework is None and "start_task_agreement" in permitted, names)
+
+
+def _may_start(request: Request, session: Session, user: WebUser, framework_id: int) -> None:
+    readable_case(session, user.actor, framework_id)
+    reader = CaseReader(request.app.state.ctx.registry, session, request.app.state.ctx.clock.now())
+    if "start_task_agreement" not in reader.permitted(framework_id, user.actor):
+        raise NotPermitted(
+            "only the framework agreement's coordinator starts a task-specific agreement while it is in force",
+            case_id=framework_id,
+            action="start_task_agreement",
+            message_id="task_agreement.error.not_coordinator",
+        )
+
+
+def _new_page(
+    request: Request, session: Session, user: WebUser, framework_id: int, form: WebForm, status: int = 200
+) -> Response:
+    view = agreement_view(
+        session, request.app.state.ctx.registry, user, framework_id, request.app.state.ctx.clock.now(), user.lang
+    )
+    return render(
+        request,
+        "task_agreement_new.html",
+        user.lang,
+        status=status,
+        user=user,
+        view=view,
+        form=form,
+        today=today_of(request),
+    )
+
+
+@router.get("/agreements/{framework_id}/task-agreements/new")
+def new_task_agreement(request: Request, framework_id: int, user: User, session: SessionDep) -> Response:
+    """Show the form for a task-specific agreement, with the framework's parties filled in."""
+    _may_start(request, session, user, framework_id)
+    keys = (
+        session.execute(
+            select(col(Organisation.key))
+            .join(Case, col(Case.organisation_id) == col(Organisation.id))
+            .where(col(Case.parent_id) == framework_id)
+            .order_by(col(Case.id))
+        )
+        .scalars()
+        .all()
+    )
+    return _new_page(
+        request, session, user, framework_id, WebForm({"parties": "\n".join(keys), "required_signatures": "1"})
+    )
+
+
+@router.post("/agreements/{framework_id}/task-agreements/new")
+def create_task_agreement(
+    work: WorkDep,
+    request: Request,
+    framework_id: int,
+    user: User,
+    session: SessionDep,
+    title: Annotated[str, Form()] = "",
+    theme: Annotated[str, Form()] = "",
+    deadline: Annotated[str, Form()] = "",
+    document: Annotated[str, Form()] = "",
+    parties: Annotated[str, Form()] = "",
+    required_signatures: Annotated[str, Form()] = "1",
+) -> Response:
+    """Create the task-specific agreement in draft; parties outside the framework are accepted and shown."""
+    _may_start(request, session, user, framework_id)
+    form = WebForm(
+        dict(
+            title=title,
+            theme=theme,
+            deadline=deadline,
+            document=document,
+            parties=parties,
+            required_signatures=required_signatures,
+        )
+    )
+    chosen_theme = form.text("theme", max_length=200)
+    body = read_agreement_form(session, form, today_of(request), user.id)
+    if body is None or chosen_theme is None:
+        return _new_page(request, session, user, framework_id, form, status=422)
+    try:
+        data = TaskAgreementCreate(**body.model_dump(), theme=chosen_theme)
+    except ValidationError as exc:
+        form.fail(str(exc.errors()[0]["loc"][0]), "form.error.invalid")
+        return _new_page(request, session, user, framework_id, form, status=422)
+    try:
+        case, _warnings = work.run(lambda uow: service.create_task_agreement(uow, framework_id, data, user.actor))
+    except InvalidInput as exc:
+        if exc.field == "framework_id":
+            raise
+        form.fail(exc.field.split("[")[0].split(".")[0], "form.error.invalid")
+        return _new_page(request, session, user, framework_id, form, status=422)
+    return RedirectResponse(f"/agreements/{case.id}?notice=task_created", status_code=303)
+
+
+def _permitted(request: Request, session: Session, user: WebUser, case_id: int, trigger: str) -> None:
+    readable_case(session, user.actor, case_id)
+    reader = CaseReader(request.app.state.ctx.registry, session, request.app.state.ctx.clock.now())
+    if trigger not in reader.permitted(case_id, user.actor):
+        raise NotPermitted(f"you may not {trigger} case {case_id}", case_id=case_id, action=trigger)
+
+
+def _show(request: Request, session: Session, user: WebUser, agreement_id: int, form: WebForm) -> Response:
+    from api.web.routes.agreements import show_agreement  # the agreement page, with this form's errors
+
+    return show_agreement(request, session, user, agreement_id, status=422, form=form, form_party="continue")
+
+
+@router.post("/agreements/{agreement_id}/continue-alone")
+def continue_alone(
+    work: WorkDep,
+    request: Request,
+    agreement_id: int,
+    user: User,
+    session: SessionDep,
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    """Go on without the terminated framework agreement, with the reason recorded."""
+    _permitted(request, session, user, agreement_id, "continue_alone")
+    form = WebForm({"reason": reason})
+    text = form.text("reason", max_length=2000)
+    if text is None or form.errors:
+        return _show(request, session, user, agreement_id, form)
+    work.run(lambda uow: service.continue_alone(uow, agreement_id, ContinueIn(reason=text), user.actor))
+    return RedirectResponse(f"/agreements/{agreement_id}?notice=task_continued", status_code=303)
+
+
+@router.post("/agreements/{agreement_id}/confirm-unchanged")
+def confirm_unchanged(work: WorkDep, request: Request, agreement_id: int, user: User, session: SessionDep) -> Response:
+    """Confirm a task-specific agreement unchanged in its framework's council-term review."""
+    _permitted(request, session, user, agreement_id, "confirm_unchanged")
+    work.run(lambda uow: service.confirm_unchanged(uow, agreement_id, user.actor))
+    return RedirectResponse(f"/agreements/{agreement_id}?notice=task_confirmed", status_code=303)
+
+
+def review_tasks(request: Request, session: Session, user: WebUser, framework_id: int) -> list[Any]:
+    """List the task-specific agreements a framework's review page shows (those the viewer may open)."""
+    ctx = request.app.state.ctx
+    return list(task_agreements_of(session, ctx.registry, user.actor, framework_id, ctx.clock.now()))
