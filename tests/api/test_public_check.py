@@ -6,8 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 from datetime import timedelta
+from pathlib import Path
 
+import psutil  # type: ignore[import-untyped]
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
@@ -16,6 +19,7 @@ from api.app import create_app
 from api.context import AppContext
 from api.web.config import WebConfig
 from tests.support.builders import AgreementFixture, create_agreement, decision, org
+from tests.support.http_server import HttpServer
 from workflows.agreement.sealed import MADE, SealedRecord
 from workflows.common.pdf import html_to_pdf
 
@@ -254,3 +258,68 @@ def test_the_route_is_in_the_openapi_document_with_both_bodies(ctx: AppContext) 
     assert set(operation["requestBody"]["content"]) == {"multipart/form-data", "application/json"}
     assert {"400", "413", "415", "422", "429"} <= set(operation["responses"])
     assert "x-error-codes" not in operation and "security" not in operation
+
+
+def _upload(url: str, *, size: int, declared: bool, corrupt: bool = False) -> tuple[int, bytes]:
+    """Send one multipart upload of `size` bytes over a raw socket; return the status and the body answered."""
+    host, port = url.removeprefix("http://").split(":")
+    head_part = b'--B\r\nContent-Disposition: form-data; name="file"; filename="x.pdf"\r\n\r\n'
+    if corrupt:
+        head_part = b"--B\r\n\x00\xff not a part header\r\n"
+    tail = b"\r\n--B--\r\n"
+    chunk = b"%" * (1024 * 1024)
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        head = f"POST /api/v1/check HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary=B\r\n"
+        total = len(head_part) + size + len(tail)
+        head += f"Content-Length: {total}\r\n" if declared else "Transfer-Encoding: chunked\r\n"
+        sock.sendall((head + "\r\n").encode())
+
+        def send(data: bytes) -> None:
+            sock.sendall(data if declared else b"%x\r\n%s\r\n" % (len(data), data))
+
+        try:
+            send(head_part)
+            left = size
+            while left > 0:
+                send(chunk[: min(left, len(chunk))])
+                left -= len(chunk)
+            send(tail)
+            if not declared:
+                sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed before the body was through
+        answer = b""
+        try:
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                part = sock.recv(65536)
+                if not part:
+                    break
+                answer += part
+        except (ConnectionResetError, TimeoutError):
+            pass
+    status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/") else 0
+    return status, answer.partition(b"\r\n\r\n")[2]
+
+
+@pytest.mark.slow
+def test_against_the_real_server_huge_and_corrupt_uploads_are_4xx_and_leave_its_memory_as_it_was(
+    tmp_path: Path,
+) -> None:
+    env = {
+        "VUOSIKELLO_DATABASE_URL": f"sqlite:///{tmp_path / 'vuosikello.db'}",
+        "VUOSIKELLO_SCHEDULER_ENABLED": "false",
+        "VUOSIKELLO_ENVIRONMENT": "development",
+    }
+    server = HttpServer.start(env, tmp_path / "server.log")
+    try:
+        process = psutil.Process(server.pid)
+        status, body = _upload(server.url, size=3 * 1024 * 1024, declared=True)  # under the limit: hashed
+        assert status == 200 and json.loads(body)["sha256"] == hashlib.sha256(b"%" * 3 * 1024 * 1024).hexdigest()
+        before = process.memory_info().rss / (1024 * 1024)
+        statuses = [_upload(server.url, size=100 * 1024 * 1024, declared=declared)[0] for declared in (True, False)]
+        statuses += [_upload(server.url, size=100 * 1024 * 1024, declared=False, corrupt=True)[0]]
+        after = process.memory_info().rss / (1024 * 1024)
+    finally:
+        server.stop()
+    assert statuses == [413, 413, 400], statuses
+    assert after - before < 40, f"RSS {before:.0f} MB -> {after:.0f} MB"
