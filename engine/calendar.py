@@ -72,6 +72,13 @@ def _holiday_dates(year: int) -> frozenset[date]:
     return frozenset(country_holidays("FI", years=year).keys())
 
 
+def warm_calendar(today: date) -> None:
+    """Load this year's and next year's holidays now: the first lookup imports every country's tables (0.3-1.2 s),
+    which a server should pay at start-up, not in its first request that counts business days."""
+    for year in (today.year, today.year + 1):
+        _holiday_dates(year)
+
+
 def _lang(lang: str) -> str:
     """Return the supported language for a code such as "sv-FI", falling back to Finnish."""
     base = lang.replace("-", "_").split("_", 1)[0].lower()
