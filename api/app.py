@@ -29,6 +29,7 @@ from api.routes import (
     agreements,
     calendar,
     cases,
+    check,
     cycles,
     directory,
     metrics,
@@ -37,6 +38,7 @@ from api.routes import (
     registers,
     reviews,
     schedule,
+    task_agreements,
     webhooks,
     workflows,
 )
@@ -95,8 +97,9 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
     install_error_handlers(app)
     load_admin_state(ctx)
     for module in (directory, workflows, cases, agreements, schedule, nominations, cycles, registers, reviews,
-                   calendar, admin, webhooks, oidc_providers):
+                   calendar, admin, webhooks, oidc_providers, check):
         app.include_router(module.router, prefix="/api/v1")
+    app.include_router(task_agreements.router, prefix="/api/v1")  # task-specific agreements
     app.include_router(schedule.pages)
     app.include_router(metrics.router)
     client_friendly(app, current_actor)  # operation ids, the bearer scheme, each route's own error responses

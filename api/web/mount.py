@@ -15,6 +15,7 @@ from api.web.routes import (
     admin,
     admin_oidc,
     agreements,
+    check,
     clock,
     coordinator,
     cycle_plan,
@@ -31,6 +32,7 @@ from api.web.routes import (
     simulation,
     substitutes,
     survey,
+    task_agreements,
     tasks,
     versions,
 )
@@ -46,8 +48,9 @@ def mount_web(app: FastAPI, ctx: AppContext, config: WebConfig | None = None) ->
     app.state.web_config = config
     delegation.wire(ctx.registry)
     # coordinator first: /agreements/new must win over /agreements/{agreement_id}
-    for module in (signin, passwords, oidc, tasks, coordinator, agreements, reviews, versions, substitutes):
+    for module in (signin, passwords, oidc, check, tasks, coordinator, agreements, reviews, versions, substitutes):
         app.include_router(module.router)
+    app.include_router(task_agreements.router)  # task-specific agreements on a framework agreement
     # then administration, dashboards, the annual clock, the nomination and cycle forms, the survey
     for module in (admin, admin_oidc, people, simulation, email_templates, dashboards, clock, nominations, cycles,
                    cycle_plan, cycle_reports, survey):
