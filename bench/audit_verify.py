@@ -136,6 +136,9 @@ def main() -> None:
     args = parser.parse_args()
     agreements = args.cases // (1 + PARTIES)
     later = max(1, args.after // (1 + PARTIES))
+    if not PG_URL:
+        raise SystemExit("VUOSIKELLO_BENCH_PG_URL is not set: it names the server (and a database of the benchmark's "
+                         "own) where this creates and drops vk_bench_audit_<pid>")
     name = f"vk_bench_audit_{os.getpid()}"
     admin = create_engine(make_url(PG_URL).set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as conn:

@@ -16,8 +16,10 @@ from engine.definition import parse_definition
 from engine.registry import Registry
 
 ROOT = Path(__file__).resolve().parent.parent
-# A dedicated database: the benchmarks drop and recreate every table in it.
-PG_URL = os.environ.get("VUOSIKELLO_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/vk_bench")
+# A database the person running the benchmarks created for them (they drop and recreate every table in it), e.g.
+# `createdb -h 127.0.0.1 -U postgres vk_bench_$USER`. There is no default: without it PostgreSQL is skipped, so a
+# benchmark never empties a database it did not create (the test database least of all).
+PG_URL: str | None = os.environ.get("VUOSIKELLO_BENCH_PG_URL") or None
 
 LOOP_YAML = """
 name: bench_loop
@@ -54,8 +56,11 @@ def fresh_sqlite(path: Path) -> Database:
     return db
 
 
-def fresh_postgres(url: str = PG_URL) -> Database | None:
-    """Drop and recreate the schema in the benchmark's PostgreSQL database; None when unreachable."""
+def fresh_postgres(url: str | None = PG_URL) -> Database | None:
+    """Drop and recreate the schema in the benchmark's PostgreSQL database; None when unset or unreachable."""
+    if not url:
+        print("  PostgreSQL skipped: VUOSIKELLO_BENCH_PG_URL is not set (give the benchmarks a database of their own)")
+        return None
     db = make_database(url)
     try:
         with db.engine.connect() as conn:
@@ -74,6 +79,11 @@ def fresh_postgres(url: str = PG_URL) -> Database | None:
 def psycopg_url(url: str) -> str:
     """Turn a SQLAlchemy URL into a libpq one."""
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def load_average() -> list[float]:
+    """Return the 1, 5 and 15 minute load averages (every figure is quoted with them)."""
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def machine_facts(pg_url: str | None = PG_URL) -> dict[str, str]:

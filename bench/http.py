@@ -1,20 +1,32 @@
-"""HTTP: `GET /api/v1/agreements/{id}` (25 parties) under 50 concurrent clients, beside a bare FastAPI endpoint.
+"""HTTP: the agreement read and two web pages under 50 concurrent clients, each against a bare one-row endpoint.
 
-Both run in real uvicorn servers started as subprocesses with the same settings (one worker, uvloop, httptools,
-no access log), on loopback. The agreement server serves a SQLite file prepared here with the test builders:
-Pirkanmaa's 25 parties, 20 of them approved and 10 of those signed, read by its coordinator's token. The bare
-server answers a constant from a plain `def` endpoint (the agreement route is a `def` too, so both go through
-the threadpool) and from an `async def` one. The load is httpx.AsyncClient with 50 connections kept alive;
-rounds alternate between the endpoints; the best round of each is reported. Goal: the agreement endpoint
-gives at least 0.3x the bare endpoint's requests per second.
+Both servers are the production stack, `uvicorn[standard]` (uvloop, httptools, no access log) started as
+subprocesses with the same `--workers`, on loopback, over one SQLite file prepared here with the test builders:
 
-    .venv/bin/python -m bench.http [--duration 8] [--rounds 2] [--clients 50]
+- `api_agreement`: `GET /api/v1/agreements/{id}` of Pirkanmaa's 25-party agreement (20 parties approved, 10 of
+  them signed), read with its coordinator's API token;
+- `page_tasks`: "my tasks" of a wellbeing-county signatory with 50 open cases (web session cookie);
+- `page_agreement`: the same 25-party agreement's page, as that signatory;
+- `bare`: a FastAPI `def` endpoint on its own server reading one row of the same file through SQLAlchemy
+  (the agreement routes run in the threadpool too).
+
+The load is one asyncio stream per client speaking HTTP/1.1 keep-alive by hand (about a tenth of httpx's cost
+per request, so the generator stays far below the server's). A warm-up round runs first and is not counted.
+Then each round loads every endpoint in turn for `--duration` seconds, the order reversed every other round;
+each ratio is the median of the per-round ratios (target's requests per second / the bare endpoint's in the
+same round), never best against best. The first request of each path after start is timed too, against the
+median of the next ones (templates are compiled at start-up: the first page should cost what later ones do).
+
+    .venv/bin/python -m bench.http [--duration 4] [--rounds 5] [--clients 50] [--workers 1] [--json FILE]
+
+Goals (issue 11): the agreement read >= 0.3x the bare endpoint with p95 <= 100 ms; the pages >= 0.1x.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import statistics
@@ -22,16 +34,29 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 
 HOST = "127.0.0.1"
-SERVER_SETTINGS: dict[str, Any] = {"log_level": "warning", "access_log": False, "loop": "uvloop",
-                                   "http": "httptools", "workers": 1}
+UVICORN: dict[str, Any] = {"log_level": "warning", "access_log": False, "loop": "uvloop", "http": "httptools"}
+TARGETS = ("api_agreement", "page_tasks", "page_agreement")
+GOALS = {"api_agreement": {"ratio": 0.3, "p95_ms": 100.0}, "page_tasks": {"ratio": 0.1},
+         "page_agreement": {"ratio": 0.1}}
+OPEN_CASES = 50
+
+
+@dataclass
+class Prepared:
+    """What the load needs to know of the prepared database."""
+
+    agreement_id: int
+    token: str
+    cookies: list[str]
+    bare_case_id: int
 
 
 def _settings(db_path: Path) -> Any:
@@ -41,16 +66,19 @@ def _settings(db_path: Path) -> Any:
                     base_url=f"http://{HOST}", scheduler_enabled=False)
 
 
-def prepare(db_path: Path) -> tuple[int, str]:
-    """Fill a SQLite file: the register, a 25-party agreement part-way through; return its id and a token."""
+def prepare(db_path: Path, clients: int) -> Prepared:
+    """Fill a SQLite file: the register, the 25-party agreement part-way, 49 more open cases of one signatory."""
     from sqlmodel import Session
 
     from api.context import build_context
+    from api.web.config import WebConfig
+    from api.web.sessions import start_session
     from bench.common import fresh_sqlite
     from engine.calendar import HELSINKI
     from engine.directory import DEFAULT_ORGANISATIONS, import_organisations
-    from tests.support.builders import create_agreement
+    from tests.support.builders import create_agreement, make_user
     from workflows.agreement import service
+    from workflows.agreement.models import PartySignatory
     from workflows.agreement.schemas import DecisionIn
 
     db = fresh_sqlite(db_path)
@@ -60,39 +88,56 @@ def prepare(db_path: Path) -> tuple[int, str]:
         session.commit()
     today = ctx.clock.now().astimezone(HELSINKI).date()
     agreement = create_agreement(ctx, parties=25, deadline=today + timedelta(days=60))
-    for i, key in enumerate(agreement.keys[:20]):
+    county = agreement.keys[0]  # wellbeing_county:08: the page reader's party stays open
+    for i, key in enumerate(agreement.keys[1:21]):
         signer = agreement.signatories[key][0].actor
         body = DecisionIn(outcome="approved", body="Kunnanhallitus", decided_on=today, section=f"§ {40 + i}",
                           minutes_url=f"https://example.fi/poytakirjat/{40 + i}")
         ctx.engine.run(lambda uow, k=key, s=signer, b=body: service.decide(uow, agreement.id, k, b, s))
         if i < 10:
             ctx.engine.run(lambda uow, k=key, s=signer: service.sign(uow, agreement.id, k, s))
+    me = make_user(ctx, org_key=county, name="Hyvinvointialuejohtaja")
+    party_ids = [agreement.id + 1]  # the county's party case: the first child
+    for i in range(OPEN_CASES - 1):
+        more = create_agreement(ctx, parties=3, deadline=today + timedelta(days=20 + i % 28),
+                                coordinator=agreement.coordinator)
+        party_ids.append(more.id + 1)
+    with Session(db.engine) as session:
+        session.add_all([PartySignatory(party_case_id=pid, person_id=me.id) for pid in party_ids])
+        session.commit()
+    config = WebConfig(cookie_secure=False)
+    cookies = [ctx.engine.run(lambda uow: start_session(uow.session, config, me.id, "link", uow.now))
+               for _ in range(clients)]
     db.dispose()
-    return agreement.id, agreement.coordinator.token
+    return Prepared(agreement.id, agreement.coordinator.token, cookies, agreement.id)
 
 
-def serve(kind: str, port: int, db_path: Path | None) -> None:
-    """Run one server in this process (the subprocess entry point)."""
-    import uvicorn
+def app_factory() -> Any:
+    """Build the server's app in each uvicorn worker (`VK_BENCH_KIND`, `VK_BENCH_DB` name what to serve)."""
     from fastapi import FastAPI
 
-    if kind == "bare":
+    db_path = Path(os.environ["VK_BENCH_DB"])
+    if os.environ["VK_BENCH_KIND"] == "bare":
+        from sqlalchemy import text
+
+        from engine.db import make_database
+
+        db = make_database(f"sqlite:///{db_path}")
+        one_row = text('SELECT id, state, version FROM "case" WHERE id = :id')
         app = FastAPI()
 
-        @app.get("/bare")
-        def bare() -> dict[str, str]:
-            return {"status": "ok"}
+        @app.get("/bare/{case_id}")
+        def bare(case_id: int) -> dict[str, Any]:
+            with db.engine.connect() as conn:
+                row = conn.execute(one_row, {"id": case_id}).one()
+            return {"id": row.id, "state": row.state, "version": row.version}
 
-        @app.get("/bare-async")
-        async def bare_async() -> dict[str, str]:
-            return {"status": "ok"}
-    else:
-        from api.app import create_app
-        from api.context import build_context
+        return app
+    from api.app import create_app
+    from api.context import build_context
+    from api.web.config import WebConfig
 
-        assert db_path is not None
-        app = create_app(ctx=build_context(_settings(db_path)))
-    uvicorn.run(app, host=HOST, port=port, **{k: v for k, v in SERVER_SETTINGS.items() if k != "workers"})
+    return create_app(ctx=build_context(_settings(db_path)), web=WebConfig(cookie_secure=False))
 
 
 def _free_port() -> int:
@@ -101,25 +146,56 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(kind: str, db_path: Path | None, probe: str) -> tuple[subprocess.Popen[bytes], int]:
-    """Start a server subprocess and wait until it answers."""
-    port = _free_port()
-    cmd = [sys.executable, "-m", "bench.http", "--serve", kind, "--port", str(port)]
-    if db_path is not None:
-        cmd += ["--db", str(db_path)]
-    proc = subprocess.Popen(cmd, env={**os.environ, "VUOSIKELLO_SCHEDULER_ENABLED": "false"})
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+class Server:
+    """A uvicorn subprocess serving `app_factory` with the given number of workers."""
+
+    def __init__(self, kind: str, db_path: Path, workers: int, probe: str) -> None:
+        self.port = _free_port()
+        env = {**os.environ, "VK_BENCH_KIND": kind, "VK_BENCH_DB": str(db_path),
+               "VUOSIKELLO_SCHEDULER_ENABLED": "false"}
+        cmd = [sys.executable, "-m", "uvicorn", "bench.http:app_factory", "--factory", "--host", HOST,
+               "--port", str(self.port), "--workers", str(workers), "--log-level", UVICORN["log_level"],
+               "--no-access-log", "--loop", UVICORN["loop"], "--http", UVICORN["http"]]
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parent.parent)
+        self.workers = workers
+        deadline = time.monotonic() + 60
+        import httpx
+
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://{HOST}:{self.port}{probe}", timeout=2).status_code < 500:
+                    self.ready_s = time.perf_counter() - self.started
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{kind} server did not start")
+
+    def cpu(self) -> float:
+        """Return the CPU seconds the server and its workers used so far."""
+        procs = [psutil.Process(self.proc.pid)]
+        procs += procs[0].children(recursive=True)
+        total = 0.0
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def stop(self) -> None:
+        """Stop the server."""
+        self.proc.terminate()
         try:
-            if httpx.get(f"http://{HOST}:{port}{probe}", timeout=1).status_code < 500:
-                return proc, port
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"{kind} server did not start")
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
 
 
-async def _raw_get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> tuple[int, int]:
+async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> tuple[int, int]:
     """Send one keep-alive GET and read the response; return (status, body bytes)."""
     writer.write(request)
     status = int((await reader.readline())[9:12])
@@ -131,118 +207,167 @@ async def _raw_get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
     return status, len(await reader.readexactly(length))
 
 
-async def load(url: str, headers: dict[str, str], clients: int, duration: float, server_pid: int,
-               client: str = "raw") -> dict[str, Any]:
-    """Keep `clients` requests in flight for `duration` seconds; return throughput, latencies and CPU use.
+def _request(port: int, path: str, headers: dict[str, str]) -> bytes:
+    return (f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            + "\r\n").encode()
 
-    `raw`: one asyncio stream per client speaking HTTP/1.1 keep-alive by hand, so the load generator stays
-    far below the server's cost; `httpx`: httpx.AsyncClient, about ten times heavier per request.
-    """
-    parsed = httpx.URL(url)
+
+async def load(port: int, path: str, headers: list[dict[str, str]], clients: int, duration: float,
+               server: Server) -> dict[str, Any]:
+    """Keep `clients` requests in flight for `duration` seconds (after a short warm-up); return the figures."""
+    requests = [_request(port, path, headers[i % len(headers)]) for i in range(clients)]
     latencies: list[float] = []
-    errors = 0
+    bad: list[int] = []
     size = 0
-    request = (f"GET {parsed.raw_path.decode()} HTTP/1.1\r\nHost: {parsed.host}:{parsed.port}\r\n"
-               + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=clients, max_keepalive_connections=clients),
-                                 headers=headers, timeout=60) as http_client:
 
-        async def worker(stop: float) -> None:
-            nonlocal errors, size
-            reader = writer = None
-            if client == "raw":
-                reader, writer = await asyncio.open_connection(parsed.host, parsed.port)
-            try:
-                while time.perf_counter() < stop:
-                    t0 = time.perf_counter()
-                    if reader is not None and writer is not None:
-                        status, size = await _raw_get(reader, writer, request)
-                    else:
-                        response = await http_client.get(url)
-                        status, size = response.status_code, len(response.content)
-                    latencies.append(time.perf_counter() - t0)
-                    errors += status != 200
-            finally:
-                if writer is not None:
-                    writer.close()
+    async def client(request: bytes, stop: float) -> None:
+        nonlocal size
+        reader, writer = await asyncio.open_connection(HOST, port)
+        try:
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                status, size = await _get(reader, writer, request)
+                latencies.append(time.perf_counter() - t0)
+                if status != 200:
+                    bad.append(status)
+        finally:
+            writer.close()
 
-        await asyncio.gather(*[worker(time.perf_counter() + min(1.0, duration / 4)) for _ in range(clients)])
-        if errors:
-            raise SystemExit(f"{url}: {errors} responses were not 200 during the warm-up")
-        latencies.clear()
-        server = psutil.Process(server_pid)
-        server_cpu, client_cpu = sum(server.cpu_times()[:2]), time.process_time()
-        start = time.perf_counter()
-        await asyncio.gather(*[worker(start + duration) for _ in range(clients)])
-        wall = time.perf_counter() - start
-        server_cpu = (sum(server.cpu_times()[:2]) - server_cpu) / wall
-        client_cpu = (time.process_time() - client_cpu) / wall
+    warm = time.perf_counter() + min(1.0, duration / 4)
+    await asyncio.gather(*[client(r, warm) for r in requests])
+    if bad:
+        raise RuntimeError(f"{path}: {len(bad)} responses were not 200 (e.g. {bad[0]}) during the warm-up")
+    latencies.clear()
+    cpu0, start = server.cpu(), time.perf_counter()
+    await asyncio.gather(*[client(r, start + duration) for r in requests])
+    wall = time.perf_counter() - start
+    cpu = server.cpu() - cpu0
     q = statistics.quantiles(latencies, n=100)
-    return {"rps": len(latencies) / wall, "p50_ms": q[49] * 1000, "p95_ms": q[94] * 1000, "errors": errors,
-            "bytes": size, "server_cpu": server_cpu, "client_cpu": client_cpu, "requests": len(latencies)}
+    return {"rps": len(latencies) / wall, "p50_ms": q[49] * 1000, "p95_ms": q[94] * 1000, "errors": len(bad),
+            "bytes": size, "requests": len(latencies), "server_cpu_cores": cpu / wall,
+            "cpu_ms_per_request": cpu / max(len(latencies), 1) * 1000}
 
 
-def _row(name: str, r: dict[str, Any]) -> str:
-    return (f"  {name:<22} {r['rps']:7.0f} req/s   p50 {r['p50_ms']:6.1f} ms   p95 {r['p95_ms']:6.1f} ms   "
-            f"{r['bytes']:6d} B   errors {r['errors']}   CPU server {r['server_cpu']:.2f} client {r['client_cpu']:.2f}")
+async def first_requests(port: int, paths: dict[str, tuple[str, dict[str, str]]], later: int) -> dict[str, Any]:
+    """Time the first request of each path on a fresh server, then the median of `later` more, one at a time."""
+    out: dict[str, Any] = {}
+    for name, (path, headers) in paths.items():
+        reader, writer = await asyncio.open_connection(HOST, port)
+        request = _request(port, path, headers)
+        times = []
+        for _ in range(later + 1):
+            t0 = time.perf_counter()
+            status, _size = await _get(reader, writer, request)
+            times.append((time.perf_counter() - t0) * 1000)
+            if status != 200:
+                raise RuntimeError(f"{path}: status {status} on a first request")
+        writer.close()
+        rest = statistics.median(times[1:])
+        out[name] = {"first_ms": round(times[0], 2), "later_median_ms": round(rest, 2),
+                     "first_over_later": round(times[0] / rest, 2)}
+    return out
 
 
-def run(duration: float, rounds: int, clients: int, client: str = "raw") -> dict[str, Any]:
-    """Prepare, start both servers, alternate the load between the endpoints, print the best rounds."""
+def _runner() -> Any:
     try:
         import uvloop
 
-        runner = uvloop.run
+        return uvloop.run
     except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
-        runner = asyncio.run
+        return asyncio.run
+
+
+def run(duration: float = 4.0, rounds: int = 5, clients: int = 50, workers: int = 1,
+        targets: tuple[str, ...] = TARGETS) -> dict[str, Any]:
+    """Prepare, start both servers, time first requests, alternate the load; return every figure."""
+    from bench.common import load_average
+
+    runner = _runner()
+    result: dict[str, Any] = {"bench": "http", "workers": workers, "clients": clients, "duration_s": duration,
+                              "rounds": rounds, "load_start": load_average(), "goals": GOALS}
     with tempfile.TemporaryDirectory(prefix="vk-bench-") as tmp:
         db_path = Path(tmp) / "http.db"
-        agreement_id, token = prepare(db_path)
-        real, real_port = start("real", db_path, "/healthz")
-        bare, bare_port = start("bare", None, "/bare")
-        targets = {
-            "bare def": (f"http://{HOST}:{bare_port}/bare", {}, bare.pid),
-            "bare async def": (f"http://{HOST}:{bare_port}/bare-async", {}, bare.pid),
-            "GET agreement (25)": (f"http://{HOST}:{real_port}/api/v1/agreements/{agreement_id}",
-                                   {"Authorization": f"Bearer {token}"}, real.pid),
-        }
-        best: dict[str, dict[str, Any]] = {}
+        t0 = time.perf_counter()
+        prep = prepare(db_path, clients)
+        result["prepare_s"] = round(time.perf_counter() - t0, 1)
+        real = Server("real", db_path, workers, "/healthz")
+        bare = None
         try:
-            print(f"HTTP: {clients} concurrent clients ({client} client), {duration:.0f} s per round, "
-                  f"{rounds} rounds (best shown)")
-            for _ in range(rounds):
-                for name, (url, headers, pid) in targets.items():
-                    result = runner(load(url, headers, clients, duration, pid, client))
-                    if name not in best or result["rps"] > best[name]["rps"]:
-                        best[name] = result
-            for name, result in best.items():
-                print(_row(name, result))
+            bearer = {"Authorization": f"Bearer {prep.token}"}
+            sessions = [{"Cookie": f"vk_session={c}"} for c in prep.cookies]
+            paths = {"api_agreement": (f"/api/v1/agreements/{prep.agreement_id}", [bearer]),
+                     "page_tasks": ("/tasks", sessions),
+                     "page_agreement": (f"/agreements/{prep.agreement_id}", sessions)}
+            paths = {k: v for k, v in paths.items() if k in targets}
+            result["server_ready_s"] = round(real.ready_s, 2)
+            result["first_request"] = runner(first_requests(real.port, {k: (p, h[0]) for k, (p, h) in paths.items()},
+                                                            later=20))
+            bare = Server("bare", db_path, workers, f"/bare/{prep.bare_case_id}")
+            plan: list[tuple[str, Server, str, list[dict[str, str]]]] = [
+                ("bare", bare, f"/bare/{prep.bare_case_id}", [{}])]
+            plan += [(name, real, path, headers) for name, (path, headers) in paths.items()]
+            print(f"HTTP: {clients} clients, {workers} worker(s), {duration:g} s per endpoint, 1 warm-up + "
+                  f"{rounds} rounds, load {result['load_start']}")
+            for name, server, path, headers in plan:  # the warm-up round, not counted
+                runner(load(server.port, path, headers, clients, min(duration, 2.0), server))
+            per_round: list[dict[str, Any]] = []
+            for i in range(rounds):
+                figures: dict[str, Any] = {}
+                for name, server, path, headers in (plan if i % 2 == 0 else plan[::-1]):
+                    figures[name] = runner(load(server.port, path, headers, clients, duration, server))
+                figures["load"] = load_average()
+                per_round.append(figures)
+                print(f"  round {i + 1}: " + "  ".join(
+                    f"{n} {figures[n]['rps']:.0f}/s p95 {figures[n]['p95_ms']:.0f} ms" for n, *_ in plan)
+                    + f"  load {figures['load'][0]}")
         finally:
-            for proc in (real, bare):
-                proc.terminate()
-                proc.wait(10)
-    agreement = best["GET agreement (25)"]["rps"]
-    for name in ("bare def", "bare async def"):
-        print(f"  ratio vs {name:<15} {agreement / best[name]['rps']:.2f}x (goal >= 0.3x)")
-    return best
+            real.stop()
+            if bare is not None:
+                bare.stop()
+    result["per_round"] = per_round
+    result["load_end"] = load_average()
+    summary: dict[str, Any] = {}
+    for name in ["bare", *paths]:
+        rows = [r[name] for r in per_round]
+        summary[name] = {"rps_median": statistics.median(r["rps"] for r in rows),
+                         "p95_ms_median": statistics.median(r["p95_ms"] for r in rows),
+                         "p95_ms_max": max(r["p95_ms"] for r in rows),
+                         "cpu_ms_per_request_median": statistics.median(r["cpu_ms_per_request"] for r in rows),
+                         "bytes": rows[-1]["bytes"]}
+        if name != "bare":
+            ratios = [r[name]["rps"] / r["bare"]["rps"] for r in per_round]
+            summary[name]["ratio_rounds"] = [round(x, 4) for x in ratios]
+            summary[name]["ratio"] = statistics.median(ratios)
+    result["summary"] = summary
+    for name in paths:
+        s, goal = summary[name], GOALS[name]
+        extra = f", p95 {s['p95_ms_median']:.0f} ms (goal <= {goal['p95_ms']:.0f})" if "p95_ms" in goal else ""
+        print(f"  {name:<15} {s['ratio']:.3f}x the bare endpoint (median of {rounds} rounds; goal >= "
+              f"{goal['ratio']}x){extra}; {s['cpu_ms_per_request_median']:.2f} ms server CPU per request; first "
+              f"request {result['first_request'][name]['first_ms']:.0f} ms vs "
+              f"{result['first_request'][name]['later_median_ms']:.0f} ms later")
+    print(f"  load {result['load_start']} -> {result['load_end']}")
+    return result
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Run the HTTP benchmark, or one server (internal)."""
+    """Run the HTTP benchmark; with --json, write its figures there."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds per round and endpoint")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per endpoint and round")
+    parser.add_argument("--rounds", type=int, default=5, help="measured rounds (after one warm-up round)")
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--client", choices=["raw", "httpx"], default="raw",
-                        help="load generator: hand-written HTTP/1.1 on asyncio streams (default) or httpx")
-    parser.add_argument("--serve", choices=["real", "bare"], help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (both servers)")
+    parser.add_argument("--only", choices=["api", "pages"], help="only the agreement read, or only the pages")
+    parser.add_argument("--quick", action="store_true", help="1 s per endpoint, 2 rounds, 10 clients (smoke test)")
+    parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
-    if args.serve:
-        serve(args.serve, args.port, args.db)
-        return {}
-    return run(args.duration, args.rounds, args.clients, args.client)
+    if args.quick:
+        args.duration, args.rounds, args.clients = 1.0, 2, 10
+    targets = {"api": ("api_agreement",), "pages": ("page_tasks", "page_agreement"), None: TARGETS}[args.only]
+    result = run(args.duration, args.rounds, args.clients, args.workers, targets)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return result
 
 
 if __name__ == "__main__":

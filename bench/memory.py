@@ -128,7 +128,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"memory: {args.cases} cases, load + fire on {args.fires} random ones")
         print(" sqlite")
         results["sqlite"] = run(f"sqlite:///{Path(tmp) / 'memory.db'}", args.cases, args.fires)
-    if args.postgres:
+    if args.postgres and not args.pg_url:
+        print(" postgresql skipped: VUOSIKELLO_BENCH_PG_URL is not set (give the benchmarks a database of their own)")
+    elif args.postgres:
         print(" postgresql")
         results["postgresql"] = run(args.pg_url, args.cases, args.fires)
     return results
