@@ -206,6 +206,29 @@ class UnitOfWork:
             out.append(row)
         return out
 
+    def child(self, parent_id: int, organisation_key: str) -> CaseRow | None:
+        """Return the child of a case that belongs to an organisation (by its key), locked; None when none does."""
+        self.case(parent_id)
+        for values in self.cursor.rows(self.db.statements.child, {"cid": parent_id, "key": organisation_key}):
+            row = self._rows.get(values[0])
+            if row is None:
+                row = self._rows[values[0]] = CaseRow(*values)
+            return row
+        return None
+
+    def child_states(self, parent_id: int) -> list[tuple[int, str, int, str]]:
+        """Return (id, workflow, version, state) of a case's children in id order: their progress, nothing more.
+
+        A child read and changed earlier in this transaction is reported as it is now (its row here), not as
+        stored before.
+        """
+        out = []
+        for cid, workflow, version, state in self.cursor.rows(self.db.statements.child_states, {"cid": parent_id}):
+            row = self._rows.get(cid)
+            out.append((cid, workflow, version, state) if row is None
+                       else (cid, row.workflow, row.workflow_version, row.state))
+        return out
+
     def set_data(self, case: CaseRow, **changes: Any) -> None:
         """Update keys of a case's data (written with the case's next version)."""
         case.data = {**case.data, **changes}

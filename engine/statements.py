@@ -16,10 +16,11 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ColumnElement
 
-from engine.models import Case, Event, table_of
+from engine.models import Case, Event, Organisation, table_of
 
 CASE = table_of(Case)
 EVENT = table_of(Event)
+ORGANISATION = table_of(Organisation)
 CASE_FIELDS = ("id", "workflow", "workflow_version", "state", "version", "parent_id", "organisation_id",
                "coordinator_id", "title", "deadline", "data", "event_count", "head_hash")
 CASE_COLS = [CASE.c[n] for n in CASE_FIELDS]
@@ -89,10 +90,20 @@ class CaseStatements:
             parent_of = select(CASE.c.parent_id).where(CASE.c.id == cid).scalar_subquery()
             case = select(*CASE_COLS).where((CASE.c.id == cid) | (CASE.c.id == parent_of)).order_by(CASE.c.id)
         children = select(*CASE_COLS).where(CASE.c.parent_id == cid).order_by(CASE.c.id)
+        # one child of a parent, by its organisation's key (a party's approval case): one row, not all siblings
+        child = (select(*CASE_COLS).select_from(CASE.join(ORGANISATION, ORGANISATION.c.id == CASE.c.organisation_id))
+                 .where(CASE.c.parent_id == cid, ORGANISATION.c.key == bindparam("key", type_=ORGANISATION.c.key.type))
+                 .order_by(CASE.c.id))
         if lock:
-            case, children = case.with_for_update(), children.with_for_update()
+            case, children, child = case.with_for_update(), children.with_for_update(), child.with_for_update(of=CASE)
+        # what a parent needs to know of its children's progress: their states, no data decoded, no lock taken
+        # (the parent's lock, taken first by every child's transition, already orders them)
+        state_cols = [CASE.c.id, CASE.c.workflow, CASE.c.workflow_version, CASE.c.state]
+        self.child_states = Statement(select(*state_cols).where(CASE.c.parent_id == cid).order_by(CASE.c.id),
+                                      dialect, state_cols)
         self.case = Statement(case, dialect, CASE_COLS)
         self.children = Statement(children, dialect, CASE_COLS)
+        self.child = Statement(child, dialect, CASE_COLS)
         self.transition = Statement(
             update(CASE).where(CASE.c.id == cid, CASE.c.version == _param(CASE.c.version, "old_version"))
             .values(state=_param(CASE.c.state), version=_param(CASE.c.version), updated_at=_param(CASE.c.updated_at),

@@ -40,6 +40,8 @@ _CANCEL = (update(TIMER).where(TIMER.c.case_id == bindparam("b_case"), TIMER.c.s
 # A cancel deferred to the end of a sweep batch: only the timers armed before the transition that left their state
 # (the ones the transition armed itself have its seq), so running it later cancels exactly what it would have then.
 _CANCEL_BEFORE = _CANCEL.where(TIMER.c.armed_seq < bindparam("b_seq"))
+_RELABEL = (update(TIMER).where(TIMER.c.case_id == bindparam("b_case"), TIMER.c.status == "pending")
+            .values(state=bindparam("b_state")))
 _MARK = (update(TIMER).where(TIMER.c.id == bindparam("b_id"))
          .values(status=bindparam("b_status"), note=bindparam("b_note"), fired_at=bindparam("b_at")))
 _LATER = TIMER.alias("later")
@@ -160,10 +162,20 @@ def cancel(uow: UnitOfWork, case_id: int, note: str, before_seq: int | None = No
 
 
 def on_transition(uow: UnitOfWork, record: TransitionRecord) -> None:
-    """Registry listener: leaving a state cancels its timers, entering one arms its timers."""
+    """Registry listener: leaving a state cancels its timers, entering one arms its timers.
+
+    Between two states that declare the same timers (a party's `invited` and `approved`: the same reminders and
+    the same deadline) the pending timers are what arming would plan again, so they stay, re-labelled with the
+    new state; nothing else about the case changed in a transition (a changed deadline re-plans with `rearm`).
+    """
     if record.from_state == record.to_state:
         return
     if record.from_state is not None:
+        states = uow.machine_of(record.case).definition.states
+        left, entered = states.get(record.from_state), states.get(record.to_state)
+        if left is not None and entered is not None and left.timers and left.timers == entered.timers:
+            uow.session.connection().execute(_RELABEL, {"b_case": record.case.id, "b_state": record.to_state})
+            return
         cancel(uow, record.case.id, f"left {record.from_state} ({record.event_name})", before_seq=record.seq)
     arm(uow, record.case, record.to_state, record.seq)
 
@@ -183,29 +195,15 @@ class TimerSweep:
         self.batch = batch
 
     def run_due(self, now: datetime | None = None, fence: Callable[[UnitOfWork], None] | None = None) -> int:
-        """Fire everything due at `now` (default: the engine clock); return how many timers were handled.
-
-        The after-commit effects of the batches (rendering the emails their reminders queued) run once the last
-        batch has committed, not between batches: the sweep only fires and queues, so the timers of a burst are not
-        late by the rendering of the mail of the batches before them. A batch that did not commit leaves none.
-        """
+        """Fire everything due at `now` (default: the engine clock); return how many timers were handled."""
         total = 0
-        later: list[Callable[[], None]] = []
-        try:
-            while True:
-                handled = self.engine.run(lambda uow: self._batch(uow, now or uow.now, fence, later))
-                total += handled
-                if handled < self.batch:
-                    return total
-        finally:
-            for fn in later:
-                try:
-                    fn()
-                except Exception:  # noqa: BLE001 - as after a commit: the effect's own recovery (a queued row) remains
-                    log.exception("an after-commit effect of the timer sweep failed")
+        while True:
+            handled = self.engine.run(lambda uow: self._batch(uow, now or uow.now, fence))
+            total += handled
+            if handled < self.batch:
+                return total
 
-    def _batch(self, uow: UnitOfWork, now: datetime, fence: Callable[[UnitOfWork], None] | None,
-               later: list[Callable[[], None]] | None = None) -> int:
+    def _batch(self, uow: UnitOfWork, now: datetime, fence: Callable[[UnitOfWork], None] | None) -> int:
         if fence is not None:
             fence(uow)
         stmt = (select(TIMER).where(TIMER.c.status == "pending", TIMER.c.due_at <= now)
@@ -232,9 +230,6 @@ class TimerSweep:
                  for t, o in zip(timers, outcomes, strict=True) if o is not None]
         if marks:
             conn.execute(_MARK, marks)
-        if later is not None and uow._after:
-            effects, uow._after[:] = list(uow._after), []
-            uow.after_commit(lambda: later.extend(effects))  # handed to run_due only if this batch commits
         return len(timers)
 
     @staticmethod
