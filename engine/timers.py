@@ -195,15 +195,29 @@ class TimerSweep:
         self.batch = batch
 
     def run_due(self, now: datetime | None = None, fence: Callable[[UnitOfWork], None] | None = None) -> int:
-        """Fire everything due at `now` (default: the engine clock); return how many timers were handled."""
-        total = 0
-        while True:
-            handled = self.engine.run(lambda uow: self._batch(uow, now or uow.now, fence))
-            total += handled
-            if handled < self.batch:
-                return total
+        """Fire everything due at `now` (default: the engine clock); return how many timers were handled.
 
-    def _batch(self, uow: UnitOfWork, now: datetime, fence: Callable[[UnitOfWork], None] | None) -> int:
+        The after-commit effects of the batches (rendering the emails their reminders queued) run once the last
+        batch has committed, not between batches: the sweep only fires and queues, so the timers of a burst are not
+        late by the rendering of the mail of the batches before them. A batch that did not commit leaves none.
+        """
+        total = 0
+        later: list[Callable[[], None]] = []
+        try:
+            while True:
+                handled = self.engine.run(lambda uow: self._batch(uow, now or uow.now, fence, later))
+                total += handled
+                if handled < self.batch:
+                    return total
+        finally:
+            for fn in later:
+                try:
+                    fn()
+                except Exception:  # noqa: BLE001 - as after a commit: the effect's own recovery (a queued row) remains
+                    log.exception("an after-commit effect of the timer sweep failed")
+
+    def _batch(self, uow: UnitOfWork, now: datetime, fence: Callable[[UnitOfWork], None] | None,
+               later: list[Callable[[], None]] | None = None) -> int:
         if fence is not None:
             fence(uow)
         stmt = (select(TIMER).where(TIMER.c.status == "pending", TIMER.c.due_at <= now)
@@ -230,6 +244,9 @@ class TimerSweep:
                  for t, o in zip(timers, outcomes, strict=True) if o is not None]
         if marks:
             conn.execute(_MARK, marks)
+        if later is not None and uow._after:
+            effects, uow._after[:] = list(uow._after), []
+            uow.after_commit(lambda: later.extend(effects))  # handed to run_due only if this batch commits
         return len(timers)
 
     @staticmethod
