@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Row, bindparam, exists, insert, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import SessionTransaction
 
 from engine.actors import SYSTEM
 from engine.calendar import deadline_instant, parse_offset, relative_instant, reminder_instant
@@ -186,6 +187,18 @@ def rearm(uow: UnitOfWork, case: CaseRow, note: str = "rescheduled") -> int:
     return arm(uow, case, case.state, case.event_count)
 
 
+def _savepoint(uow: UnitOfWork) -> SessionTransaction:
+    """Begin a savepoint and emit it now.
+
+    The Session emits SAVEPOINT only when it next uses its connection, but a transition writes through the unit of
+    work's own DBAPI cursor first: without this the first timer's state write and event came before the savepoint
+    and outlived its rollback (the first case of a batch that failed later was left moved, and its redo refused).
+    """
+    savepoint = uow.session.begin_nested()
+    uow.session.connection()
+    return savepoint
+
+
 class TimerSweep:
     """Fire due timers in batches; the handlers for reminders and escalations come from notifications."""
 
@@ -263,7 +276,7 @@ class TimerSweep:
                      batch: _Batch) -> list[tuple[str, str | None] | None] | None:
         """Fire a batch in one savepoint; None (all undone) if any timer failed, to be redone one by one."""
         after, mark = len(uow._after), batch.mark()
-        savepoint = uow.session.begin_nested()
+        savepoint = _savepoint(uow)
         try:
             outcomes = [self._fire(uow, t, superseded, batch) for t in timers]
             batch.flush(uow.session.connection())
@@ -278,7 +291,7 @@ class TimerSweep:
              batch: _Batch) -> tuple[str, str | None] | None:
         """Fire one timer in its own savepoint; return its (status, note), or None if it was cancelled."""
         after, mark = len(uow._after), batch.mark()
-        savepoint = uow.session.begin_nested()
+        savepoint = _savepoint(uow)
         try:
             outcome = self._fire(uow, timer, superseded, batch)
             batch.flush(uow.session.connection())  # inside its savepoint: undone with it
