@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -58,6 +59,16 @@ class CheckIn(BaseModel):
     sha256: str = Field(max_length=200, examples=[HEX64["example"]])
 
 
+class SealOut(BaseModel):
+    """A sealed record's PAdES seal, validated by pyHanko on the stored bytes."""
+
+    valid: bool = Field(description="the signature covers the whole file, which is unchanged, and it verifies")
+    by_this_service: bool = Field(description="and it was made with this service's seal certificate")
+    signer: str = Field(description="the seal certificate's subject")
+    certificate_sha256: str = Field(description="the SHA-256 fingerprint of the seal certificate (DER)")
+    signed_at: datetime | None = Field(description="the signing time the seal states")
+
+
 class CheckedMatch(BaseModel):
     """What the file or hash is. Only agreements that are or were in force are ever named."""
 
@@ -70,6 +81,7 @@ class CheckedMatch(BaseModel):
     ended_on: date | None = Field(description="the end date of a terminated agreement")
     current: bool = Field(description="whether this is the text the agreement has in force now")
     parties: list[str] = Field(description="the parties, by name in the caller's language")
+    seal: SealOut | None = Field(default=None, description="a sealed record's seal; none for a text")
 
 
 class CheckOut(BaseModel):
@@ -84,6 +96,14 @@ class CheckOut(BaseModel):
 def check_config(request: Request) -> WebConfig:
     config: WebConfig = request.app.state.web_config
     return config
+
+
+def service_cert(request: Request) -> bytes | None:
+    """Return this service's seal certificate (PEM), the one trust root a sealed record's seal is checked with."""
+    records = getattr(request.app.state.ctx, "records", None)
+    seal = getattr(records, "seal", None)
+    pem = getattr(seal, "cert_pem", None)
+    return pem if isinstance(pem, bytes) else None
 
 
 def check_key(request: Request) -> str:
@@ -123,6 +143,7 @@ def match_out(match: Match, lang: str) -> CheckedMatch:
         ended_on=match.ended_on,
         current=match.current,
         parties=[p.name(lang) for p in match.parties],
+        seal=SealOut(**asdict(match.seal)) if match.seal is not None else None,
     )
 
 
@@ -280,8 +301,8 @@ async def _read_json(request: Request) -> str:
         ) from exc
 
 
-def _lookup(session: Session, digest: str) -> list[Match]:
-    return check(session, digest)
+def _lookup(session: Session, digest: str, cert_pem: bytes | None) -> list[Match]:
+    return check(session, digest, cert_pem)
 
 
 _JSON_SCHEMA = CheckIn.model_json_schema()
@@ -362,7 +383,7 @@ async def public_check(request: Request, session: SessionDep) -> Response:
     except _Refused as exc:
         status, error, field, message_id, detail = exc.args_
         return refusal(request, status, error, field, message_id, detail, **exc.params)
-    matches = await run_in_threadpool(_lookup, session, digest)
+    matches = await run_in_threadpool(_lookup, session, digest, service_cert(request))
     lang = request_language(request)
     out = CheckOut(sha256=digest, recognised=bool(matches), size=size, matches=[match_out(m, lang) for m in matches])
     return JSONResponse(out.model_dump(mode="json"))

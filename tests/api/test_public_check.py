@@ -323,3 +323,38 @@ def test_against_the_real_server_huge_and_corrupt_uploads_are_4xx_and_leave_its_
         server.stop()
     assert statuses == [413, 413, 400], statuses
     assert after - before < 40, f"RSS {before:.0f} MB -> {after:.0f} MB"
+
+
+def test_a_record_sealed_by_the_service_is_recognised_with_its_seal_valid(database, clock, tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from tests.conftest import context_for
+    from tests.workflows.test_sealed_record import seal_settings
+
+    sctx = context_for(database, clock, **seal_settings(tmp_path))
+    client = client_for(sctx)
+    fx = into_force(sctx, client)
+    assert sctx.records is not None and sctx.records.make_pending() == 1  # the sweep prints and seals it
+    with Session(sctx.db.engine) as s:
+        record = s.execute(select(SealedRecord).where(SealedRecord.case_id == fx.id)).scalars().one()
+    assert record.status == MADE and record.pdf
+    [match] = check_file(client, record.pdf, "sinetöity.pdf")["matches"]
+    assert match["kind"] == "sealed_record" and match["version"] == 1
+    seal = match["seal"]
+    assert seal["valid"] is True and seal["by_this_service"] is True and "Vuosikello test seal" in seal["signer"]
+    assert seal["certificate_sha256"] == sctx.records.seal.fingerprint_sha256
+    page_client = TestClient(create_app(ctx=sctx, web=WEB), client=("198.51.100.9", 50000))
+    with page_client:
+        from tests.web.support import csrf_of
+
+        token = csrf_of(page_client.get("/check").text)
+        page = page_client.post(
+            "/check", data={"csrf_token": token, "sha256": ""}, files={"file": ("s.pdf", record.pdf, "application/pdf")}
+        )
+        assert "tämän palvelun sinettivarmenteella" in page.text and seal["certificate_sha256"] in page.text
+
+    # the same bytes checked by a service with another seal certificate: intact, but not this service's
+    (tmp_path / "other").mkdir()
+    other = context_for(database, clock, **seal_settings(tmp_path / "other"))
+    [elsewhere] = check_file(client_for(other), record.pdf)["matches"]
+    assert elsewhere["seal"]["valid"] is True and elsewhere["seal"]["by_this_service"] is False

@@ -17,6 +17,8 @@ different hash and is not recognised.
 from __future__ import annotations
 
 import hashlib
+import io
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ from engine.models import Case, Event, Organisation
 from workflows.agreement.models import DocumentVersion
 from workflows.agreement.sealed import find_sealed_by_sha256
 
+log = logging.getLogger("vuosikello.check")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 IN_FORCE_EVENT = "AgreementEnteredIntoForce"  # the event both ways into force record (v1.yaml)
 CHUNK = 64 * 1024
@@ -54,6 +57,17 @@ class Party:
 
 
 @dataclass(frozen=True)
+class SealCheck:
+    """The PAdES seal of a sealed record, validated by pyHanko: what a relying party would check itself."""
+
+    valid: bool  # the signature covers the whole file, the bytes are unchanged, the signature verifies
+    by_this_service: bool  # ... and it was made with this service's seal certificate
+    signer: str  # the certificate's subject
+    certificate_sha256: str  # the SHA-256 fingerprint of the DER certificate (as `vuosikello seal show` prints it)
+    signed_at: datetime | None
+
+
+@dataclass(frozen=True)
 class Match:
     """One thing the hash is: a sealed record or a text version of an agreement that has been in force."""
 
@@ -66,6 +80,7 @@ class Match:
     ended_on: date | None
     current: bool  # the text the agreement has in force now (not one a later version replaced)
     parties: list[Party] = field(default_factory=list)
+    seal: SealCheck | None = None  # a sealed record's seal (None for a text, or a record without a signature)
 
 
 def normalise(sha256: str) -> str | None:
@@ -84,6 +99,39 @@ def hash_stream(stream: BinaryIO, limit: int) -> tuple[str, int]:
             raise TooLarge(f"the file is larger than {limit} bytes")
         digest.update(chunk)
     return digest.hexdigest(), size
+
+
+def seal_check(pdf: bytes, service_cert_pem: bytes | None) -> SealCheck | None:
+    """Validate the last PAdES signature of a PDF with pyHanko, trusting only this service's seal certificate."""
+    from pyhanko.keys import load_certs_from_pemder_data
+    from pyhanko.pdf_utils.misc import PdfError
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation.errors import SignatureValidationError
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
+    from pyhanko_certvalidator import ValidationContext
+
+    try:
+        signatures = PdfFileReader(io.BytesIO(pdf)).embedded_signatures
+        if not signatures:
+            return None
+        signature = signatures[-1]
+        cert = signature.signer_cert
+        roots = list(load_certs_from_pemder_data(service_cert_pem)) if service_cert_pem else []
+        status = validate_pdf_signature(signature, ValidationContext(trust_roots=roots))
+    except (SignatureValidationError, PdfError, ValueError, KeyError, TypeError) as exc:
+        log.warning("sealed record: its signature cannot be validated: %s", exc)
+        return None
+    whole = status.coverage == SignatureCoverageLevel.ENTIRE_FILE
+    valid = bool(status.intact and status.valid and whole)
+    ours = bool(roots) and cert.dump() == roots[0].dump() and valid and bool(status.trusted)
+    return SealCheck(
+        valid=valid,
+        by_this_service=ours,
+        signer=cert.subject.human_friendly,
+        certificate_sha256=hashlib.sha256(cert.dump()).hexdigest(),
+        signed_at=status.signer_reported_dt,
+    )
 
 
 def _entered(session: Session, case_ids: Iterable[int]) -> dict[tuple[int, str], datetime]:
@@ -137,8 +185,10 @@ def _ended(case: Case) -> date | None:
         return None
 
 
-def check(session: Session, sha256: str) -> list[Match]:
-    """Return what a SHA-256 (64 hex digits) is: a sealed record, an agreement text in force, both, or nothing."""
+def check(session: Session, sha256: str, service_cert_pem: bytes | None = None) -> list[Match]:
+    """Return what a SHA-256 (64 hex digits) is: a sealed record, an agreement text in force, both, or nothing.
+
+    A sealed record's seal is validated too (`seal_check`), against this service's certificate when given."""
     digest = normalise(sha256)
     if digest is None:
         raise ValueError("not a SHA-256")
@@ -175,6 +225,9 @@ def check(session: Session, sha256: str) -> list[Match]:
                 ended_on=_ended(case),
                 current=case.data.get("in_force_sha256") == text_digest,
                 parties=parties.get(case.id or 0, []),
+                seal=seal_check(record.pdf, service_cert_pem)
+                if kind == "sealed_record" and record is not None and record.pdf
+                else None,
             )
         )
     return out

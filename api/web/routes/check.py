@@ -19,7 +19,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.responses import Response
 
 from api.deps import SessionDep
-from api.routes.check import check_config, check_key, throttle
+from api.routes.check import check_config, check_key, service_cert, throttle
 from api.web.i18n import choose_language
 from api.web.render import render
 from api.web.routing import OptionalUser, web_router
@@ -91,5 +91,5 @@ async def _check(request: Request, user: OptionalUser, session: Session, form: F
         digest = found
     else:
         return page(422, {"file": "check.error.nothing"})
-    matches = await run_in_threadpool(check, session, digest)
+    matches = await run_in_threadpool(check, session, digest, service_cert(request))
     return page(200, {}, result={"sha256": digest, "size": size, "matches": matches})
