@@ -49,9 +49,11 @@ class TimerSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["deadline", "reminder", "escalation"]
     name: str = Field(pattern=NAME)
-    # where the deadline comes from: `case.deadline` (the case's own date) or a duration from entering the state
-    at: Literal["case_deadline", "parent_deadline", "relative"] = "case_deadline"
+    # where the deadline comes from: `case.deadline` (the case's own date), a duration from entering the state, or
+    # a Helsinki date (ISO yyyy-mm-dd) the workflow keeps in the case's data under `field` (`case_data`)
+    at: Literal["case_deadline", "parent_deadline", "relative", "case_data"] = "case_deadline"
     after: str | None = None  # ISO 8601 duration for `relative`
+    field: str | None = Field(default=None, pattern=NAME)  # the data key for `case_data`
     business_days: bool = False
     trigger: str | None = None  # fired when a deadline passes
     offsets: list[str] = Field(default_factory=list)  # reminders: -P14D, -P7D, -P1D, +P1D
@@ -87,6 +89,9 @@ class TimerSpec(BaseModel):
                 problems.append(f"to: a {self.kind} needs the roles it is sent to")
             if self.trigger:
                 problems.append(f"trigger: a {self.kind} sends email and fires no trigger; use a deadline")
+        if (self.at == "case_data") != (self.field is not None):
+            problems.append("field: at: case_data needs `field`, the case data key holding the date; "
+                            "`field` is read only with at: case_data")
         if self.after is not None and not (self.kind == "deadline" and self.at == "relative"):
             problems.append("after: read only by a deadline with at: relative")
         if self.repeat_every is not None:
@@ -177,6 +182,9 @@ class WorkflowDefinition(BaseModel):
     description: str = ""
     initial: str
     parent: str | None = None
+    # settings of this definition version that code reads by name (e.g. the agreement's
+    # enter_into_force_when_final); plain values only
+    settings: dict[str, bool | int | str] = Field(default_factory=dict)
     states: dict[str, StateSpec]
     transitions: list[TransitionSpec]
 
@@ -225,6 +233,10 @@ class WorkflowDefinition(BaseModel):
     def tagged(self, tag: str) -> list[str]:
         """Return the states that carry a tag, in definition order."""
         return [name for name, spec in self.states.items() if tag in spec.tags]
+
+    def setting(self, name: str, default: bool | int | str = False) -> bool | int | str:
+        """Return a definition setting, or the default when this version does not set it."""
+        return self.settings.get(name, default)
 
     def is_final(self, state: str) -> bool:
         """Tell whether a state ends the case."""

@@ -14,7 +14,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Row, bindparam, exists, insert, select, update
@@ -85,6 +85,9 @@ _batch: ContextVar[_Batch | None] = ContextVar("timer_batch", default=None)
 def _deadline_of(uow: UnitOfWork, case: CaseRow, spec: TimerSpec) -> date | None:
     if spec.at == "parent_deadline" and case.parent_id is not None:
         return uow.case(case.parent_id).deadline
+    if spec.at == "case_data":  # a date the workflow keeps in the case's data (none yet: nothing is armed)
+        value = case.data.get(spec.field or "")
+        return date.fromisoformat(value[:10]) if value else None
     return case.deadline
 
 
@@ -102,6 +105,10 @@ Firing = tuple[datetime, str | None, date | None]
 
 def planned(uow: UnitOfWork, case: CaseRow, spec: TimerSpec, start: datetime) -> list[Firing]:
     """Return (due instant, offset, deadline) for every firing a timer spec plans for a case from `start`."""
+    if spec.kind == "deadline" and spec.at == "case_data":
+        value = case.data.get(spec.field or "")
+        if value and "T" in value:  # an exact instant the workflow computed (an aware ISO 8601 datetime)
+            return [(datetime.fromisoformat(value).astimezone(UTC), None, None)]
     return plan(spec, _deadline_of(uow, case, spec), _offsets(uow, case, spec), start)
 
 

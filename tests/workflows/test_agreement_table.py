@@ -8,12 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+import workflows
 from api.context import AppContext, build_context
 from engine.actors import SYSTEM, Actor
 from engine.audit import verify_all
@@ -21,13 +23,15 @@ from engine.db import make_database
 from engine.errors import EngineError, GuardRejected, InvalidTransition, NotPermitted
 from engine.models import Event
 from engine.service import UnitOfWork
+from engine.versions import store_version
 from tests.support.builders import AgreementFixture, User, create_agreement, make_user
 from tests.support.task_agreements import approve_all, create_task_agreement
-from workflows.agreement import service
+from workflows.agreement import claims, service
 from workflows.agreement.models import Signature
-from workflows.agreement.schemas import DecisionIn, DocumentIn, TerminateIn, WithdrawIn
+from workflows.agreement.schemas import ClaimIn, DecisionIn, DocumentIn, TerminateIn, WithdrawIn
 
 SHA = "ab" * 32
+FINAL_SOURCE = Path(workflows.__file__).resolve().parent / "agreement" / "v1.yaml"
 IT, NP, GR = "IT", "NP", "GR"  # InvalidTransition, NotPermitted, GuardRejected
 ERRORS = {IT: InvalidTransition, NP: NotPermitted, GR: GuardRejected}
 
@@ -43,6 +47,7 @@ draft                continue_alone         GR            GR            NP      
 circulating          revise                 circulating   circulating   NP       NP         NP
 circulating          require_renegotiation  NP            NP            NP       NP         needs_renegotiation
 circulating          enter_into_force       NP            NP            NP       NP         GR
+circulating          await_finality         NP            NP            NP       NP         GR
 circulating          withdraw               withdrawn     withdrawn     NP       NP         NP
 circulating          framework_terminated   NP            NP            NP       NP         circulating
 circulating          continue_alone         GR            GR            NP       NP         NP
@@ -50,8 +55,14 @@ needs_renegotiation  revise                 circulating   circulating   NP      
 needs_renegotiation  withdraw               withdrawn     withdrawn     NP       NP         NP
 needs_renegotiation  framework_terminated   NP            NP            NP       NP         needs_renegotiation
 needs_renegotiation  continue_alone         GR            GR            NP       NP         NP
+in_force             reopen                 NP            NP            NP       NP         circulating
 in_force             terminate              terminated    terminated    NP       NP         NP
 in_force             start_review           under_review  under_review  NP       NP         under_review
+awaiting_finality    revise                 circulating   circulating   NP       NP         NP
+awaiting_finality    decisions_final        NP            NP            NP       NP         GR
+awaiting_finality    reschedule_finality    NP            NP            NP       NP         awaiting_finality
+awaiting_finality    reopen                 NP            NP            NP       NP         circulating
+awaiting_finality    withdraw               withdrawn     withdrawn     NP       NP         NP
 in_force             start_task_agreement   in_force      in_force      NP       NP         NP
 in_force             framework_terminated   NP            NP            NP       NP         framework_ended
 under_review         revise                 circulating   circulating   NP       NP         NP
@@ -84,17 +95,31 @@ invited@renegotiate  reinvite      NP        NP           NP       NP         NP
 invited@renegotiate  mark_overdue  NP        NP           NP       NP         NP     invited
 invited@renegotiate  release       NP        NP           NP       NP         NP     released
 approved             sign          NP        NP           NP       signed     NP     NP
+approved             record_publication approved approved NP       approved   NP     NP
+approved             record_claim  contested contested    NP       NP         NP     NP
 approved             reinvite      NP        NP           NP       NP         NP     invited
 approved             mark_overdue  NP        NP           NP       NP         NP     approved
 approved             release       NP        NP           NP       NP         NP     released
 approved@renegotiate sign          NP        NP           NP       GR         NP     NP
+approved@renegotiate record_publication approved approved NP       approved   NP     NP
+approved@renegotiate record_claim  contested contested    NP       NP         NP     NP
 approved@renegotiate reinvite      NP        NP           NP       NP         NP     invited
 approved@renegotiate mark_overdue  NP        NP           NP       NP         NP     approved
 approved@renegotiate release       NP        NP           NP       NP         NP     released
+declined             record_publication declined declined NP       declined   NP     NP
+declined             record_claim  contested contested    NP       NP         NP     NP
 declined             reinvite      NP        NP           NP       NP         NP     invited
 declined             release       NP        NP           NP       NP         NP     released
+signed               record_publication signed signed    NP       signed     NP     NP
+signed               record_claim  contested contested    NP       NP         NP     NP
 signed               reinvite      NP        NP           NP       NP         NP     invited
 signed               release       NP        NP           NP       NP         NP     released
+contested            record_publication contested contested NP     contested  NP     NP
+contested            record_claim  contested contested    NP       NP         NP     NP
+contested            uphold_claim  invited   invited      NP       NP         NP     NP
+contested            settle_claim  contested contested    NP       NP         NP     NP
+contested            reinvite      NP        NP           NP       NP         NP     invited
+contested            release       NP        NP           NP       NP         NP     released
 released             -
 """
 
@@ -115,9 +140,11 @@ def parse_table(text: str) -> tuple[list[str], dict[str, dict[str, dict[str, str
 AGREEMENT_ACTORS, AGREEMENT = parse_table(AGREEMENT_TABLE)
 PARTY_ACTORS, PARTY = parse_table(PARTY_TABLE)
 AGREEMENT_TRIGGERS = ["circulate", "revise", "require_renegotiation", "enter_into_force", "withdraw",
-                      "terminate", "start_review", "confirm_unchanged"]
+                      "terminate", "start_review", "confirm_unchanged", "await_finality", "decisions_final",
+                      "reschedule_finality", "reopen"]
 AGREEMENT_TRIGGERS += ["start_task_agreement", "framework_terminated", "continue_alone"]  # task-specific agreements
-PARTY_TRIGGERS = ["approve", "decline", "sign", "reinvite", "mark_overdue", "release"]
+PARTY_TRIGGERS = ["approve", "decline", "sign", "reinvite", "mark_overdue", "release", "record_publication",
+                  "record_claim", "uphold_claim", "settle_claim"]
 
 
 @dataclass
@@ -129,7 +156,10 @@ class World:
     coordinator: User
     foreign: User
 
-    def agreement(self, *, parties: int = 2, signatures: int = 1, circulate: bool = True) -> AgreementFixture:
+    def agreement(self, *, parties: int = 2, signatures: int = 1, circulate: bool = True,
+                  definition: str | None = None) -> AgreementFixture:
+        if definition is not None:
+            store_definition(self.ctx, definition, self.admin)
         return create_agreement(self.ctx, parties=parties, signatures=signatures, circulate=circulate,
                                 coordinator=self.coordinator)
 
@@ -150,6 +180,17 @@ def world(ctx: AppContext) -> World:
 
 
 # -- driving cases into a state through the services -------------------------------------------------------
+
+
+def final_definition(world: World) -> str:
+    """Return the shipped agreement definition as version 2 with enter_into_force_when_final switched on."""
+    return (FINAL_SOURCE.read_text(encoding="utf-8").replace("version: 1", "version: 2", 1)
+            .replace("enter_into_force_when_final: false", "enter_into_force_when_final: true", 1))
+
+
+def store_definition(ctx: AppContext, source: str, admin: User) -> None:
+    """Store and activate a definition version as the administrators' editor does."""
+    ctx.engine.run(lambda uow: store_version(uow, ctx.registry, source, "agreement", actor=admin.actor))
 
 
 def decide(ctx: AppContext, fx: AgreementFixture, key: str, outcome: str = "approved") -> None:
@@ -177,6 +218,11 @@ def agreement_in(world: World, state: str) -> AgreementFixture:
     coord = world.coordinator.actor
     if state in ("needs_renegotiation",):
         decide(ctx, fx, fx.keys[0], "declined")
+    elif state == "awaiting_finality":  # with a definition that waits for final decisions (none published yet)
+        fx = world.agreement(circulate=True, definition=final_definition(world))
+        for key in fx.keys:
+            decide(ctx, fx, key)
+            sign(ctx, fx, key)
     elif state in ("in_force", "under_review", "terminated"):
         for key in fx.keys:
             decide(ctx, fx, key)
@@ -204,6 +250,10 @@ def party_in(world: World, label: str) -> tuple[AgreementFixture, int]:
         sign(ctx, fx, mine)
     if state == "declined":
         decide(ctx, fx, mine, "declined")
+    if state == "contested":
+        decide(ctx, fx, mine)
+        claim = ClaimIn(claimant="Matti Meikäläinen", filed_on=date(2026, 3, 2))
+        ctx.engine.run(lambda uow: claims.record_claim(uow, fx.id, mine, claim, world.coordinator.actor))
     if parent == "renegotiate":
         decide(ctx, fx, other, "declined")
     if state == "released":
@@ -278,13 +328,18 @@ def agreement_payload(trigger: str, fx: AgreementFixture) -> dict[str, Any]:
     if trigger in task:
         return task[trigger]
     return {"revise": {"version": 2, "sha256": SHA}, "require_renegotiation": {"party": fx.keys[0]},
-            "enter_into_force": {"sha256": SHA},
+            "enter_into_force": {"sha256": SHA}, "reopen": {"party": fx.keys[0], "claim_id": 1},
             "terminate": {"reason": "Korvattu", "end_date": "2026-12-31"}}.get(trigger, {})
 
 
 def party_payload(trigger: str, actor: Actor) -> dict[str, Any]:
     decision = {"decision_id": 1, "body": "Kunnanhallitus", "decided_on": "2026-03-02", "section": "§ 58"}
+    outcome = {"claim_id": 1, "outcome": "rejected", "outcome_on": "2026-03-02"}
     return {"approve": decision, "decline": decision, "reinvite": {"sha256": SHA},
+            "record_publication": {"decision_id": 1},
+            "record_claim": {"claim_id": 1, "decision_id": 1, "kind": "rectification", "claimant": "Matti",
+                             "filed_on": "2026-03-02"},
+            "uphold_claim": {**outcome, "outcome": "upheld"}, "settle_claim": outcome,
             "sign": {"signature_id": 1, "signatory": actor.person_id or 0}}.get(trigger, {})
 
 

@@ -9,9 +9,9 @@ from engine.actors import Actor
 from engine.errors import InvalidInput
 from engine.plugin import TriggerHandler, WorkflowPlugin
 from engine.service import UnitOfWork
-from workflows.agreement import audit, record
+from workflows.agreement import audit, claims, record
 from workflows.agreement import service as agreement
-from workflows.agreement.models import Decision, DocumentVersion, PartySignatory, Signature
+from workflows.agreement.models import Decision, DecisionClaim, DocumentVersion, PartySignatory, Signature
 from workflows.agreement.schemas import DecisionIn, DocumentIn, TerminateIn, WithdrawIn
 from workflows.agreement.sealed import SealedRecord
 from workflows.triggers import child_key, parse
@@ -35,10 +35,11 @@ def _sign(uow: UnitOfWork, case_id: int, actor: Actor, payload: dict[str, Any], 
 
 PLUGIN = WorkflowPlugin(
     name="agreement",
-    definitions={WORKFLOWS_DIR / "agreement": agreement.AGREEMENT_GUARDS,
-                 WORKFLOWS_DIR / "agreement_party": agreement.PARTY_GUARDS},
+    definitions={WORKFLOWS_DIR / "agreement": {**agreement.AGREEMENT_GUARDS, **claims.AGREEMENT_GUARDS},
+                 WORKFLOWS_DIR / "agreement_party": {**agreement.PARTY_GUARDS, **claims.PARTY_GUARDS}},
     child_listeners={agreement.AGREEMENT: agreement.react_to_party},
-    listeners={agreement.AGREEMENT: (record.queue_on_entry,)},  # the sealed record's pending row
+    listeners={agreement.AGREEMENT: (claims.on_agreement, record.queue_on_entry),  # the sealed record's pending row
+               agreement.PARTY: (claims.on_party,)},  # finality: claims, publication dates, the wait
     recipients={agreement.AGREEMENT: agreement.recipients, agreement.PARTY: agreement.recipients},
     triggers={
         ("agreement", "circulate"): lambda uow, cid, actor, p, v: agreement.circulate(uow, cid, actor, v),
@@ -51,7 +52,8 @@ PLUGIN = WorkflowPlugin(
         ("agreement_party", "approve"): _decide("approved"),
         ("agreement_party", "decline"): _decide("declined"),
         ("agreement_party", "sign"): _sign,
+        **claims.TRIGGERS,  # publication dates and claims go through their operations, never a bare fire
     },
-    tables=(DocumentVersion, PartySignatory, Decision, Signature, SealedRecord),
+    tables=(DocumentVersion, PartySignatory, Decision, Signature, DecisionClaim, SealedRecord),
     audit_checks=audit.CHECKS,
 )

@@ -21,6 +21,7 @@ from sqlmodel import Session, col
 from engine.calendar import effective_deadline
 from engine.errors import NotFound
 from engine.models import Case, Organisation, Person
+from workflows.agreement.finality import read_fields
 from workflows.agreement.models import Decision, DocumentVersion, PartySignatory, Signature
 from workflows.agreement.schemas import AgreementRead, DecisionRead, DocumentVersionRead
 from workflows.agreement.service import AGREEMENT, decision_citation
@@ -43,7 +44,7 @@ _SIGNATORIES = (select(col(PartySignatory.party_case_id), col(PartySignatory.per
 _DECISIONS = (select(col(Decision.party_case_id), col(Decision.id), col(Decision.outcome), col(Decision.body),
                      col(Decision.decided_on), col(Decision.section), col(Decision.minutes_url), col(Decision.note),
                      col(Decision.document_sha256), col(Decision.recorded_at), col(Decision.recorded_by),
-                     col(Decision.on_behalf_of_person_id))
+                     col(Decision.on_behalf_of_person_id), col(Decision.published_on), col(Decision.notice_sent_on))
               .join(Case, col(Case.id) == col(Decision.party_case_id))
               .where(_PARTY_OF_AGREEMENT, col(Decision.voided_at).is_(None)).order_by(col(Decision.id)))
 _SIGNATURES = (select(col(Signature.party_case_id), col(Signature.id), col(Signature.person_id),
@@ -57,7 +58,8 @@ def decision_read(d: Decision) -> DecisionRead:
     return DecisionRead(id=d.id or 0, outcome=d.outcome, body=d.body, decided_on=d.decided_on, section=d.section,
                         minutes_url=d.minutes_url, note=d.note, document_sha256=d.document_sha256,
                         citation=decision_citation(d), recorded_at=d.recorded_at, recorded_by_person_id=d.recorded_by,
-                        on_behalf_of_person_id=d.on_behalf_of_person_id)
+                        on_behalf_of_person_id=d.on_behalf_of_person_id,
+                        **read_fields(d.published_on, d.notice_sent_on, ()))
 
 
 def _decision(row: Any) -> dict[str, Any]:
@@ -93,7 +95,9 @@ def _agreement(session: Session, agreement_id: int) -> dict[str, Any]:
         raise NotFound(f"no agreement with id {agreement_id}")
     doc = conn.execute(_DOCUMENT, {"document_id": case.data["document_version_id"]}).first()
     parties: dict[int, dict[str, Any]] = {}
+    claims: dict[int, list[dict[str, Any]]] = {}
     for p in conn.execute(_PARTIES, params):
+        claims[p.id] = p.data.get("claims") or []  # workflows/agreement/claims.py keeps the copy
         parties[p.id] = {"case_id": p.id, "organisation": p.key, "organisation_name": p.name_fi, "state": p.state,
                          "required_signatures": int(p.data.get("required_signatures", 1)), "signatories": [],
                          "decision": None, "signatures": []}
@@ -102,7 +106,8 @@ def _agreement(session: Session, agreement_id: int) -> dict[str, Any]:
         parties[party_id]["signatories"].append({"person_id": person_id, "name": name, "has_signed": False})
         names[person_id] = name
     for d in conn.execute(_DECISIONS, params):
-        parties[d.party_case_id]["decision"] = _decision(d)  # the newest valid one wins
+        parties[d.party_case_id]["decision"] = {  # the newest valid one wins; its claims are copied on the party
+            **_decision(d), **read_fields(d.published_on, d.notice_sent_on, claims.get(d.party_case_id, ()))}
     for s in conn.execute(_SIGNATURES, params):
         party = parties[s.party_case_id]
         party["signatures"].append({"id": s.id, "person_id": s.person_id, "person_name": names.get(s.person_id, ""),

@@ -49,6 +49,11 @@ class DecisionIn(BaseModel):
     decided_on: date
     section: str = Field(min_length=1, max_length=20, pattern=r"^(§\s*)?\d{1,5}[a-z]?$", examples=["§ 58"])
     minutes_url: HttpUrl | None = None
+    published_on: date | None = Field(
+        default=None, description="The day the minutes were published online (410/2015 § 140); finality counts "
+        "from it; not before decided_on")
+    notice_sent_on: date | None = Field(
+        default=None, description="The day the decision was sent to a party as an electronic notice, if it was")
     note: MultiLine | None = Field(default=None, max_length=4000, description="Reservation or remark")
     document_sha256: str | None = Field(
         default=None, pattern=r"^[0-9a-f]{64}$",
@@ -79,6 +84,46 @@ class TerminateIn(BaseModel):
     end_date: date
 
 
+class PublicationIn(BaseModel):
+    """When the minutes of a recorded decision were published online (and sent to a party as an electronic notice)."""
+
+    model_config = ConfigDict(extra="forbid")
+    published_on: date | None = None
+    notice_sent_on: date | None = None
+
+
+class ClaimIn(BaseModel):
+    """A claim for rectification (oikaisuvaatimus) or an appeal against a party's decision: who, when, reference."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["rectification", "appeal"] = "rectification"
+    claimant: SingleLine = Field(min_length=2, max_length=200, description="Who made it")
+    filed_on: date = Field(description="When it was filed; not before the decision, not in the future")
+    reference: SingleLine | None = Field(default=None, max_length=100, description="The claim's record number")
+
+
+class ClaimOutcomeIn(BaseModel):
+    """How a claim was decided: upheld (the decision is void, the party is asked again), rejected or withdrawn."""
+
+    model_config = ConfigDict(extra="forbid")
+    outcome: Literal["upheld", "rejected", "withdrawn"]
+    outcome_on: date = Field(description="When; not before the claim was filed, not in the future")
+    note: MultiLine | None = Field(default=None, max_length=2000)
+
+
+class ClaimRead(BaseModel):
+    """A recorded claim for rectification or appeal and its outcome."""
+
+    id: int
+    kind: str
+    claimant: str
+    filed_on: date
+    reference: str | None
+    outcome: str = Field(description="pending, upheld, rejected or withdrawn")
+    outcome_on: date | None
+    outcome_note: str | None
+
+
 class DecisionRead(BaseModel):
     """A recorded decision."""
 
@@ -97,6 +142,17 @@ class DecisionRead(BaseModel):
         default=None, description="when a substitute recorded it: the person they acted for (recorded_by is the "
         "substitute)")
     on_behalf_of_name: str | None = None
+    published_on: date | None = Field(default=None, description="The minutes' publication online")
+    notice_sent_on: date | None = Field(default=None, description="An electronic notice sent to a party")
+    notified_on: date | None = Field(default=None, description="Deemed notification (410/2015 § 140)")
+    claim_deadline: date | None = Field(
+        default=None, description="Last day for a claim for rectification: 14 days after notification, moved to "
+        "the next business day by Act 150/1930")
+    final_on: date | None = Field(
+        default=None, description="The day it is or becomes final (lainvoimainen) unless a (further) claim is "
+        "made: final from that day when `finality` is counting; none while unpublished, contested or void")
+    finality: str = Field(default="unpublished", description="unpublished, counting, contested or void")
+    claims: list[ClaimRead] = Field(default_factory=list)
 
 
 class SignatureRead(BaseModel):

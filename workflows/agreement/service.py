@@ -17,7 +17,14 @@ from engine.permissions import CaseReader
 from engine.records import CaseRow, TransitionRecord
 from engine.service import FireContext, UnitOfWork, actor_roles
 from workflows.agreement.models import Decision, DocumentVersion, PartySignatory, Signature
-from workflows.agreement.schemas import AgreementCreate, DecisionIn, DocumentIn, TerminateIn, WithdrawIn
+from workflows.agreement.schemas import (
+    AgreementCreate,
+    DecisionIn,
+    DocumentIn,
+    PublicationIn,
+    TerminateIn,
+    WithdrawIn,
+)
 
 AGREEMENT = "agreement"
 PARTY = "agreement_party"
@@ -130,6 +137,11 @@ def react_to_party(uow: UnitOfWork, record: TransitionRecord) -> None:
         # the siblings' states only (not 25 rows of data): the guard reads them in full when all have signed
         if all(uow.registry.machine(w, v).definition.has_tag(s, "signed") for _i, w, v, s in
                uow.child_states(parent.id)):
+            from workflows.agreement import claims  # late: claims builds on this module
+
+            if claims.finality_awaited(uow, parent):  # the definition's enter_into_force_when_final
+                uow.fire(parent.id, "await_finality", actor=SYSTEM, document_hash=parent.data["sha256"])
+                return
             uow.fire(parent.id, "enter_into_force", actor=SYSTEM, payload={"sha256": parent.data["sha256"]},
                      document_hash=parent.data["sha256"])
             uow.set_data(parent, in_force_sha256=parent.data["sha256"], in_force_at=uow.now.isoformat())
@@ -355,13 +367,22 @@ def decide(uow: UnitOfWork, agreement_id: int, organisation_key: str, data: Deci
         raise InvalidInput("decided_on", f"{data.decided_on.isoformat()} is in the future")
     section = normalise_section(data.section)
     minutes = str(data.minutes_url) if data.minutes_url else None
+    from workflows.agreement import claims  # late: claims builds on this module
+
+    claims.check_publication(data.decided_on, data.published_on, data.notice_sent_on)
     existing = _current_decision(uow, party)
     if existing is not None and (existing.outcome, existing.body, existing.decided_on, existing.section,
                                  existing.minutes_url, existing.note) == (
             data.outcome, data.body, data.decided_on, section, minutes, data.note):
+        if (data.published_on, data.notice_sent_on) != (existing.published_on, existing.notice_sent_on) and (
+                data.published_on or data.notice_sent_on):  # the same decision, now with its publication date
+            dates = PublicationIn(published_on=data.published_on or existing.published_on,
+                                  notice_sent_on=data.notice_sent_on or existing.notice_sent_on)
+            return claims.record_publication(uow, agreement_id, organisation_key, dates, actor), True
         return existing, False
     decision = Decision(party_case_id=party.id, outcome=data.outcome, body=data.body, decided_on=data.decided_on,
-                        section=section, minutes_url=minutes, note=data.note,
+                        section=section, minutes_url=minutes, note=data.note, published_on=data.published_on,
+                        notice_sent_on=data.notice_sent_on,
                         document_version_id=parent.data["document_version_id"],
                         document_sha256=parent.data["sha256"], recorded_by=actor.person_id,
                         on_behalf_of_person_id=actor.on_behalf_of_person_id, recorded_at=uow.now)
@@ -369,6 +390,10 @@ def decide(uow: UnitOfWork, agreement_id: int, organisation_key: str, data: Deci
     payload: dict[str, Any] = {"body": data.body, "decided_on": data.decided_on.isoformat(), "section": section}
     if minutes:
         payload["minutes_url"] = minutes
+    if data.published_on:
+        payload["published_on"] = data.published_on.isoformat()
+    if data.notice_sent_on:
+        payload["notice_sent_on"] = data.notice_sent_on.isoformat()
     if data.note:
         payload["note"] = data.note
     uow.session.add(decision)
