@@ -53,6 +53,20 @@ OVERDUE_TEXT = """# Pirkanmaan hyvinvointialueen ja kuntien yhdyspintasopimus 20
 ## 1 Tarkoitus
 Sovitaan hyvinvoinnin ja terveyden edistämisen yhteistyöstä hyvinvointialueen ja kuntien välillä.
 """
+IN_FORCE_TITLE = "Pirkanmaan kulttuuriyhteistyösopimus 2026"
+IN_FORCE_PARTIES = ["regional_council:06", "municipality:211", "municipality:980"]  # in force: its sealed record
+IN_FORCE_TEXT = """# Pirkanmaan kulttuuriyhteistyösopimus 2026
+
+## 1 Tarkoitus
+Sovitaan maakunnan kulttuuripalvelujen yhteistyöstä, myös saamenkielisten palvelujen saavutettavuudesta.
+
+## 2 Kielet
+Aineistot julkaistaan suomeksi ja ruotsiksi (på svenska), ja tapahtumien nimet myös saameksi:
+Sámi kultuvra, Čakča, Giđđa, Ŋuolggat, Šiella, Ŧ ja Žiehpa.
+
+## 3 Voimassaolo
+Sopimus on voimassa toistaiseksi.
+"""
 # the second region: Varsinais-Suomi's council and two of its municipalities (the council is asked for
 # nominations and reports on a measure of the annual cycle)
 SECOND_REGION = [("regional_council:02", "Maakuntajohtaja, Varsinais-Suomen liitto", "signatory", "fi"),
@@ -78,6 +92,7 @@ class DemoInfo:
     overdue_agreement_id: int = 0  # a small agreement past its deadline, one party never answered
     nomination_id: int = 0  # a request for nominations waiting for the councils' proposals
     cycle_id: int = 0  # this year's annual cycle in its reporting phase, report requests out
+    in_force_agreement_id: int = 0  # a small agreement in force, with its sealed record
 
 
 def _person(session: Session, org: Organisation, name: str, roles: str, now: datetime, lang: str = "fi",
@@ -138,6 +153,8 @@ def load_demo(ctx: AppContext, admin_token: str | None = None) -> DemoInfo:
     info = DemoInfo(existing or 0, admin_token, coordinator_token, signatory_token, first_muni.key)
     if existing:
         info.overdue_agreement_id, info.nomination_id, info.cycle_id = ctx.engine.run(_recurring_ids)
+        info.in_force_agreement_id = ctx.engine.run(lambda uow: int(uow.session.execute(
+            select(col(Case.id)).where(col(Case.title) == IN_FORCE_TITLE)).scalar() or 0))
         return info
     coord = Actor(coordinator.id, coordinator.name, coordinator.role_set, council.id)
     deadline = effective_deadline((now + timedelta(days=30)).astimezone(HELSINKI).date())
@@ -164,8 +181,28 @@ def load_demo(ctx: AppContext, admin_token: str | None = None) -> DemoInfo:
     info.overdue_agreement_id = _overdue_agreement(ctx, coord, signers)
     info.nomination_id = _nomination(ctx, coord)
     info.cycle_id = _cycle_in_reporting(ctx, coord)
+    info.in_force_agreement_id = _agreement_in_force(ctx, coord, signers)
     ctx.run_timers()  # what is already due now fires: the overdue party is marked and its coordinator told
     return info
+
+
+def _agreement_in_force(ctx: AppContext, coord: Actor, signers: dict[str, Person]) -> int:
+    """A three-party agreement every party approved and signed: in force, its sealed record made after the commit."""
+    today = ctx.clock.now().astimezone(HELSINKI).date()
+    body = AgreementCreate(title=IN_FORCE_TITLE, document=IN_FORCE_TEXT, deadline=today + timedelta(days=30),
+                           parties=[PartyIn(organisation=k, signatories=[signers[k].id or 0], required_signatures=1)
+                                    for k in IN_FORCE_PARTIES])
+    case = ctx.engine.run(lambda uow: service.create_agreement(uow, body, coord))
+    ctx.engine.run(lambda uow: service.circulate(uow, case.id, coord))
+    for i, key in enumerate(IN_FORCE_PARTIES):
+        person = signers[key]
+        actor = Actor(person.id, person.name, person.role_set, person.organisation_id)
+        kind, code = key.split(":")
+        decision = DecisionIn(outcome="approved", body=BODIES[kind], decided_on=today - timedelta(days=7 - i),
+                              section=f"§ {71 + i}", minutes_url=HttpUrl(f"https://example.fi/{code}/poytakirja"))
+        ctx.engine.run(partial(service.decide, agreement_id=case.id, organisation_key=key, data=decision, actor=actor))
+        ctx.engine.run(partial(service.sign, agreement_id=case.id, organisation_key=key, actor=actor))
+    return case.id
 
 
 def _second_region(session: Session, now: datetime) -> None:
@@ -285,6 +322,7 @@ def banner(info: DemoInfo, base: str) -> list[str]:
             ("", f"(then {base}/admin and {base}/people)"),
             ("agreement in circulation", f"{base}/agreements/{info.agreement_id}"),
             ("a party past its deadline", f"{base}/agreements/{info.overdue_agreement_id}"),
+            ("in force, sealed record", f"{base}/agreements/{info.in_force_agreement_id}"),
             ("nominations asked for", f"{base}/nominations/{info.nomination_id}"),
             ("annual cycle, reporting", f"{base}/cycles/{info.cycle_id}"),
             ("captured mail", f"{base}/mail   (signed in as administrator)"),
