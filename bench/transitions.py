@@ -17,6 +17,7 @@ import hashlib
 import json
 import pstats
 import sqlite3
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from bench.common import (
     PG_URL,
     fresh_postgres,
     fresh_sqlite,
+    load_average,
     loop_registry,
     machine_facts,
     print_facts,
@@ -248,6 +250,72 @@ def ablate(workdir: Path, count: int, rounds: int) -> dict[str, float]:
     return best
 
 
+def _per_transition(runner: Callable[[int], None], count: int) -> float:
+    t0 = time.perf_counter()
+    runner(count)
+    return (time.perf_counter() - t0) / count * 1e6
+
+
+def random_touches(engine: Engine, ids: list[int], seed: int) -> Callable[[int], None]:
+    """Return a runner firing `touch` on cases drawn at random (uniformly) from `ids`, one transaction each."""
+    import random
+
+    pick = random.Random(seed)
+    counter = iter(range(10**9))
+
+    def run(count: int) -> None:
+        for _ in range(count):
+            n, cid = next(counter), pick.choice(ids)
+            engine.run(lambda uow: uow.fire(cid, "touch", payload={"n": n}))
+
+    return run
+
+
+def bench_scale(workdir: Path, small: int, large: int, count: int, rounds: int) -> dict[str, Any]:
+    """Cost of one transition on a random case among `large` cases against among `small`, on SQLite.
+
+    Twice: with SQLite's default page cache and no memory map, and with the engine's pragmas (engine.db
+    SQLITE_CACHE_KIB, SQLITE_MMAP_BYTES). Each variant gets two fresh files; rounds alternate between them and the
+    ratio is the median of the per-round ratios (µs per transition, large / small).
+    """
+    import engine.db as engine_db
+
+    chosen = (engine_db.SQLITE_CACHE_KIB, engine_db.SQLITE_MMAP_BYTES)
+    out: dict[str, Any] = {"small_cases": small, "large_cases": large, "count": count, "rounds": rounds,
+                           "load_start": load_average()}
+    for label, (cache, mmap) in (("sqlite_default_pragmas", (0, 0)), ("sqlite", chosen)):
+        engine_db.SQLITE_CACHE_KIB, engine_db.SQLITE_MMAP_BYTES = cache, mmap
+        try:
+            sides = {}
+            for name, cases in (("small", small), ("large", large)):
+                db = fresh_sqlite(workdir / f"scale-{label}-{name}.db")
+                eng = Engine(db, loop_registry(), SystemClock())
+                ids = create_cases(eng, cases)
+                sides[name] = (db, random_touches(eng, ids, seed=cases))
+            for _db, runner in sides.values():
+                runner(200)  # warm up
+            micros: dict[str, list[float]] = {"small": [], "large": []}
+            for i in range(rounds):
+                for name in (("small", "large") if i % 2 == 0 else ("large", "small")):
+                    micros[name].append(_per_transition(sides[name][1], count))
+            ratios = [lg / sm for lg, sm in zip(micros["large"], micros["small"], strict=True)]
+            size_mb = (workdir / f"scale-{label}-large.db").stat().st_size / 2**20
+            for db, _runner in sides.values():
+                db.dispose()
+        finally:
+            engine_db.SQLITE_CACHE_KIB, engine_db.SQLITE_MMAP_BYTES = chosen
+        out[label] = {"cache_kib": cache, "mmap_bytes": mmap, "ratio": statistics.median(ratios),
+                      "ratio_rounds": [round(r, 3) for r in ratios],
+                      "us_small": statistics.median(micros["small"]), "us_large": statistics.median(micros["large"]),
+                      "large_file_mb": round(size_mb, 1)}
+        r = out[label]
+        print(f"  {label:<23} {large:,} vs {small:,} cases: {r['us_large']:.0f} vs {r['us_small']:.0f} µs per "
+              f"transition = {r['ratio']:.2f}x (median of {rounds} rounds {r['ratio_rounds']}; goal <= 1.1x; "
+              f"file {size_mb:.0f} MB; cache_size {cache or 'default'} KiB, mmap_size {mmap})")
+    out["load_end"] = load_average()
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the comparison on SQLite and PostgreSQL and print the ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -257,9 +325,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--profile", action="store_true", help="profile the engine on SQLite instead")
     parser.add_argument("--ablate", action="store_true", help="CPU cost of each saving, undone one at a time")
+    parser.add_argument("--scale", action="store_true",
+                        help="cost per transition with --large cases against --small (SQLite pragmas compared)")
+    parser.add_argument("--small", type=int, default=1_000)
+    parser.add_argument("--large", type=int, default=100_000)
+    parser.add_argument("--quick", action="store_true", help="small counts (a smoke test, not for quoting)")
+    parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--no-facts", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.count, args.rounds, args.large = 300, 2, 5_000
     with tempfile.TemporaryDirectory(prefix="vk-bench-") as tmp:
+        if args.scale:
+            print("cost per transition on a random case: many cases against few (SQLite)")
+            scale = bench_scale(Path(tmp), args.small, args.large, args.count, args.rounds)
+            if args.json:
+                args.json.write_text(json.dumps({"bench": "transitions_scale", **scale}, indent=2))
+            return scale
         if args.profile:
             profile_engine(Path(tmp), args.count)
             return {}
@@ -271,6 +353,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results: dict[str, Any] = {"sqlite": bench_sqlite(Path(tmp), args.count, args.rounds)}
         if not args.no_postgres:
             results["postgresql"] = bench_postgres(args.pg_url, args.count, args.rounds)
+    if args.json:
+        args.json.write_text(json.dumps({"bench": "transitions", "load_end": load_average(), **results}, indent=2))
     return results
 
 

@@ -25,6 +25,13 @@ def rowcount(result: Result[Any]) -> int:
     return result.rowcount
 
 
+# SQLite's page cache is per connection (the default, -2000, is 2 MB); memory-mapped reads share the operating
+# system's page cache between all connections and processes and save a read() per page. Chosen at 100,000 cases
+# with `python -m bench.transitions --scale` (figures in docs/benchmarks.md); 0 turns either off.
+SQLITE_CACHE_KIB = 16384  # 16 MB per pooled connection
+SQLITE_MMAP_BYTES = 256 * 2**20  # an upper bound: SQLite maps at most the file's size
+
+
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     """Let SQLAlchemy, not pysqlite, emit BEGIN, so writes can BEGIN IMMEDIATE."""
 
@@ -36,6 +43,10 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        if SQLITE_CACHE_KIB:
+            cur.execute(f"PRAGMA cache_size={-int(SQLITE_CACHE_KIB)}")
+        if SQLITE_MMAP_BYTES:
+            cur.execute(f"PRAGMA mmap_size={int(SQLITE_MMAP_BYTES)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
