@@ -183,3 +183,28 @@ def test_review_and_termination_over_the_api(ctx: AppContext, framework: Agreeme
     assert r.status_code == 200 and r.json()["state"] == "in_force"
     up = client.get(f"/api/v1/agreements/{task_id}/framework", headers=coord).json()
     assert up["continued_alone"] is True and up["continued_alone_reason"] == "Jatkuu LAPE-työnä"
+
+
+def test_the_annual_clock_and_the_calendar_feed_show_its_deadline(ctx: AppContext, framework: AgreementFixture) -> None:
+    from sqlmodel import Session
+
+    from workflows.annual_clock import ical
+
+    client = TestClient(create_app(ctx=ctx))
+    coord = framework.coordinator.headers
+    task_id = client.post(
+        f"/api/v1/agreements/{framework.id}/task-agreements", json=body(framework, framework.keys[:2]), headers=coord
+    ).json()["agreement"]["id"]
+    items = client.get("/api/v1/calendar/items?year=2026", headers=coord).json()
+    mine = [i for i in items if i.get("case_id") == task_id]
+    assert len(mine) == 1 and mine[0]["start"] == "2026-09-18", mine
+    assert mine[0]["title"] == "LAPE-sopimus (tehtäväkohtainen yhteistyösopimus)"
+    signer = framework.signatories[framework.keys[0]][0]  # a party of the task agreement
+    with Session(ctx.db.write_engine) as s:
+        _feed, token = ical.create_feed(s, signer.actor, ctx.clock.now(), person_id=signer.id)
+        s.commit()
+    feed = client.get(f"/api/v1/calendar/feeds/{token}.ics").text
+    assert (
+        "SUMMARY:Määräaika: LAPE-sopimus (tehtäväkohtainen yhteistyösopimus)\r\n"
+        "DTSTART;TZID=Europe/Helsinki:20260918T235959" in feed
+    )

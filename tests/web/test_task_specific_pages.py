@@ -164,3 +164,23 @@ def test_another_signatory_cannot_continue_or_confirm(ctx: AppContext) -> None:
             r = client.post(url, data={"csrf_token": csrf_of(page), "reason": "x"})
             assert r.status_code == 403, url
         assert written(ctx) == before
+
+
+def test_the_dashboard_groups_them_under_their_framework(ctx: AppContext) -> None:
+    fx = in_force(ctx)
+    other = create_agreement(ctx, parties=2, coordinator=fx.coordinator)  # circulating, no task-specific one
+    done = create_task_agreement(ctx, fx, keys=fx.keys[:2])
+    approve_all(ctx, done)
+    asked = create_task_agreement(ctx, fx, keys=fx.keys[1:])  # circulating
+    later = create_agreement(ctx, parties=1, coordinator=fx.coordinator)
+    approve_all(ctx, later)  # in force after the task agreement: listed before it, newest first
+    with web_client(ctx) as client:
+        sign_in(client, ctx, fx.coordinator.id)
+        page = client.get("/dashboard").text
+    in_force_rows = page.split('id="in-force-heading"')[1].split("</table>")[0].split("<tr")[2:]
+    ids = [int(r.split('href="/agreements/')[1].split('"')[0]) for r in in_force_rows]
+    assert ids == [later.id, fx.id, done.id]  # the task agreement right after its framework
+    assert "puitesopimus Pirkanmaan puitesopimus" in in_force_rows[2] and 'class="task-agreement"' in in_force_rows[2]
+    under_way = page.split('id="agreements-heading"')[1].split("</table>")[0]
+    assert f'href="/agreements/{asked.id}"' in under_way and f'href="/agreements/{other.id}"' in under_way
+    assert under_way.count("Tehtäväkohtainen yhteistyösopimus – puitesopimus Pirkanmaan puitesopimus") == 1

@@ -101,7 +101,8 @@ def _case_items(c: Case, now: datetime, registry: Registry) -> list[Item]:
     done = _definition(registry, c).has_tag(c.state, "deadline_met")  # its deadline asks nothing more
     data: dict[str, Any] = c.data
     if c.workflow in ("agreement", "agreement_party") and c.deadline:
-        return [_deadline(f"case-{c.id}-deadline", "agreement", c.title, c.deadline, c.id, done, now)]
+        label = "clock.item.task_agreement" if data.get("framework_id") else ""  # hangs off a framework agreement
+        return [_deadline(f"case-{c.id}-deadline", "agreement", c.title, c.deadline, c.id, done, now, label)]
     if c.workflow == "nomination":
         definition = _definition(registry, c)
         closed = not definition.has_tag(c.state, "open_for_proposals")

@@ -32,9 +32,13 @@ def dashboard(request: Request, user: User, session: SessionDep, cycle: int | No
     shown = board.current_cycle(all_cycles, cycle)
     measures = board.measures_by_status(session, shown[0]) if shown else {}
     registry = request.app.state.ctx.registry
+    from api.web.routes.task_agreements import under_frameworks  # task-specific agreements under their framework
+
+    circulating, framework_of = under_frameworks(
+        session, user.actor, board.circulating(session, registry, user.actor, today, user.lang))
+    in_force, more = under_frameworks(session, user.actor, board.in_force(session, registry, user.actor))
     return render(request, "dashboard.html", user.lang, user=user, today=today,
-                  agreements=board.circulating(session, registry, user.actor, today, user.lang),
-                  in_force=board.in_force(session, registry, user.actor),
+                  agreements=circulating, in_force=in_force, framework_of={**framework_of, **more},
                   nominations=board.nominations(session, registry, user.actor), cycles=all_cycles, cycle=shown,
                   measures=measures, measure_overdue=board.measure_overdue,
                   names=board.responsible_names(session, {m.responsible for ms in measures.values() for m in ms},

@@ -9,7 +9,7 @@ Every button comes from the engine's answer to "what may this person fire now" o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Form, Request
 from pydantic import ValidationError
@@ -27,12 +27,22 @@ from api.web.routing import User, WebUser, web_router
 from api.web.views import agreement_view
 from engine.errors import InvalidInput, NotPermitted
 from engine.models import Case, Organisation
-from engine.permissions import CaseReader
+from engine.permissions import CaseReader, visible_cases
 from workflows.task_agreement import service
-from workflows.task_agreement.read import framework_of, task_agreements_of
+from workflows.task_agreement.read import framework_of, frameworks_of, task_agreements_of
 from workflows.task_agreement.schemas import ContinueIn, FrameworkRef, TaskAgreementCreate, TaskAgreementSummary
 
 router = web_router()
+
+
+class _Listed(Protocol):
+    """A dashboard row: an agreement by its case id."""
+
+    @property
+    def id(self) -> int: ...
+
+
+T = TypeVar("T", bound=_Listed)
 
 
 @dataclass
@@ -203,3 +213,27 @@ def review_tasks(request: Request, session: Session, user: WebUser, framework_id
     """List the task-specific agreements a framework's review page shows (those the viewer may open)."""
     ctx = request.app.state.ctx
     return list(task_agreements_of(session, ctx.registry, user.actor, framework_id, ctx.clock.now()))
+
+
+def under_frameworks(session: Session, actor: Any, items: list[T]) -> tuple[list[T], dict[int, str]]:
+    """Order a dashboard list so each task-specific agreement follows its framework (or its siblings), and name
+    the framework of each (only a framework the viewer may open is named: {task id: framework title})."""
+    ids = [i.id for i in items]
+    links = frameworks_of(session, ids)
+    titles = dict(
+        session.execute(
+            select(col(Case.id), col(Case.title)).where(col(Case.id).in_(set(links.values())), visible_cases(actor))
+        ).all()
+    )
+    first = {i: n for n, i in enumerate(ids)}
+    # a task agreement sits after its framework if listed, else after the first of its siblings
+    anchor: dict[int, int] = {}
+    for n, i in enumerate(ids):
+        framework = links.get(i)
+        if framework is not None:
+            anchor.setdefault(framework, first.get(framework, n))
+    order = sorted(
+        range(len(ids)),
+        key=lambda n: (anchor[links[ids[n]]], 1, n) if ids[n] in links else (anchor.get(ids[n], n), 0, n),
+    )
+    return [items[n] for n in order], {i: titles[f] for i, f in links.items() if f in titles}
