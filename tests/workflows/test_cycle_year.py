@@ -195,6 +195,9 @@ def test_a_whole_year(ctx) -> None:
     sv = pdf_text(render_pdf(data, "sv"))
     assert "Verksamhetsberättelse 2026" in sv and "Åtgärder" in sv and "Ställningstaganden" in sv
     assert pdf_is_tagged(pdf)
+    assert render_pdf(data) is pdf  # the same report is printed once (WeasyPrint takes seconds for a large one)
+    changed = render_pdf({**data, "feedback": "Kuntaliitolle: lisää tukea saamenkieliseen työhön."})
+    assert changed is not pdf and "saamenkieliseen" in pdf_text(changed)
     assert carried == [("Maakuntien yhteinen toimintamalli", "ongoing", True),
                        ("Sote-uudistuksen edunvalvonta", "not_started", True),
                        ("Kuntaliiton tuki", "not_started", True)]
