@@ -54,7 +54,8 @@ def bring_into_force(ctx: AppContext, parties: int = 3, substitute_for: str | No
         signer = fx.signatories[key][0]
         ctx.engine.run(lambda uow: service.decide(uow, fx.id, key, DecisionIn(
             outcome="approved", body="Kunnanhallitus", decided_on="2026-03-02", section=f"§ {58 + n}",
-            minutes_url="https://example.fi/poytakirja/58", note="Ei varaumia" if n == 0 else None), signer.actor))
+            minutes_url="https://example.fi/poytakirja/58", note="Ei varaumia" if n == 0 else None,
+            published_on="2026-03-02" if n == 0 else None), signer.actor))
         ctx.engine.run(lambda uow: service.sign(uow, fx.id, key, signer.actor))
     return fx
 
@@ -130,6 +131,25 @@ def test_the_record_is_made_after_the_commit_sealed_tagged_and_checkable(sctx: A
         checkpoint = session.execute(select(AuditCheckpoint).order_by(col(AuditCheckpoint.seq))).scalars().first()
     assert len(names) == 3 and all(name in text for name in names)  # organisations by their registered names
     assert checkpoint is not None and checkpoint.mac in text.replace("\n", "")  # the checkpoint that covers it
+    flat = " ".join(text.split())
+    # finality as of the day it was made: the first party's minutes were published 2.3. (notified 9.3., claims
+    # until Mon 23.3., final from 24.3.), the others' publication is not recorded yet
+    assert "Ei vielä lainvoimainen ma 2.3.2026: oikaisuvaatimusaika päättyy ma 23.3.2026; lainvoimainen ti " \
+           "24.3.2026, jos oikaisuvaatimusta ei tehdä" in flat
+    assert flat.count("pöytäkirjan julkaisupäivä puuttuu") == 2
+
+
+def test_a_record_asked_for_after_the_claim_period_says_final(sctx: AppContext, clock: ManualClock) -> None:
+    from datetime import timedelta
+
+    fx = bring_into_force(sctx)
+    clock.advance(timedelta(days=23))  # Wed 25.3.2026
+    assert sctx.engine.run(lambda uow: request_record(uow, fx.id, fx.coordinator.actor)).status == PENDING
+    assert sctx.records is not None and sctx.records.make_pending() == 1
+    pdf = records(sctx, fx.id)[-1].pdf
+    assert pdf is not None
+    flat = " ".join("\n".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages).split())
+    assert "Lainvoimainen ti 24.3.2026" in flat and flat.count("pöytäkirjan julkaisupäivä puuttuu") == 2
 
 
 def test_the_record_speaks_the_coordinator_s_language(database: Database, clock: ManualClock,

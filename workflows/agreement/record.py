@@ -22,7 +22,7 @@ import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from engine.actors import Actor
-from engine.calendar import format_date, format_datetime
+from engine.calendar import HELSINKI, format_date, format_datetime
 from engine.errors import Conflict, NotFound, NotPermitted
 from engine.models import AuditCheckpoint, Event, Person
 from engine.records import TransitionRecord
@@ -162,13 +162,28 @@ def _checkpoint(session: Session, last_event_id: int) -> dict[str, Any] | None:
             "cases": cp.cases, "events": cp.events, "root": cp.root, "key_id": cp.key_id, "mac": cp.mac}
 
 
-def _finality(party: Any) -> str | None:
-    """The finality line of a party's decision (engineer F's `workflows.agreement.finality`), None when unknown."""
-    return None
+def _finality(decision: Any, today: date) -> dict[str, Any] | None:
+    """The finality of a party's decision on the day the record is made (`workflows/agreement/finality.py`).
+
+    `key` names the sentence: final (from `on`), counting (becomes final on `on` unless a claim for rectification
+    is made by `deadline`), contested (a claim is pending), unpublished (the minutes' publication not recorded),
+    void (a claim was upheld).
+    """
+    if decision is None:
+        return None
+    key = decision.finality
+    if key == "counting" and decision.final_on is not None and today >= decision.final_on:
+        key = "final"
+    return {"key": key, "on": decision.final_on, "deadline": decision.claim_deadline,
+            "published_on": decision.published_on}
 
 
-def record_data(session: Session, agreement_id: int, version_number: int | None = None) -> dict[str, Any]:
-    """Gather what the record of an agreement in force shows (a plain session: reads only)."""
+def record_data(session: Session, agreement_id: int, version_number: int | None = None,
+                today: date | None = None) -> dict[str, Any]:
+    """Gather what the record of an agreement in force shows (a plain session: reads only).
+
+    `today` (a Helsinki date, by default the day it entered into force) is the day each decision's finality is told.
+    """
     agreement = read_agreement(session, agreement_id)
     sha256 = agreement.in_force_sha256
     if sha256 is None:
@@ -183,14 +198,16 @@ def record_data(session: Session, agreement_id: int, version_number: int | None 
         col(Event.case_id).in_(party_ids))).scalar_one()) if party_ids else 0
     in_force = [e for e in events if e.name == IN_FORCE_EVENT]
     covered = in_force[-1].id if in_force else (events[-1].id if events else 0)
+    if today is None:
+        today = (agreement.in_force_at or datetime.now(UTC)).astimezone(HELSINKI).date()
     parties = []
     for p in agreement.parties:
         d = p.decision
         signatures = [{"name": s.person_name, "substitute": s.substitute_name, "at": s.signed_at,
                        "sha256": s.document_sha256} for s in p.signatures]
         parties.append({"name": p.organisation_name, "key": p.organisation, "signatures": signatures,
-                        "decision": d.model_dump() if d else None, "finality": _finality(p)})
-    return {"id": agreement.id, "title": agreement.title, "version": number, "text": text,
+                        "decision": d.model_dump() if d else None, "finality": _finality(d, today)})
+    return {"id": agreement.id, "title": agreement.title, "version": number, "text": text, "today": today,
             "sha256": text_sha256, "in_force_at": agreement.in_force_at,
             "coordinator": coordinator.name if coordinator else None,
             "lang": coordinator.language if coordinator else "fi", "parties": parties,
@@ -217,9 +234,10 @@ def render_html(data: dict[str, Any], seal: Seal | None, lang: str | None = None
             f"record.event.{name}") else name})
 
 
-def make_pdf(session: Session, agreement_id: int, version_number: int | None, seal: Seal) -> bytes:
+def make_pdf(session: Session, agreement_id: int, version_number: int | None, seal: Seal,
+             today: date | None = None) -> bytes:
     """Print and seal the record of an agreement in force; return the sealed PDF's bytes."""
-    data = record_data(session, agreement_id, version_number)
+    data = record_data(session, agreement_id, version_number, today)
     pdf = html_to_pdf(render_html(data, seal), extra_css=RECORD_CSS)
     return seal_pdf(pdf, seal, translate(data["lang"], "record.seal.reason", title=data["title"]))
 
@@ -310,7 +328,8 @@ class RecordMaker:
         assert self.seal is not None
         try:
             with Session(self.engine.db.engine) as session:
-                pdf = make_pdf(session, case_id, version, self.seal)
+                today = self.engine.clock.now().astimezone(HELSINKI).date()
+                pdf = make_pdf(session, case_id, version, self.seal, today)
         except Exception as exc:  # noqa: BLE001 - kept on the row and retried; the agreement stays in force
             log.exception("making the sealed record %s of agreement %s failed", row_id, case_id)
             error = f"{type(exc).__name__}: {exc}"[:1000]
