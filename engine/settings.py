@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changethis", "change-me", "secret"}
@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_tls: bool = False
     smtp_timeout: float = 10.0
+    smtp_connections: int = Field(default=4, ge=1, le=32)  # sessions the outbox sends over side by side
     scheduler_enabled: bool = True
     scheduler_interval_seconds: float = 1.0
     sqlite_busy_timeout_ms: int = 30000

@@ -147,13 +147,14 @@ class Delivery:
     """Sends due outbox rows; one instance per process, used by the scheduler's leader."""
 
     def __init__(self, engine: Engine, smtp: SmtpConfig | None, *, sender: str, domain: str, batch: int = 100,
-                 connections: int = 4) -> None:
+                 connections: int | None = None) -> None:
         self.engine = engine
         self.smtp = smtp
         self.sender = sender
         self.domain = domain
         self.batch = batch
-        self.connections = max(1, connections)
+        self.connections = max(1, connections or (smtp.connections if smtp else 4))
+        self._autocommit = engine.db.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     # -- claiming ------------------------------------------------------------------------------------------
     def release_claims(self, fence: Fence | None = None) -> int:
@@ -208,8 +209,15 @@ class Delivery:
     def _mark_sent(self, row_ids: list[int], claimed: datetime, status: str = "sent") -> int:
         """Record `sent` (or `captured`) for rows accepted without refusals, in one commit; return how many
         were still ours (a row released and reclaimed by a new leader is not)."""
-        with self.engine.db.write_engine.begin() as conn:
-            return rowcount(conn.execute(_RECORD_SENT, {"ids": row_ids, "claimed": claimed, "outcome": status}))
+        params = {"ids": row_ids, "claimed": claimed, "outcome": status}
+        db = self.engine.db
+        if db.is_sqlite:
+            with db.write_engine.begin() as conn:  # BEGIN IMMEDIATE: SQLite's one writer
+                return rowcount(conn.execute(_RECORD_SENT, params))
+        # PostgreSQL: one statement is atomic on its own; autocommit spares the BEGIN and COMMIT round trips
+        # (a commit took 8.0 ms with them, 5.4-6.1 ms without, on the loaded development VM)
+        with self._autocommit.connect() as conn:
+            return rowcount(conn.execute(_RECORD_SENT, params))
 
     def _failed_permanently(self, row: OutboxRow, error: str, now: datetime, status: str) -> None:
         def work(uow: UnitOfWork) -> None:
@@ -364,4 +372,4 @@ def smtp_config_from(settings: Settings) -> SmtpConfig | None:
         return None
     return SmtpConfig(host=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username,
                       password=settings.smtp_password, use_tls=settings.smtp_tls, start_tls=settings.smtp_starttls,
-                      timeout=settings.smtp_timeout)
+                      timeout=settings.smtp_timeout, connections=settings.smtp_connections)

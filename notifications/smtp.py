@@ -48,6 +48,7 @@ class SmtpConfig:
     timeout: float = 10.0
     validate_certs: bool = True
     local_hostname: str | None = None  # EHLO name; None -> socket.getfqdn()
+    connections: int = 4  # sessions the outbox delivery opens side by side (SmtpSender itself is one)
 
     def __post_init__(self) -> None:
         if self.use_tls and self.start_tls:

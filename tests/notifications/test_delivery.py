@@ -175,3 +175,15 @@ def test_captured_mail_is_marked_in_one_commit(ctx) -> None:
     queued = len(_rows(ctx))
     assert ctx.delivery.deliver_due_sync() == queued
     assert {(r.status, r.attempts) for r in _rows(ctx)} == {("captured", 1)}
+
+
+def test_the_pool_size_is_a_setting(database, clock, smtp_server) -> None:
+    from tests.conftest import context_for
+
+    ctx = context_for(database, clock, smtp_host=smtp_server.hostname, smtp_port=smtp_server.port,
+                      smtp_timeout=5.0, smtp_connections=2)
+    assert ctx.delivery.connections == 2
+    create_agreement(ctx, parties=6, deadline=date(2026, 6, 19))
+    queued = len(_rows(ctx))
+    assert ctx.delivery.deliver_due_sync() == queued
+    assert smtp_server.handler.session_count == 2 and len(smtp_server.messages) == queued

@@ -27,7 +27,7 @@ from sqlalchemy import insert, select
 from sqlmodel import Session
 
 from engine.models import OutboxMessage
-from notifications.delivery import Delivery
+from engine.settings import Settings
 from notifications.mime import message_id
 from tests.support.service_process import ServiceProcess
 from tests.support.smtp_server import RecordingHandler, SmtpTestServer
@@ -35,7 +35,7 @@ from tests.support.waiting import wait_until, wait_while_progressing
 
 MESSAGES = 600
 HOLD_AT = (90, 260, 430)  # the server holds back its reply to these accepted messages, and the service is killed
-CONNECTIONS = Delivery(None, None, sender="", domain="").connections  # type: ignore[arg-type]
+CONNECTIONS = Settings.model_fields["smtp_connections"].default  # what the service's Delivery uses
 STALL_LIMIT = 60.0  # sending may go slowly on a loaded machine but never stands still this long
 DOMAIN = "vuosikello.local"  # the service's default mail domain
 SUBJECTS = {"fi": "Muistutus: määräaika lähestyy", "sv": "Påminnelse: tidsfristen närmar sig",
@@ -92,7 +92,7 @@ def _statuses(db) -> Counter[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 def test_kill_9_in_the_middle_of_a_batch_loses_nothing_and_doubles_only_the_window(ctx, tmp_path) -> None:
     started = time.monotonic()
     languages = _queue(ctx)
