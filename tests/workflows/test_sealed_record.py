@@ -126,6 +126,10 @@ def test_the_record_is_made_after_the_commit_sealed_tagged_and_checkable(sctx: A
     assert reader.metadata is not None and reader.metadata.title == "Sinetöity asiakirja: Pirkanmaan puitesopimus"
     assert b"pdfuaid:part" in root["/Metadata"].get_object().get_data()
     assert bool(root["/ViewerPreferences"]["/DisplayDocTitle"])
+    for page in reader.pages:  # every annotation is in the structure tree, or hidden (the seal's widget)
+        for annot in page.get("/Annots") or []:
+            a = annot.get_object()
+            assert "/StructParent" in a or int(a.get("/F", 0)) & 2, a
     with Session(sctx.db.engine) as session:
         names = [p["name"] for p in record_data(session, fx.id)["parties"]]
         checkpoint = session.execute(select(AuditCheckpoint).order_by(col(AuditCheckpoint.seq))).scalars().first()

@@ -129,12 +129,14 @@ def seal_pdf(pdf: bytes, seal: Seal, reason: str) -> bytes:
     """Sign a PDF with the seal as a PAdES baseline signature (an incremental update; the content is unchanged)."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import signers
-    from pyhanko.sign.fields import SigSeedSubFilter
+    from pyhanko.sign.fields import InvisSigSettings, SigFieldSpec, SigSeedSubFilter
 
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
     meta = signers.PdfSignatureMetadata(field_name=SEAL_FIELD, subfilter=SigSeedSubFilter.PADES,
                                         reason=reason[:200], location="Vuosikello")
-    out = signers.sign_pdf(writer, meta, signer=seal.signer)
+    # an invisible seal: its widget is hidden, so PDF/UA does not ask for it in the structure tree
+    field = SigFieldSpec(SEAL_FIELD, invis_sig_settings=InvisSigSettings(set_print_flag=False, set_hidden_flag=True))
+    out = signers.sign_pdf(writer, meta, signer=seal.signer, new_field_spec=field)
     return bytes(out.getvalue())
 
 
