@@ -17,17 +17,19 @@ from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, exists, insert, select, update
+from sqlalchemy import Row, bindparam, event, exists, insert, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import SessionTransaction
 
 from engine.actors import SYSTEM
 from engine.calendar import deadline_instant, parse_offset, relative_instant, reminder_instant
 from engine.definition import TimerSpec
-from engine.errors import EngineError
+from engine.errors import Conflict, EngineError
 from engine.models import Case, Timer, table_of
 from engine.records import CaseRow, TransitionRecord
 from engine.service import Engine, UnitOfWork
+from engine.statements import EVENT, EVENT_FIELDS, Cursor, Statement
 
 log = logging.getLogger("vuosikello.timers")
 TIMER = table_of(Timer)
@@ -194,6 +196,102 @@ def rearm(uow: UnitOfWork, case: CaseRow, note: str = "rescheduled") -> int:
     return arm(uow, case, case.state, case.event_count)
 
 
+_EVENT_IDS = "SELECT nextval(pg_get_serial_sequence('event', 'id')) FROM generate_series(1, 256)"
+_EVENT_WITH_ID: dict[str, Statement] = {}  # by dialect name
+
+
+class _DeferredWrites(Cursor):
+    """PostgreSQL: a sweep batch's case writes and event inserts, sent as executemany instead of one round trip each.
+
+    The profile of 10,000 deadlines on PostgreSQL: nine tenths of the sweep waited for the two round trips a fired
+    deadline makes (the case's state write and its event). Here they are kept until something else is about to
+    reach the database (any statement on the transaction's Connection, a read of this cursor, the end of the batch)
+    and then sent in order: the case writes as executemany (their rows counted: every transition must have found
+    its case at the version it read, as `_transition` checks one by one), then the events, whose ids were taken
+    from their sequence beforehand (one query per 256). A savepoint rolled back drops what it had kept; one begun
+    sends it first. What the transaction reads therefore always sees what it wrote, as with immediate writes.
+    """
+
+    def __init__(self, uow: UnitOfWork, real: Cursor) -> None:
+        super().__init__(uow.tx.driver, uow.db.statements)
+        self.real = real
+        dialect = uow.session.connection().dialect
+        stmt = _EVENT_WITH_ID.get(dialect.name)
+        if stmt is None:
+            stmt = _EVENT_WITH_ID[dialect.name] = Statement(
+                insert(EVENT).values({n: bindparam(n, type_=EVENT.c[n].type) for n in ("id", *EVENT_FIELDS)}),
+                dialect)
+        self.event_insert = stmt
+        self.writes: list[tuple[Statement, Any]] = []
+        self.events: list[Any] = []
+        self.ids: list[int] = []
+        self.transitions = 0
+
+    def rows(self, stmt: Statement, values: dict[str, Any]) -> list[list[Any]]:
+        """Send what is kept, then read."""
+        self.flush()
+        return super().rows(stmt, values)
+
+    def insert(self, stmt: Statement, values: dict[str, Any]) -> int:
+        """Keep an event insert (its id taken from the sequence now); send anything else at once."""
+        if stmt is not self.sql.event:
+            self.flush()
+            return super().insert(stmt, values)
+        if not self.ids:
+            self.cursor.execute(_EVENT_IDS)
+            self.ids = [int(r[0]) for r in self.cursor.fetchall()][::-1]
+        new_id = self.ids.pop()
+        self.events.append(self.event_insert.params({**values, "id": new_id}))
+        return new_id
+
+    def write(self, stmt: Statement, values: dict[str, Any]) -> int:
+        """Keep a case write; its row count is checked when it is sent."""
+        if stmt is self.sql.transition:
+            self.transitions += 1
+        self.writes.append((stmt, stmt.params(values)))
+        return 1
+
+    def flush(self) -> None:
+        """Send what is kept, in order: the case writes, then the events."""
+        if not self.writes and not self.events:
+            return
+        writes, events, transitions = self.writes, self.events, self.transitions
+        self.discard()
+        moved = 0
+        start = 0
+        while start < len(writes):
+            stmt = writes[start][0]
+            end = start
+            while end < len(writes) and writes[end][0] is stmt:
+                end += 1
+            self._many(stmt.sql, [p for _, p in writes[start:end]])
+            if stmt is self.sql.transition:
+                moved += self.cursor.rowcount
+            start = end
+        if moved != transitions:
+            raise Conflict(f"{transitions - moved} of the batch's cases were changed by someone else; retry",
+                           message_id="error.changed_meanwhile")
+        if events:
+            self._many(self.event_insert.sql, events)
+
+    def discard(self) -> None:
+        """Forget what is kept (its savepoint is being rolled back)."""
+        self.writes, self.events, self.transitions = [], [], 0
+
+    def _many(self, sql: str, params: list[Any]) -> None:
+        try:
+            self.cursor.executemany(sql, params)
+        except self.sql.dbapi_error as exc:
+            raise DBAPIError.instance(sql, params[:1], exc, self.sql.dbapi_error) from exc
+
+    def before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        """Connection hook: send what is kept before any other statement; drop it before a rollback to savepoint."""
+        if statement.startswith("ROLLBACK TO SAVEPOINT"):
+            self.discard()
+        else:
+            self.flush()
+
+
 def _savepoint(uow: UnitOfWork) -> SessionTransaction:
     """Begin a savepoint and emit it now.
 
@@ -249,6 +347,21 @@ class TimerSweep:
         if not timers:
             return 0
         self._lock_cases(uow, conn, {t.case_id for t in timers})
+        deferred = None
+        if not uow.db.is_sqlite:  # SQLite runs in-process: a statement costs no round trip there
+            deferred = _DeferredWrites(uow, uow.cursor)
+            uow._cursor = deferred
+            event.listen(conn, "before_cursor_execute", deferred.before)
+        try:
+            return self._fire_batch(uow, conn, timers, now, later, deferred)
+        finally:
+            if deferred is not None:
+                event.remove(conn, "before_cursor_execute", deferred.before)
+                uow._cursor = deferred.real
+                deferred.close()
+
+    def _fire_batch(self, uow: UnitOfWork, conn: Connection, timers: Sequence[TimerRow], now: datetime,
+                    later: list[Callable[[], None]] | None, deferred: _DeferredWrites | None) -> int:
         reminders = [t.id for t in timers if t.kind != "deadline"]
         superseded = set(conn.execute(_SUPERSEDED, {"b_ids": reminders, "b_now": now}).scalars()) if reminders \
             else set()
@@ -264,6 +377,8 @@ class TimerSweep:
                  for t, o in zip(timers, outcomes, strict=True) if o is not None]
         if marks:
             conn.execute(_MARK, marks)
+        if deferred is not None:
+            deferred.flush()  # nothing may stay behind: the commit does not pass the hook
         if later is not None and uow._after:
             effects, uow._after[:] = list(uow._after), []
             uow.after_commit(lambda: later.extend(effects))  # handed to run_due only if this batch commits

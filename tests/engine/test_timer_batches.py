@@ -108,6 +108,16 @@ def events(db: Any, name: str) -> Counter[int]:
         return Counter(s.execute(select(Event.case_id).where(Event.name == name)).scalars())
 
 
+def assert_chains_intact(db: Any) -> int:
+    """Re-hash every case's event chain (the batch's state writes and events may be sent together); return events."""
+    from engine.audit import Scope, verify_chains
+
+    with db.engine.connect() as conn:
+        _cases, n_events, problems = verify_chains(conn, Scope())
+    assert problems == []
+    return n_events
+
+
 # -- one case failing inside a batch ------------------------------------------------------------------------------
 
 
@@ -151,6 +161,7 @@ def test_a_case_whose_guard_raises_fails_alone_and_the_others_fire_once(ctx, tmp
     ctx.run_timers()
     assert statuses(ctx.db)["later3"] == "fired"
     assert events(ctx.db, "Closed") == {c: 1 for c in cases}  # the others closed by their follow-up, case 3 by later3
+    assert assert_chains_intact(ctx.db) == 6 + 5 + 6  # created; waited (all but case 3); closed
     assert events(ctx.db, "Waited") == {c: 1 for i, c in enumerate(cases) if i != 3}
 
 
@@ -175,6 +186,7 @@ def test_a_handler_raising_for_one_case_of_a_full_batch_loses_and_doubles_nothin
     assert got.pop("bad") == "failed"
     assert set(got.values()) == {"fired"} and len(got) == 250
     assert events(ctx.db, "Pinged") == {c: 1 for c in cases}  # the broken handler's own ping was undone
+    assert assert_chains_intact(ctx.db) == 500  # each case: created, pinged once
 
 
 def test_a_deferred_cancel_spares_what_its_transition_armed(ctx, tmp_path) -> None:
@@ -283,6 +295,7 @@ def test_kill_9_in_the_middle_of_a_batch_then_every_timer_fires_exactly_once(ctx
     with Session(ctx.db.engine) as s:
         fired_at = s.execute(select(Timer.fired_at)).scalars().all()
     assert all(f is not None for f in fired_at)
+    assert assert_chains_intact(ctx.db) == (CASES + 1) + total
 
 
 def main() -> int:
