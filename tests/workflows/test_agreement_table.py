@@ -63,6 +63,8 @@ awaiting_finality    decisions_final        NP            NP            NP      
 awaiting_finality    reschedule_finality    NP            NP            NP       NP         awaiting_finality
 awaiting_finality    reopen                 NP            NP            NP       NP         circulating
 awaiting_finality    withdraw               withdrawn     withdrawn     NP       NP         NP
+awaiting_finality    framework_terminated   NP            NP            NP       NP         awaiting_finality
+awaiting_finality    continue_alone         GR            GR            NP       NP         NP
 in_force             start_task_agreement   in_force      in_force      NP       NP         NP
 in_force             framework_terminated   NP            NP            NP       NP         framework_ended
 under_review         revise                 circulating   circulating   NP       NP         NP

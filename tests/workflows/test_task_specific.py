@@ -229,3 +229,19 @@ def test_end_with_the_framework(ctx: AppContext, framework: AgreementFixture) ->
     end = TerminateIn(reason="Päättyy puitesopimuksen mukana", end_date=date(2026, 12, 31))
     ctx.engine.run(lambda uow: agreements.terminate(uow, task.id, end, task.coordinator.actor))
     assert state_of(ctx, task.id) == "terminated"
+
+
+def test_flagged_while_being_approved_it_waits_for_the_choice_once_in_force(
+    ctx: AppContext, framework: AgreementFixture
+) -> None:
+    task = create_task_agreement(ctx, framework, keys=framework.keys[:2])
+    terminate(ctx, framework)
+    assert state_of(ctx, task.id) == "circulating"  # flagged in place, still asking its parties
+    approve_all(ctx, task)
+    assert state_of(ctx, task.id) == "framework_ended"  # in force, and waiting for its coordinator's choice
+    names = [n for n, _ in events_of(ctx, task.id)]
+    assert names.count("AgreementEnteredIntoForce") == 1 and names.count("FrameworkTerminated") == 2
+    ctx.engine.run(
+        lambda uow: service.continue_alone(uow, task.id, ContinueIn(reason="Jatkuu"), task.coordinator.actor)
+    )
+    assert state_of(ctx, task.id) == "in_force"

@@ -152,6 +152,18 @@ def react_to_agreement(uow: UnitOfWork, record: TransitionRecord) -> None:
                     payload={"review_case": review} if review is not None else {},
                     document_hash=task.data["sha256"],
                 )
+    elif record.event_name == "AgreementEnteredIntoForce" and _flagged(record.case):
+        # flagged while it was still being approved, and its coordinator has not chosen: it waits in
+        # framework_ended for the choice (end it, or continue on its own), as one in force when flagged does
+        case = uow.case(record.case.id)
+        if uow.may(case, "framework_terminated"):
+            uow.fire(
+                case.id,
+                "framework_terminated",
+                actor=SYSTEM,
+                payload={"framework": int(case.data["framework_id"]), "end_date": case.data["framework_ended_on"]},
+                document_hash=case.data["sha256"],
+            )
     elif record.event_name == "AgreementTerminated":
         end = record.payload.get("end_date") or today(uow).isoformat()
         for task in linked(uow, record.case.id):
@@ -164,6 +176,11 @@ def react_to_agreement(uow: UnitOfWork, record: TransitionRecord) -> None:
                     document_hash=task.data["sha256"],
                 )
                 uow.set_data(task, framework_ended_on=end)
+
+
+def _flagged(case: CaseRow) -> bool:
+    """Tell whether a task agreement's framework was terminated and its coordinator has not chosen yet."""
+    return bool(case.data.get("framework_ended_on")) and not case.data.get("continued_alone")
 
 
 def continue_alone(uow: UnitOfWork, agreement_id: int, data: ContinueIn, actor: Actor) -> None:
