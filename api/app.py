@@ -32,6 +32,7 @@ from api.routes import (
     check,
     cycles,
     directory,
+    finality,
     metrics,
     nominations,
     oidc_providers,
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
                    calendar, admin, webhooks, oidc_providers, check):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(task_agreements.router, prefix="/api/v1")  # task-specific agreements
+    app.include_router(finality.router, prefix="/api/v1")  # decision finality: publication dates, claims
     app.include_router(schedule.pages)
     app.include_router(metrics.router)
     client_friendly(app, current_actor)  # operation ids, the bearer scheme, each route's own error responses

@@ -20,6 +20,8 @@ def _agreement(case: Case) -> str:
 
 
 def _party(case: Case) -> str:
+    if case.parent_id and any(c.get("outcome") == "pending" for c in (case.data or {}).get("claims") or []):
+        return f"/agreements/{case.parent_id}/finality"  # a claim awaits its outcome: where it is recorded
     return f"/agreements/{case.parent_id}" if case.parent_id else f"/agreements/{case.id}"
 
 

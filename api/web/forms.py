@@ -106,6 +106,9 @@ def read_decision(form: Form, today: date) -> DecisionIn | None:
     if outcome not in ("approved", "declined"):
         form.fail("outcome", "decision.error.outcome")
     body, decided_on, section, minutes = read_minutes(form, today, "decided_on")
+    published_on = form.date("published_on", required=False)  # the minutes' publication: finality counts from it
+    if published_on and decided_on and published_on < decided_on:
+        form.fail("published_on", "decision.error.before_decision")
     note = form.text("note", max_length=4000, required=False)
     if outcome == "declined" and not note:
         form.fail("note", "decision.error.reason")
@@ -113,7 +116,7 @@ def read_decision(form: Form, today: date) -> DecisionIn | None:
         return None
     try:
         return DecisionIn(outcome=outcome, body=body, decided_on=decided_on, section=section,  # type: ignore[arg-type]
-                          minutes_url=minutes or None, note=note)  # type: ignore[arg-type]
+                          minutes_url=minutes or None, note=note, published_on=published_on)  # type: ignore[arg-type]
     except ValidationError as exc:
         form.fail(str(exc.errors()[0]["loc"][0]), "form.error.invalid")
         return None

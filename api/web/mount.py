@@ -23,6 +23,7 @@ from api.web.routes import (
     cycles,
     dashboards,
     email_templates,
+    finality,
     nominations,
     oidc,
     passwords,
@@ -51,6 +52,7 @@ def mount_web(app: FastAPI, ctx: AppContext, config: WebConfig | None = None) ->
     for module in (signin, passwords, oidc, check, tasks, coordinator, agreements, reviews, versions, substitutes):
         app.include_router(module.router)
     app.include_router(task_agreements.router)  # task-specific agreements on a framework agreement
+    app.include_router(finality.router)  # decision finality: publication dates, claims for rectification
     # then administration, dashboards, the annual clock, the nomination and cycle forms, the survey
     for module in (admin, admin_oidc, people, simulation, email_templates, dashboards, clock, nominations, cycles,
                    cycle_plan, cycle_reports, survey):

@@ -26,8 +26,9 @@ from notifications.render import TEMPLATES_DIR
 from tests.support.builders import User, create_agreement, make_user
 from tests.support.recurring import create_nomination, pair
 from tests.web.support import csrf_of, sign_in, web_client
+from workflows.agreement import claims as finality
 from workflows.agreement import service as agreements
-from workflows.agreement.schemas import DecisionIn, DocumentIn
+from workflows.agreement.schemas import ClaimIn, ClaimOutcomeIn, DecisionIn, DocumentIn
 from workflows.cycle import reports, schedule
 from workflows.cycle import service as cycles
 from workflows.cycle.schemas import AgreeIn, CycleCreate, ReportIn, ScheduleIn
@@ -52,6 +53,8 @@ ACTIONS = {
     "party_declined": r'href="{page}/revise"',  # the coordinator revises the text
     "deadline_passed": r'action="{page}/remind"',  # the coordinator reminds the late parties
     "agreement_in_force": r'class="state state-in_force"',  # nothing left to do: the page says it is in force
+    "claim_pending": r'action="{page}/claims/\d+/outcome"',  # the coordinator records the claim's outcome
+    "claim_upheld": DECIDE_OR_SIGN,  # the party decides again
     "nomination_requested": r'action="{page}"',  # the organisation's proposal form
     "nomination_proposal_reminder": r'action="{page}"',
     "nomination_term_ending": r'href="(/nominations/new|{page}/replacements)',  # a new request, or a replacement
@@ -233,6 +236,12 @@ def test_every_link_in_every_email_opens_its_case_with_the_action_it_asks_for(ct
             _decide(ctx, in_force.id, key, in_force.signatories[key][0])
             run(lambda uow, key=key: agreements.sign(uow, in_force.id, key, in_force.signatories[key][0].actor))
         links.follow_new()  # agreement_in_force
+        contested = create_agreement(ctx, parties=1, coordinator=pirkanmaa)  # a claim for rectification on it
+        links.follow_new()  # agreement_circulated
+        claimed = contested.keys[0]
+        _decide(ctx, contested.id, claimed, contested.signatories[claimed][0])
+        claim_id = run(lambda uow: finality.record_claim(uow, contested.id, claimed, ClaimIn(
+            claimant="Matti Meikäläinen", filed_on=date(2026, 3, 2)), pirkanmaa.actor).id)
         create_agreement(ctx, parties=1, coordinator=pirkanmaa, deadline=date(2026, 3, 20))
         review = run(lambda uow: reviews.start_now(uow, in_force.id, ReviewStart(deadline=date(2026, 11, 30)),
                                                    pirkanmaa.actor))
@@ -260,7 +269,10 @@ def test_every_link_in_every_email_opens_its_case_with_the_action_it_asks_for(ct
         for moment in (utc(2026, 3, 6, 8), utc(2026, 3, 13, 8), utc(2026, 3, 19, 8), utc(2026, 3, 23, 8)):
             ctx.clock.set(moment)  # party reminders, the nomination's reminder, the silent agreement overdue
             ctx.tick()
-            links.follow_new()
+            links.follow_new()  # and the claim's weekly reminder to its coordinator (claim_pending)
+        run(lambda uow: finality.decide_claim(uow, contested.id, claimed, claim_id or 0, ClaimOutcomeIn(
+            outcome="upheld", outcome_on=date(2026, 3, 23)), pirkanmaa.actor))
+        links.follow_new()  # claim_upheld
         _decide_nomination(ctx, nid, kuntaliitto)
         for moment in (utc(2026, 5, 5, 6), utc(2026, 7, 2, 7), utc(2026, 9, 1, 7), utc(2026, 10, 1, 7),
                        utc(2026, 11, 2, 8)):

@@ -288,7 +288,7 @@ def record_claim(uow: UnitOfWork, agreement_id: int, organisation_key: str, data
                            f"({decision.decided_on.isoformat()})", message_id="claim.error.before_decision")
     if data.filed_on > today_of(uow):
         raise InvalidInput("filed_on", f"{data.filed_on.isoformat()} is in the future",
-                           message_id="decision.error.future")
+                           message_id="claim.error.future")
     claim = DecisionClaim(decision_id=decision.id or 0, party_case_id=party.id, kind=data.kind,
                           claimant=data.claimant, filed_on=data.filed_on, reference=data.reference,
                           recorded_by=actor.person_id, recorded_at=uow.now)
@@ -322,7 +322,7 @@ def decide_claim(uow: UnitOfWork, agreement_id: int, organisation_key: str, clai
                            f"({claim.filed_on.isoformat()})", message_id="claim.error.outcome_before_filed")
     if data.outcome_on > today_of(uow):
         raise InvalidInput("outcome_on", f"{data.outcome_on.isoformat()} is in the future",
-                           message_id="decision.error.future")
+                           message_id="claim.error.future")
     parent = agreement_case(uow, agreement_id)
     claim.outcome, claim.outcome_on, claim.outcome_note = data.outcome, data.outcome_on, data.note
     claim.decided_by, claim.decided_at = actor.person_id, uow.now

@@ -87,10 +87,11 @@ def record_decision(work: WorkDep, request: Request, agreement_id: int, user: Us
                     body: Annotated[str, Form()] = "", decided_on: Annotated[str, Form()] = "",
                     section: Annotated[str, Form()] = "", minutes_url: Annotated[str, Form()] = "",
                     note: Annotated[str, Form()] = "", on_behalf_of: Annotated[str, Form()] = "",
-                    sha256: Annotated[str, Form()] = "") -> Response:
-    """Record the party's decision (body, date, § of the minutes); declining needs a reason."""
+                    sha256: Annotated[str, Form()] = "", published_on: Annotated[str, Form()] = "") -> Response:
+    """Record the party's decision (body, date, § of the minutes, the minutes' publication); declining needs a
+    reason."""
     form = WebForm(dict(party=party, outcome=outcome, body=body, decided_on=decided_on, section=section,
-                        minutes_url=minutes_url, note=note, on_behalf_of=on_behalf_of))
+                        minutes_url=minutes_url, note=note, on_behalf_of=on_behalf_of, published_on=published_on))
     today = today_of(request)
     actor = acting_actor(session, user.actor, _on_behalf(on_behalf_of), today)
     readable_by_any(session, [actor], agreement_id)
