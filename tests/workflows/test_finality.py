@@ -32,6 +32,7 @@ from workflows.agreement.finality import (
 from workflows.agreement.models import Decision, DecisionClaim, Signature
 from workflows.agreement.read import read_agreement
 from workflows.agreement.schemas import ClaimIn, ClaimOutcomeIn, DecisionIn, PublicationIn
+from workflows.annual_clock.items import collect, scope_for
 
 SOURCE = Path(workflows.__file__).resolve().parent / "agreement" / "v1.yaml"
 TODAY = date(2030, 1, 1)  # long after every date below: the decisions are final unless a claim holds them
@@ -310,3 +311,16 @@ def test_the_party_case_data_carries_the_dates_for_the_annual_clock(ctx: AppCont
     pid = party_id(ctx, fx, only)
     data = ctx.engine.run(lambda uow: uow.case(pid).data)
     assert (data["claim_deadline"], data["final_on"]) == ("2026-06-22", "2026-06-23")
+
+
+def test_the_annual_clock_shows_the_claim_deadline_and_the_final_date(ctx: AppContext, coordinator: User) -> None:
+    fx = create_agreement(ctx, parties=1, coordinator=coordinator)
+    (only,) = fx.keys
+    decide(ctx, fx, only, published=date(2026, 5, 29))
+    with Session(ctx.db.engine) as s:
+        scope = scope_for(s, organisation_key=only)
+        items = collect(s, scope, date(2026, 6, 1), date(2026, 6, 30), ctx.clock.now(), ctx.registry)
+    found = {i.uid.rsplit("-", 1)[1]: (i.kind, i.start, i.title_in("fi")) for i in items}
+    assert found["claims"][:2] == ("deadline", date(2026, 6, 22))  # Midsummer moved it
+    assert found["claims"][2].endswith(": oikaisuvaatimusaika päättyy")
+    assert found["final"][:2] == ("meeting", date(2026, 6, 23)) and "lainvoimainen" in found["final"][2]

@@ -102,7 +102,8 @@ def _case_items(c: Case, now: datetime, registry: Registry) -> list[Item]:
     data: dict[str, Any] = c.data
     if c.workflow in ("agreement", "agreement_party") and c.deadline:
         label = "clock.item.task_agreement" if data.get("framework_id") else ""  # hangs off a framework agreement
-        return [_deadline(f"case-{c.id}-deadline", "agreement", c.title, c.deadline, c.id, done, now, label)]
+        return [_deadline(f"case-{c.id}-deadline", "agreement", c.title, c.deadline, c.id, done, now, label),
+                *_finality_items(c, data, now)]
     if c.workflow == "nomination":
         definition = _definition(registry, c)
         closed = not definition.has_tag(c.state, "open_for_proposals")
@@ -122,6 +123,23 @@ def _case_items(c: Case, now: datetime, registry: Registry) -> list[Item]:
     if c.workflow == "cycle":
         return _cycle_items(c, now, _definition(registry, c))
     return []
+
+
+def _finality_items(c: Case, data: dict[str, Any], now: datetime) -> list[Item]:
+    """A party's decision: the last day for a claim for rectification and the day it becomes final.
+
+    The party case keeps both dates in its data (workflows/agreement/claims.py); a pending claim clears final_on.
+    """
+    out = []
+    if data.get("claim_deadline"):
+        last = date.fromisoformat(data["claim_deadline"])
+        out.append(Item(f"case-{c.id}-claims", "deadline", "agreement", c.title, last, last, c.id,
+                        now > deadline_instant(last), False, "clock.item.claim_deadline"))
+    if data.get("final_on"):
+        final = date.fromisoformat(data["final_on"])
+        out.append(Item(f"case-{c.id}-final", "meeting", "agreement", c.title, final, final, c.id, True, False,
+                        "clock.item.final"))
+    return out
 
 
 def _cycle_items(c: Case, now: datetime, definition: WorkflowDefinition) -> list[Item]:
