@@ -99,8 +99,9 @@ def _row_http(rec: dict[str, Any], target: str) -> str:
 
 def _row_scale(rec: dict[str, Any]) -> str:
     f = rec["figures"]
+    labels = ("sqlite", "sqlite_default_pragmas", "sqlite_cache_16mb_mmap")
     parts = [f"{label.replace('_', ' ')} {_fmt(f[label]['ratio'])}x ({_fmt(f[label]['us_large'], 0)} vs "
-             f"{_fmt(f[label]['us_small'], 0)} µs)" for label in ("sqlite", "sqlite_default_pragmas") if label in f]
+             f"{_fmt(f[label]['us_small'], 0)} µs)" for label in labels if label in f]
     return f"{f['large_cases']:,} vs {f['small_cases']:,} cases: " + "; ".join(parts)
 
 
@@ -203,7 +204,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--no-docs", action="store_true", help="do not touch any markdown file")
     parser.add_argument("--only", nargs="+", help="run only these benchmarks (names as in the JSON)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds one benchmark may take")
+    parser.add_argument("--from-json", type=Path, help="run nothing: write the docs table from an earlier --json")
     args = parser.parse_args(argv)
+    if args.from_json:
+        earlier: dict[str, Any] = json.loads(args.from_json.read_text())
+        write_docs(args.docs, earlier)
+        return earlier
     postgres = not args.no_postgres and bool(os.environ.get("VUOSIKELLO_BENCH_PG_URL"))
     results: dict[str, Any] = {"quick": args.quick, "postgres": postgres,
                                "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

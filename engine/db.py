@@ -25,11 +25,14 @@ def rowcount(result: Result[Any]) -> int:
     return result.rowcount
 
 
-# SQLite's page cache is per connection (the default, -2000, is 2 MB); memory-mapped reads share the operating
-# system's page cache between all connections and processes and save a read() per page. Chosen at 100,000 cases
-# with `python -m bench.transitions --scale` (figures in docs/benchmarks.md); 0 turns either off.
-SQLITE_CACHE_KIB = 16384  # 16 MB per pooled connection
-SQLITE_MMAP_BYTES = 256 * 2**20  # an upper bound: SQLite maps at most the file's size
+# Page cache (KiB per connection) and memory map (bytes) for SQLite; 0 keeps SQLite's defaults (2 MB, no map).
+# Measured at 100,000 cases with `python -m bench.transitions --scale` (docs/benchmarks.md): a transition on a
+# random case among 100,000 against among 1,000 cost 1.25x with the defaults, 1.41x with a 16 MB cache and a
+# 256 MB map, 1.40x with the map alone (load 1-2; a 64 MB cache did no better under load). The extra cost is on
+# the write side (the event index's random inserts, checkpoints writing back more distinct pages), so the
+# defaults stay; the knobs are here for the benchmark to compare.
+SQLITE_CACHE_KIB = 0
+SQLITE_MMAP_BYTES = 0
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
