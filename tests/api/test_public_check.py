@@ -3,6 +3,7 @@ gets a 4xx naming the field in the caller's language; checks are limited per cli
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from api.context import AppContext
 from api.web.config import WebConfig
 from tests.support.builders import AgreementFixture, create_agreement, decision, org
 from tests.support.http_server import HttpServer
+from workflows.agreement.check import SealCheck, seal_check
 from workflows.agreement.sealed import MADE, SealedRecord
 from workflows.common.pdf import html_to_pdf
 
@@ -343,6 +345,12 @@ def test_a_record_sealed_by_the_service_is_recognised_with_its_seal_valid(databa
     seal = match["seal"]
     assert seal["valid"] is True and seal["by_this_service"] is True and "Vuosikello test seal" in seal["signer"]
     assert seal["certificate_sha256"] == sctx.records.seal.fingerprint_sha256
+
+    async def inside_a_running_loop() -> SealCheck | None:  # pyHanko's asyncio.run() refuses to nest
+        return seal_check(record.pdf, sctx.records.seal.cert_pem)
+
+    checked = asyncio.run(inside_a_running_loop())
+    assert checked is not None and checked.valid and checked.by_this_service
     page_client = TestClient(create_app(ctx=sctx, web=WEB), client=("198.51.100.9", 50000))
     with page_client:
         from tests.web.support import csrf_of

@@ -16,14 +16,16 @@ different hash and is not recognised.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, TypeVar
 
 from sqlalchemy import select
 from sqlmodel import Session, col
@@ -33,6 +35,7 @@ from workflows.agreement.models import DocumentVersion
 from workflows.agreement.sealed import find_sealed_by_sha256
 
 log = logging.getLogger("vuosikello.check")
+T = TypeVar("T")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 IN_FORCE_EVENT = "AgreementEnteredIntoForce"  # the event both ways into force record (v1.yaml)
 CHUNK = 64 * 1024
@@ -101,6 +104,17 @@ def hash_stream(stream: BinaryIO, limit: int) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def outside_event_loop(work: Callable[[], T]) -> T:
+    """Run `work` here, or in a short-lived thread when this thread runs an event loop: pyHanko's synchronous
+    validation calls asyncio.run(), which refuses to start inside a running loop (an async caller, a test tool)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return work()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(work).result()
+
+
 def seal_check(pdf: bytes, service_cert_pem: bytes | None) -> SealCheck | None:
     """Validate the last PAdES signature of a PDF with pyHanko, trusting only this service's seal certificate."""
     from pyhanko.keys import load_certs_from_pemder_data
@@ -118,7 +132,8 @@ def seal_check(pdf: bytes, service_cert_pem: bytes | None) -> SealCheck | None:
         signature = signatures[-1]
         cert = signature.signer_cert
         roots = list(load_certs_from_pemder_data(service_cert_pem)) if service_cert_pem else []
-        status = validate_pdf_signature(signature, ValidationContext(trust_roots=roots))
+        context = ValidationContext(trust_roots=roots)
+        status = outside_event_loop(lambda: validate_pdf_signature(signature, context))
     except (SignatureValidationError, PdfError, ValueError, KeyError, TypeError) as exc:
         log.warning("sealed record: its signature cannot be validated: %s", exc)
         return None
