@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from pydantic import TypeAdapter
+from sqlmodel import Session
 
 from api.app import create_app
 from tests.support.builders import create_agreement, decision, make_user
+from workflows.agreement.read import agreement_json, read_agreement
+from workflows.agreement.schemas import AgreementRead
 
 
 def test_the_read_shows_the_dates_and_a_claim_flags_the_party(ctx) -> None:
@@ -33,6 +37,8 @@ def test_the_read_shows_the_dates_and_a_claim_flags_the_party(ctx) -> None:
     assert party["state"] == "contested" and party["decision"]["finality"] == "contested"
     assert party["decision"]["final_on"] is None
     assert party["decision"]["claims"][0]["reference"] == "KH/12/2026"
+    with Session(ctx.db.engine) as session:  # the GET's fast JSON carries the dates and claims as the model does
+        assert agreement_json(session, fx.id) == TypeAdapter(AgreementRead).dump_json(read_agreement(session, fx.id))
     r = client.post(f"{url}/claims/{claim_id}/outcome", json={"outcome": "rejected", "outcome_on": "2026-03-02"},
                     headers=coordinator.headers)
     assert r.status_code == 200 and r.json()["outcome"] == "rejected"

@@ -32,7 +32,7 @@ from engine.plugin import TriggerHandler
 from engine.records import CaseRow, TransitionRecord
 from engine.service import FireContext, UnitOfWork, actor_roles
 from engine.timers import rearm
-from workflows.agreement.finality import Finality, finality_of
+from workflows.agreement.finality import Finality, SimpleDecision, finality_of
 from workflows.agreement.models import Decision, DecisionClaim, Signature
 from workflows.agreement.schemas import ClaimIn, ClaimOutcomeIn, PublicationIn
 from workflows.agreement.service import (
@@ -160,18 +160,29 @@ def _claim_copy(c: DecisionClaim) -> dict[str, Any]:
             "outcome_on": c.outcome_on.isoformat() if c.outcome_on else None, "outcome_note": c.outcome_note}
 
 
-def refresh_party(uow: UnitOfWork, party: CaseRow) -> None:
-    """Copy the current decision's claims and finality dates into the party case's data."""
-    decision = _current_decision(uow, party)
-    if decision is None:
-        changes: dict[str, Any] = {"claims": [], "claim_deadline": None, "final_on": None}
+def refresh_party(uow: UnitOfWork, party: CaseRow, record: TransitionRecord | None = None) -> None:
+    """Copy the current decision's claims and finality dates into the party case's data.
+
+    A new decision (approve, decline) has no claims yet and its dates are in the event's payload: no query, and
+    no write when it has no publication date and the copy is empty already (the approval hot path).
+    """
+    if record is not None and record.event_name in ("PartyApproved", "PartyDeclined"):
+        p = record.payload
+        dates = SimpleDecision(date.fromisoformat(p["published_on"]) if p.get("published_on") else None,
+                               date.fromisoformat(p["notice_sent_on"]) if p.get("notice_sent_on") else None)
+        f = finality_of(dates, [], today_of(uow))
+        changes: dict[str, Any] = {
+            "claims": [], "claim_deadline": f.claim_deadline.isoformat() if f.claim_deadline else None,
+            "final_on": f.expected_final_on.isoformat() if f.expected_final_on else None}
+    elif (found := _current_decision(uow, party)) is None:
+        changes = {"claims": [], "claim_deadline": None, "final_on": None}
     else:
-        claims = claims_of(uow.session, [decision.id or 0])[decision.id or 0]
-        f = finality_of(decision, claims, today_of(uow))
+        claims = claims_of(uow.session, [found.id or 0])[found.id or 0]
+        f = finality_of(found, claims, today_of(uow))
         changes = {"claims": [_claim_copy(c) for c in claims],
                    "claim_deadline": f.claim_deadline.isoformat() if f.claim_deadline else None,
                    "final_on": f.expected_final_on.isoformat() if f.expected_final_on else None}
-    if any(party.data.get(k) != v for k, v in changes.items()):
+    if any((party.data.get(k) or None) != (v or None) for k, v in changes.items()):  # missing == empty
         uow.set_data(party, **changes)
 
 
@@ -208,7 +219,7 @@ def on_party(uow: UnitOfWork, record: TransitionRecord) -> None:
         return
     party = record.case
     parent = uow.case(party.parent_id or 0)
-    refresh_party(uow, party)
+    refresh_party(uow, party, record)
     if record.event_name == "ClaimUpheld" and uow.may(parent, "reopen"):
         uow.fire(parent.id, "reopen", actor=SYSTEM, document_hash=parent.data["sha256"],
                  payload={"party": party.data.get("organisation_key", ""), "claim_id": record.payload["claim_id"]})
