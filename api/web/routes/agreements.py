@@ -23,7 +23,7 @@ from api.web.render import render, render_markdown
 from api.web.routing import User, WebUser, web_router
 from api.web.views import agreement_view, readable_by_any
 from engine.calendar import HELSINKI
-from engine.errors import InvalidInput
+from engine.errors import InvalidInput, NotFound
 from engine.service import UnitOfWork
 from workflows.agreement import service
 from workflows.agreement.record import download_name, record_to_download
@@ -33,7 +33,8 @@ router = web_router()
 NOTICES = {"decided", "declined", "signed", "circulated", "revised", "reminded", "created",
            "task_created", "task_continued", "task_confirmed"}  # the last three: task-specific agreements
 # notices of their own message (not `notice.<name>`): a signature that leaves others missing, nobody reminded
-OWN_NOTICES = {"signed_partial": "agreement.notice.signed_partial", "reminded_none": "agreement.notice.reminded_none"}
+OWN_NOTICES = {"signed_partial": "agreement.notice.signed_partial", "reminded_none": "agreement.notice.reminded_none",
+               "record_pending": "agreement.notice.record_pending", "record_none": "agreement.notice.record_none"}
 
 
 def today_of(request: Request) -> date:
@@ -76,7 +77,13 @@ def agreement_page(request: Request, agreement_id: int, user: User, session: Ses
 def sealed_record(agreement_id: int, user: User, session: SessionDep) -> Response:
     """Download the agreement's sealed record (a party of the agreement, its coordinator, an administrator)."""
     readable_by_any(session, [user.actor], agreement_id)
-    row = record_to_download(session, agreement_id)
+    try:
+        row = record_to_download(session, agreement_id)
+    except NotFound as exc:  # the in-force mail links here before the sweep has made it: the agreement page says so
+        if exc.message_id not in ("record.pending", "record.none"):
+            raise
+        notice = "record_pending" if exc.message_id == "record.pending" else "record_none"
+        return RedirectResponse(f"/agreements/{agreement_id}?notice={notice}", status_code=303)
     return Response(row.pdf or b"", media_type="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{download_name(row)}"'})
 
