@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -349,7 +350,8 @@ def test_a_record_sealed_by_the_service_is_recognised_with_its_seal_valid(databa
     async def inside_a_running_loop() -> SealCheck | None:  # pyHanko's asyncio.run() refuses to nest
         return seal_check(record.pdf, sctx.records.seal.cert_pem)
 
-    checked = asyncio.run(inside_a_running_loop())
+    with ThreadPoolExecutor(max_workers=1) as pool:  # a thread of its own: this one may run Playwright's loop
+        checked = pool.submit(asyncio.run, inside_a_running_loop()).result()
     assert checked is not None and checked.valid and checked.by_this_service
     page_client = TestClient(create_app(ctx=sctx, web=WEB), client=("198.51.100.9", 50000))
     with page_client:

@@ -16,16 +16,14 @@ different hash and is not recognised.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import logging
 import re
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import BinaryIO, Literal, TypeVar
+from typing import BinaryIO, Literal
 
 from sqlalchemy import select
 from sqlmodel import Session, col
@@ -33,9 +31,9 @@ from sqlmodel import Session, col
 from engine.models import Case, Event, Organisation
 from workflows.agreement.models import DocumentVersion
 from workflows.agreement.sealed import find_sealed_by_sha256
+from workflows.common.pdf import outside_event_loop
 
 log = logging.getLogger("vuosikello.check")
-T = TypeVar("T")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 IN_FORCE_EVENT = "AgreementEnteredIntoForce"  # the event both ways into force record (v1.yaml)
 CHUNK = 64 * 1024
@@ -102,17 +100,6 @@ def hash_stream(stream: BinaryIO, limit: int) -> tuple[str, int]:
             raise TooLarge(f"the file is larger than {limit} bytes")
         digest.update(chunk)
     return digest.hexdigest(), size
-
-
-def outside_event_loop(work: Callable[[], T]) -> T:
-    """Run `work` here, or in a short-lived thread when this thread runs an event loop: pyHanko's synchronous
-    validation calls asyncio.run(), which refuses to start inside a running loop (an async caller, a test tool)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return work()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(work).result()
 
 
 def seal_check(pdf: bytes, service_cert_pem: bytes | None) -> SealCheck | None:

@@ -40,7 +40,7 @@ from engine.service import Engine, UnitOfWork
 from engine.settings import Settings
 from workflows.agreement.read import document_text, read_agreement
 from workflows.agreement.sealed import FAILED, MADE, PENDING, SealedRecord, latest_made
-from workflows.common.pdf import html_to_pdf
+from workflows.common.pdf import html_to_pdf, outside_event_loop
 from workflows.i18n import has_message, template_helpers, translate
 
 log = logging.getLogger("vuosikello.record")
@@ -136,7 +136,8 @@ def seal_pdf(pdf: bytes, seal: Seal, reason: str) -> bytes:
                                         reason=reason[:200], location="Vuosikello")
     # an invisible seal: its widget is hidden, so PDF/UA does not ask for it in the structure tree
     field = SigFieldSpec(SEAL_FIELD, invis_sig_settings=InvisSigSettings(set_print_flag=False, set_hidden_flag=True))
-    out = signers.sign_pdf(writer, meta, signer=seal.signer, new_field_spec=field)
+    # pyHanko's sign_pdf calls asyncio.run(): outside_event_loop keeps it working where a loop runs (a test tool)
+    out = outside_event_loop(lambda: signers.sign_pdf(writer, meta, signer=seal.signer, new_field_spec=field))
     return bytes(out.getvalue())
 
 

@@ -8,10 +8,15 @@ browser that opens the HTML keeps the page's own fonts.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 FONTS = Path(__file__).resolve().parent / "fonts"
 FAMILY = "Vuosikello Sans"
+T = TypeVar("T")
 _FACES = [
     ("DejaVuSans.ttf", "normal", "normal"),
     ("DejaVuSans-Bold.ttf", "bold", "normal"),
@@ -47,3 +52,16 @@ def html_to_pdf(html: str, *, extra_css: str = "") -> bytes:
     sheet = CSS(string=print_css(extra_css), font_config=config)
     pdf = HTML(string=html).write_pdf(stylesheets=[sheet], font_config=config, pdf_variant="pdf/ua-1")
     return bytes(pdf or b"")
+
+
+def outside_event_loop(work: Callable[[], T]) -> T:
+    """Run `work` here, or in a short-lived thread when this thread runs an event loop.
+
+    pyHanko's synchronous signing and validation call asyncio.run(), which refuses to start inside a running loop
+    (an async caller; Playwright's sync API in the tests)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return work()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(work).result()
