@@ -13,7 +13,7 @@ from engine.scheduler import Scheduler
 from engine.service import Engine
 from engine.settings import Settings
 from engine.timers import TimerSweep
-from notifications import reminders
+from notifications import deferred, reminders
 from notifications.delivery import Delivery, smtp_config_from
 from notifications.digest import send_digests
 from notifications.outbox import MailConfig
@@ -47,8 +47,10 @@ class AppContext:
     def tick(self) -> int:
         """Fire every due timer, then deliver due mail, at the clock's current time (tests call this)."""
         n = self.run_timers()
+        n += self.anchor.catch_up() if self.anchor is not None else 0  # before the record that cites it
         n += self.records.make_pending() if self.records is not None else 0
         n += self.webhooks.deliver_due_sync() if self.webhooks is not None else 0
+        n += deferred.render_queued(self.engine)  # what a killed process queued and did not render
         return n + self.delivery.deliver_due_sync()
 
     def scheduler_jobs(self) -> list:  # type: ignore[type-arg]
@@ -56,18 +58,20 @@ class AppContext:
         def timers_job(fence: object) -> int:
             return self.run_timers(fence)
 
-        def mail_job(fence: object) -> int:
-            return self.delivery.deliver_due_sync(fence=fence)  # type: ignore[arg-type]
+        def mail_job(fence: object) -> int:  # first what a killed process queued and did not render
+            rendered = deferred.render_queued(self.engine, fence)  # type: ignore[arg-type]
+            return rendered + self.delivery.deliver_due_sync(fence=fence)  # type: ignore[arg-type]
 
         def webhook_job(fence: object) -> int:
             return self.webhooks.deliver_due_sync(fence=fence) if self.webhooks else 0  # type: ignore[arg-type]
 
-        def checkpoint_job(fence: object) -> int:  # a signed audit checkpoint once a day
+        def checkpoint_job(fence: object) -> int:  # entries into force anchored; a signed checkpoint once a day
             return self.anchor.daily(fence) if self.anchor is not None else 0  # type: ignore[arg-type]
 
         def record_job(fence: object) -> int:  # sealed records, made before the in-force mail that links to them
             return self.records.make_pending(fence) if self.records is not None else 0  # type: ignore[arg-type]
-        return [timers_job, record_job, mail_job, webhook_job, checkpoint_job]
+        # the checkpoint before the sealed record that cites it, the record before the in-force mail that links it
+        return [timers_job, checkpoint_job, record_job, mail_job, webhook_job]
 
     def start_scheduler(self) -> Scheduler:
         """Start the background scheduler (raises SchedulerLocked on a SQLite file already served)."""
@@ -94,9 +98,7 @@ def build_context(settings: Settings, *, clock: Clock | None = None, db: Databas
     clock = clock or SystemClock()
     engine = Engine(db, registry, clock)
     key = audit_key(settings)
-    anchor = Anchor(engine, key) if key is not None else None
-    if anchor is not None:
-        registry.on_transition(anchor.on_transition)
+    anchor = Anchor(engine, key) if key is not None else None  # entries into force anchored by the leader's job
     sweep = TimerSweep(engine, {"reminder": reminders.send_reminder, "escalation": reminders.send_reminder})
     delivery = Delivery(engine, smtp_config_from(settings), sender=settings.mail_from, domain=settings.mail_domain)
     return AppContext(settings=settings, db=db, registry=registry, engine=engine, clock=clock, sweep=sweep,

@@ -1,6 +1,11 @@
-"""Writing audit checkpoints: at every entry into a state tagged `anchor` (an agreement entering into force), daily
-from the scheduler, and on demand (`vuosikello audit checkpoint`). The key comes from a file or a setting and is
-never written to the database; without a key nothing is stored (an unsigned checkpoint is useful only exported).
+"""Writing audit checkpoints: after every entry into a state tagged `anchor` (an agreement entering into force),
+daily, both from the scheduler's leader, and on demand (`vuosikello audit checkpoint`). The key comes from a file or
+a setting and is never written to the database; without a key nothing is stored (an unsigned checkpoint is useful
+only exported).
+
+An entry into an anchor state is not checkpointed inside the request that caused it: hashing the whole log takes
+seconds on a large database. The leader's checkpoint job finds such entries in the log itself (events since the
+newest checkpoint), so one committed before a crash or a change of leader is still anchored by the next leader.
 """
 
 from __future__ import annotations
@@ -10,14 +15,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from engine.audit import Checkpoint, key_id, state_as_of
 from engine.errors import Conflict
-from engine.models import AuditCheckpoint, Event
-from engine.records import TransitionRecord
+from engine.models import AuditCheckpoint, Case, Event
 from engine.service import Engine, UnitOfWork
 from engine.settings import Settings
 
@@ -25,6 +29,9 @@ log = logging.getLogger("vuosikello.audit")
 ANCHOR_TAG = "anchor"
 DAILY = timedelta(days=1)
 MIN_KEY_BYTES = 32
+# Event ids are handed out before their transactions commit, so a scan also looks this far below the highest id it
+# saw last time: an entry whose transaction committed after a later one is still found.
+SCAN_LAG = 1000
 
 
 class AuditKeyError(ValueError):
@@ -105,23 +112,54 @@ def _store(uow: UnitOfWork, last_event_id: int, cases: int, events: int, root: s
 
 
 class Anchor:
-    """Writes checkpoints when a case enters an `anchor` state (after its commit) and once a day."""
+    """Writes checkpoints after cases entered an `anchor` state, and once a day (the scheduler leader's job)."""
 
     def __init__(self, engine: Engine, key: bytes | None) -> None:
         self.engine = engine
         self.key = key
         self._next_daily: datetime | None = None
+        self._scanned: int | None = None  # the highest event id the last scan for anchor entries saw
 
-    def on_transition(self, uow: UnitOfWork, record: TransitionRecord) -> None:
-        """Registry listener: after the commit of an entry into an anchor state, write a checkpoint."""
-        if self.key is None or not record.changed_state:
-            return
-        if not uow.machine_of(record.case).definition.has_tag(record.to_state, ANCHOR_TAG):
-            return
-        reason = f"{record.case.workflow} {record.case.id} {record.event_name}"
-        def write() -> None:
-            self.write(reason)
-        uow.after_commit(write)
+    def _newest_covered(self) -> int:
+        """Return the last event id the newest checkpoint under this key covers (0: none yet)."""
+        assert self.key is not None
+        with self.engine.db.read_session() as session:
+            newest = session.execute(select(col(AuditCheckpoint.last_event_id)).where(
+                col(AuditCheckpoint.key_id) == key_id(self.key))
+                .order_by(col(AuditCheckpoint.seq).desc()).limit(1)).scalar()
+        return int(newest or 0)
+
+    def catch_up(self, fence: Callable[[UnitOfWork], None] | None = None) -> int:
+        """Write a checkpoint when a case entered an anchor state after the newest checkpoint; return 1 if written.
+
+        One checkpoint covers every entry committed before it, so a burst of entries costs one. Found in the log,
+        not remembered in memory: nothing is lost when the process that committed the entry died right after.
+        """
+        if self.key is None:
+            return 0
+        registry = self.engine.registry
+        tagged = {name: registry.tagged(name, ANCHOR_TAG) for name in {n for n, _v in registry.machines}}
+        entries = [and_(col(Case.workflow) == name, col(Event.to_state).in_(states))
+                   for name, states in sorted(tagged.items()) if states]
+        if not entries:
+            return 0
+        if self._scanned is None:
+            self._scanned = self._newest_covered()
+        with self.engine.db.read_session() as session:
+            newest = int(session.execute(select(func.max(col(Event.id)))).scalar() or 0)
+            found = session.execute(
+                select(col(Event.id), col(Event.case_id), col(Case.workflow), col(Event.name))
+                .join(Case, col(Case.id) == col(Event.case_id))
+                .where(col(Event.id) > max(self._scanned - SCAN_LAG, 0), col(Event.id) <= newest, or_(*entries),
+                       or_(col(Event.from_state).is_(None), col(Event.from_state) != col(Event.to_state)))
+                .order_by(col(Event.id).desc()).limit(1)).first()
+        if found is None or found[0] <= self._newest_covered():  # nothing new, or a later checkpoint covers it
+            self._scanned = newest
+            return 0
+        if self.write(f"{found[2]} {found[1]} {found[3]}", fence) is None:
+            return 0  # logged; tried again on the next run
+        self._scanned = newest
+        return 1
 
     def write(self, reason: str, fence: Callable[[UnitOfWork], None] | None = None) -> Checkpoint | None:
         """Write one checkpoint now; a failure is logged, never raised into the request that caused it."""
@@ -132,9 +170,11 @@ class Anchor:
             return None
 
     def daily(self, fence: Callable[[UnitOfWork], None] | None = None) -> int:
-        """Scheduler job: write a checkpoint when the newest is a day old (or there is none); return 1 if written."""
+        """Scheduler job: anchor recent entries into anchor states (`catch_up`), and write a checkpoint when the
+        newest is a day old (or there is none); return how many were written."""
         if self.key is None:
             return 0
+        caught = self.catch_up(fence)
         now = self.engine.clock.now()
         if self._next_daily is None:
             with Session(self.engine.db.engine) as session:
@@ -143,7 +183,7 @@ class Anchor:
                     .order_by(col(AuditCheckpoint.seq).desc()).limit(1)).scalar()
             self._next_daily = datetime.fromisoformat(newest) + DAILY if newest else now
         if now < self._next_daily:
-            return 0
+            return caught
         written = self.write("daily", fence)
         self._next_daily = now + DAILY if written else now + timedelta(minutes=5)
-        return 1 if written else 0
+        return caught + (1 if written else 0)

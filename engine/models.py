@@ -203,7 +203,10 @@ class OutboxMessage(SQLModel, table=True):
     message_id: str = Field(max_length=200)
     list_id: str | None = Field(default=None, max_length=200)
     dedupe_key: str = Field(max_length=300)
-    status: str = Field(default="pending", max_length=20)  # pending|sending|sent|captured|failed|dead|held|digested
+    # pending|sending|sent|captured|failed|dead|held|digested, or queued: written in its transition's transaction
+    # with `render_context` (what the template is given, as it was then) and rendered right after the commit
+    status: str = Field(default="pending", max_length=20)
+    render_context: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     attempts: int = 0
     next_attempt_at: datetime = Field(sa_column=utc_column())
     claimed_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))

@@ -1,4 +1,8 @@
-"""Turn engine events into emails: reminder and escalation timers, and `notify:` on transitions."""
+"""Turn engine events into emails: reminder and escalation timers, and `notify:` on transitions.
+
+Both queue their emails with `notifications.deferred`: written in the transaction with what the template is given,
+rendered right after the commit (not while the transaction, or the timer sweep's, holds its locks).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,10 @@ from engine.i18n import LANGUAGES, translate
 from engine.models import Organisation, Person
 from engine.records import CaseRow, TransitionRecord
 from engine.service import UnitOfWork
+from notifications import deferred
 from notifications.mime import deadline_ics
-from notifications.outbox import mail_config, queue_email
-from notifications.render import MAIL
+from notifications.outbox import mail_config
+from notifications.render import MAIL, missing_templates
 
 
 # What a person still has to do, by (workflow, state); workflows may add their own.
@@ -80,36 +85,82 @@ def _ics(uow: UnitOfWork, case: CaseRow, ctx: dict[str, Any], person_id: int | N
                         dtstamp=uow.now)
 
 
+class _Mails:
+    """The emails one case's event queues: what every reader's email shares about the case is read once."""
+
+    def __init__(self, uow: UnitOfWork, case: CaseRow) -> None:
+        self.uow, self.case = uow, case
+        parent = uow.case(case.parent_id) if case.parent_id else None
+        org = uow.session.get(Organisation, case.organisation_id) if case.organisation_id else None
+        deadline: date | None = effective_deadline(case.deadline) if case.deadline else None
+        self.shared: dict[str, Any] = {
+            "case": {"id": case.id, "title": case.title, "state": case.state, "workflow": case.workflow},
+            "parent": {"id": parent.id, "title": parent.title} if parent else None,
+            "organisation": ({"key": org.key, "name_fi": org.name_fi, "name_sv": org.name_sv or org.name_fi}
+                             if org else None),
+            "deadline": deadline,
+            "actions": actions_for(case),
+            "link": f"{mail_config(uow).base_url.rstrip('/')}/cases/{case.id}",  # without a sign-in link
+        }
+        try:
+            from engine import links  # noqa: F401 - built with the web interface
+            self.signs_in = case.deadline is not None
+        except ImportError:
+            self.signs_in = False
+        title = (self.shared["parent"] or self.shared["case"])["title"]
+        self.ics = ((f"deadline-{case.id}@{mail_config(uow).domain}", title, case.title, deadline)
+                    if deadline is not None else None)
+        self.mails: list[deferred.Mail] = []
+
+    def add(self, template: str, key: str, person_id: int, extra: dict[str, Any], timer_id: int | None = None,
+            digestible: bool = False) -> None:
+        self.mails.append(deferred.Mail(
+            template=template, key=key, person_id=person_id, context={**self.shared, **extra}, case_id=self.case.id,
+            timer_id=timer_id, digestible=digestible, link_case=self.case.id if self.signs_in else None,
+            link_deadline=self.case.deadline if self.signs_in else None, ics=self.ics))
+
+    def queue(self) -> int:
+        return deferred.queue(self.uow, self.mails)
+
+
 def send_reminder(uow: UnitOfWork, timer: Any, case: CaseRow) -> None:
-    """Timer handler: email a reminder or escalation to everyone the timer's roles mean right now."""
+    """Timer handler: email a reminder or escalation to everyone the timer's roles mean right now.
+
+    The emails are rendered after the sweep's commit; a template that does not exist fails the timer here, in the
+    sweep, as before (one over the sandbox's limits fails its outbox rows, recorded there and logged).
+    """
     people: list[int] = []
     for role in filter(None, timer.roles.split(",")):
         people += [p for p in uow.registry.recipients(uow, case, role) if p not in people]
+    if not people:
+        return
+    template = timer.template or "reminder"
+    missing = missing_templates([template], uow.registry.services.get("template_overrides", ()))
+    if missing:
+        raise LookupError(f"email template {template!r} does not exist (in {', '.join(missing[template])})")
+    mails = _Mails(uow, case)
+    extra = {"offset": timer.offset, "kind": timer.kind,
+             "overdue": uow.now > deadline_instant(timer.deadline) if timer.deadline else False}
     for person_id in people:
-        ctx = case_context(uow, case, person_id)
-        ctx.update(offset=timer.offset, kind=timer.kind, overdue=uow.now > deadline_instant(timer.deadline)
-                   if timer.deadline else False)
         key = f"{timer.kind}:{case.id}:{timer.name}:{timer.deadline}:{timer.offset}:{person_id}"
-        # one read of the person for the .ics and the mail (the session's identity map holds it only weakly)
-        person = uow.session.get(Person, person_id)
-        queue_email(uow, template=timer.template or "reminder", key=key, case_id=case.id, person_id=person_id,
-                    person=person, context=ctx, ics=_ics(uow, case, ctx, person_id, person), timer_id=timer.id,
-                    digestible=timer.kind == "reminder", contain=False)  # the timer is marked failed instead
+        mails.add(template, key, person_id, extra, timer_id=timer.id, digestible=timer.kind == "reminder")
+    mails.queue()
 
 
 def on_transition(uow: UnitOfWork, record: TransitionRecord) -> None:
-    """Registry listener: send the notices a transition declares (`notify:` in the definition)."""
+    """Registry listener: queue the notices a transition declares (`notify:` in the definition)."""
     definition = uow.machine_of(record.case).definition
     specs = [t for t in definition.transitions_for(record.trigger) if t.event_name == record.event_name]
     for spec in specs[:1]:
+        mails: _Mails | None = None
         for notice in spec.notify:
             for role in notice.to:
                 for person_id in uow.registry.recipients(uow, record.case, role):
-                    ctx = case_context(uow, record.case, person_id)
-                    ctx.update(event=record.event_name, payload=record.payload)
-                    queue_email(uow, template=notice.template, case_id=record.case.id, person_id=person_id,
-                                key=f"notice:{record.case.id}:{record.seq}:{notice.template}:{person_id}",
-                                context=ctx, ics=_ics(uow, record.case, ctx, person_id))
+                    mails = mails or _Mails(uow, record.case)
+                    mails.add(notice.template, f"notice:{record.case.id}:{record.seq}:{notice.template}:{person_id}",
+                              person_id, {"event": record.event_name, "payload": record.payload})
+        if mails is not None:
+            mails.queue()
 
 
 def today(uow: UnitOfWork) -> date:

@@ -15,7 +15,7 @@ from cloudevents.core.v1.event import CloudEvent
 from sqlalchemy import or_, select
 from sqlmodel import col
 
-from engine.models import Case, Organisation, Person
+from engine.models import Case, Organisation, Person, table_of
 from engine.records import TransitionRecord
 from engine.service import UnitOfWork
 from notifications.webhooks.models import WebhookDelivery, WebhookSubscription
@@ -25,15 +25,19 @@ __all__ = ["EVENT_TYPE_PREFIX", "cloud_event", "on_transition"]
 EVENT_TYPE_PREFIX = "fi.vuosikello."
 _CACHE = "webhook_subscriptions"
 _FORMAT = JSONFormat()
+_SUBSCRIPTION = table_of(WebhookSubscription)
+# built once, run on the connection: on every transition, where building it and the ORM's loading cost more than
+# SQLite's answer (none, on most installations)
+_ACTIVE = select(_SUBSCRIPTION.c.id, _SUBSCRIPTION.c.workflows, _SUBSCRIPTION.c.organisations,
+                 _SUBSCRIPTION.c.events).where(_SUBSCRIPTION.c.active.is_(True))
 
 
 def _subscriptions(uow: UnitOfWork) -> list[tuple[int, list[str], list[str], list[str]]]:
     # read once per transaction: a 25-party approval fires several triggers, the subscriptions do not change
     cached = uow.session.info.get(_CACHE)
     if cached is None:
-        cached = [(s.id or 0, list(s.workflows), list(s.organisations), list(s.events)) for s in
-                  uow.session.execute(select(WebhookSubscription).where(
-                      col(WebhookSubscription.active).is_(True))).scalars()]
+        cached = [(int(i), list(w or ()), list(o or ()), list(e or ()))
+                  for i, w, o, e in uow.session.connection().execute(_ACTIVE)]
         uow.session.info[_CACHE] = cached
     return cached
 

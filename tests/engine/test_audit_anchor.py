@@ -84,6 +84,8 @@ class World:
         ctx.engine.run(lambda uow: service.decide(uow, fx.id, self.own_key, body.model_copy(
             update={"body": "Kunnanvaltuusto", "section": "12"}), own.actor))
         ctx.engine.run(lambda uow: service.sign(uow, fx.id, self.own_key, own.actor))
+        self.in_request = self.q("SELECT count(*) FROM audit_checkpoint")[0][0]
+        assert ctx.anchor is not None and ctx.anchor.catch_up() == 1  # the leader's checkpoint job, after it
         self.sub_party = self.party(self.sub_key)
         self.own_party = self.party(self.own_key)
 
@@ -131,6 +133,7 @@ def sql(statement: str, **params: Any) -> Callable[[Connection], None]:
 def test_entry_into_force_writes_a_signed_checkpoint_and_everything_verifies(world: World, plain: AppContext) -> None:
     state = world.q('SELECT state FROM "case" WHERE id = :id', id=world.fx.id)[0][0]
     assert world.ctx.registry.machine("agreement").definition.has_tag(state, "anchor")
+    assert world.in_request == 0  # the request that put it into force did not hash the log; the job did
     rows = world.q("SELECT seq, reason, cases, events, mac FROM audit_checkpoint")
     assert len(rows) == 1 and "AgreementEnteredIntoForce" in rows[0][1] and len(rows[0][4]) == 64
     assert rows[0][2] == world.q('SELECT count(*) FROM "case"')[0][0]
@@ -317,6 +320,32 @@ def test_since_needs_a_trusted_checkpoint(plain: AppContext) -> None:
     create_agreement(plain, parties=1)
     with Session(plain.db.engine) as session, pytest.raises(NoTrustedCheckpoint):
         verify_all(session, since=True)
+
+
+def test_an_entry_into_force_is_anchored_by_the_next_leader_after_a_crash_and_only_once(world: World) -> None:
+    # as if the leader died after the commit and before its job ran: a new process's Anchor finds it in the log
+    with world.ctx.db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_checkpoint"))
+    fresh = Anchor(world.ctx.engine, KEY.encode())
+    assert fresh.catch_up() == 1
+    rows = world.q("SELECT reason, last_event_id FROM audit_checkpoint")
+    assert len(rows) == 1 and rows[0][0] == f"agreement {world.fx.id} AgreementEnteredIntoForce"
+    assert rows[0][1] == world.q("SELECT max(id) FROM event")[0][0]
+    # covered now: neither this process nor another one writes it again, however often the job runs
+    assert fresh.catch_up() == 0 and Anchor(world.ctx.engine, KEY.encode()).catch_up() == 0
+    assert world.ctx.anchor is not None and world.ctx.anchor.catch_up() == 0
+    assert len(world.q("SELECT reason FROM audit_checkpoint")) == 1
+
+
+def test_the_checkpoint_job_anchors_entries_since_the_newest_checkpoint(keyed: AppContext) -> None:
+    anchor = keyed.anchor
+    assert isinstance(anchor, Anchor)
+    assert anchor.daily() == 1  # the first daily checkpoint; no entry into force yet
+    World(keyed)  # its own catch_up anchors the entry into force
+    assert anchor.daily() == 0  # covered, and the daily one is not due
+    with keyed.db.engine.connect() as conn:
+        reasons = [r[0] for r in conn.execute(text("SELECT reason FROM audit_checkpoint ORDER BY seq"))]
+    assert reasons[0] == "daily" and reasons[1].endswith("AgreementEnteredIntoForce") and len(reasons) == 2
 
 
 # -- daily ------------------------------------------------------------------------------------------------------
