@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -25,10 +25,11 @@ from engine.models import Case, OutboxMessage
 from notifications.render import TEMPLATES_DIR
 from tests.support.builders import User, create_agreement, make_user
 from tests.support.recurring import create_nomination, pair
+from tests.support.task_agreements import approve_all, create_task_agreement
 from tests.web.support import csrf_of, sign_in, web_client
 from workflows.agreement import claims as finality
 from workflows.agreement import service as agreements
-from workflows.agreement.schemas import ClaimIn, ClaimOutcomeIn, DecisionIn, DocumentIn
+from workflows.agreement.schemas import ClaimIn, ClaimOutcomeIn, DecisionIn, DocumentIn, TerminateIn
 from workflows.cycle import reports, schedule
 from workflows.cycle import service as cycles
 from workflows.cycle.schemas import AgreeIn, CycleCreate, ReportIn, ScheduleIn
@@ -55,6 +56,7 @@ ACTIONS = {
     "agreement_in_force": r'class="state state-in_force"',  # nothing left to do: the page says it is in force
     "claim_pending": r'action="{page}/claims/\d+/outcome"',  # the coordinator records the claim's outcome
     "claim_upheld": DECIDE_OR_SIGN,  # the party decides again
+    "framework_terminated": r'action="{page}/continue-alone"',  # a task-specific agreement: continue it, or end it
     "nomination_requested": r'action="{page}"',  # the organisation's proposal form
     "nomination_proposal_reminder": r'action="{page}"',
     "nomination_term_ending": r'href="(/nominations/new|{page}/replacements)',  # a new request, or a replacement
@@ -236,6 +238,18 @@ def test_every_link_in_every_email_opens_its_case_with_the_action_it_asks_for(ct
             _decide(ctx, in_force.id, key, in_force.signatories[key][0])
             run(lambda uow, key=key: agreements.sign(uow, in_force.id, key, in_force.signatories[key][0].actor))
         links.follow_new()  # agreement_in_force
+        framework = create_agreement(ctx, parties=2, coordinator=pirkanmaa)  # a task-specific agreement on it,
+        links.follow_new()  # agreement_circulated (in force, then the framework is terminated)
+        approve_all(ctx, framework)
+        links.follow_new()  # agreement_in_force
+        task = create_task_agreement(ctx, framework)
+        links.follow_new()  # agreement_circulated
+        approve_all(ctx, task)
+        links.follow_new()  # agreement_in_force
+        run(lambda uow: agreements.terminate(uow, framework.id, TerminateIn(
+            reason="Korvattu uudella puitesopimuksella", end_date=ctx.clock.now().date() + timedelta(days=30)),
+            pirkanmaa.actor))
+        links.follow_new()  # framework_terminated, to the task-specific agreement's coordinator
         contested = create_agreement(ctx, parties=1, coordinator=pirkanmaa)  # a claim for rectification on it
         links.follow_new()  # agreement_circulated
         claimed = contested.keys[0]
