@@ -27,6 +27,7 @@ from workflows.agreement import service
 from workflows.agreement.record import MAX_ATTEMPTS, generate_self_signed, record_data, request_record
 from workflows.agreement.schemas import DecisionIn, DocumentIn
 from workflows.agreement.sealed import FAILED, MADE, PENDING, SealedRecord, find_sealed_by_sha256
+from workflows.common.pdf import outside_event_loop
 
 SAMI_TEXT = ("# Sámi yhteistyösopimus\n\nSopijapuolet: Sámediggi, Anára, Ohcejohka. "
              "Åland och Närpes deltar på lika villkor.\n\n"
@@ -78,7 +79,8 @@ def validate(pdf: bytes, cert_pem: bytes):  # type: ignore[no-untyped-def]
     path.write_bytes(cert_pem)
     vc = ValidationContext(trust_roots=[load_cert_from_pemder(str(path))])
     reader = PdfFileReader(io.BytesIO(pdf))
-    return validate_pdf_signature(reader.embedded_signatures[0], vc)
+    # asyncio.run() inside: not in this thread when a browser test left Playwright's loop running in it
+    return outside_event_loop(lambda: validate_pdf_signature(reader.embedded_signatures[0], vc))
 
 
 def flipped(pdf: bytes, marker: bytes) -> bytes:
