@@ -111,6 +111,9 @@ class UnitOfWork:
     def attempt(self, work: Callable[[UnitOfWork], T]) -> T:
         """Run `work` under a savepoint: when it raises, what it wrote is undone and the transaction goes on."""
         nested = self.session.begin_nested()
+        # the session emits SAVEPOINT lazily, on its next use of the connection; a transition writes through the
+        # engine's own cursor first, so without this its state write and event would escape the rollback below
+        self.session.connection()
         after = len(self._after)
         try:
             result = self.apply(work)

@@ -135,3 +135,33 @@ def test_a_refusal_rolls_back_what_the_request_wrote_and_a_safe_request_cannot_w
         raise AssertionError("a safe request's session flushed a write")
     finally:
         read.abort()
+
+
+def test_a_transition_then_a_failure_in_the_first_run_of_a_request_is_undone(ctx) -> None:
+    """The first thing a request does is a transition (written through the engine's own cursor), then its
+    service raises: the savepoint must already be in place, so the state write and its event are undone too."""
+    from workflows.agreement import service as agreements
+
+    fx = create_agreement(ctx, parties=2, signatures=1, circulate=False)
+    with Session(ctx.db.engine) as session:
+        before = session.get(Case, fx.id)
+        assert before is not None
+        state, version = before.state, before.version
+    events = _counts(ctx)[0]
+    work = RequestWork(ctx.engine, writes=True)
+
+    def circulates_then_fails(uow) -> None:  # type: ignore[no-untyped-def]
+        agreements.circulate(uow, fx.id, fx.coordinator.actor)
+        raise ValueError("the service fails after the transition")
+
+    try:
+        work.run(circulates_then_fails)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("the failure was swallowed")
+    work.finish()  # the request goes on and commits what it did outside the failed run: nothing here
+    with Session(ctx.db.engine) as session:
+        after = session.get(Case, fx.id)
+        assert after is not None and (after.state, after.version) == (state, version)
+    assert _counts(ctx)[0] == events
