@@ -7,6 +7,7 @@ with 422, and the errors are listed in a summary that links to each field.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -15,7 +16,10 @@ from pydantic import ValidationError
 from sqlalchemy import func, or_, select
 from sqlmodel import Session, col
 
+from api.unit import RequestWork
+from engine.errors import InvalidInput
 from engine.models import Organisation, Person
+from engine.service import UnitOfWork
 from engine.text import control_character_problem
 from workflows.agreement.schemas import AgreementCreate, DecisionIn, PartyIn
 
@@ -41,6 +45,16 @@ class Form:
     def fail(self, name: str, message: str) -> None:
         """Record the first problem of a field."""
         self.errors.setdefault(name, message)
+
+    def ran(self, work: RequestWork, call: Callable[[UnitOfWork], object]) -> bool:
+        """Run a service call in the request's unit of work; a refusal naming a field goes onto this form (its own
+        message, else "invalid") and what the call wrote is undone. True when the call went through."""
+        try:
+            work.run(call)
+        except InvalidInput as exc:
+            self.fail(exc.field, exc.message_id or "form.error.invalid")
+            return False
+        return True
 
     def date(self, name: str, *, required: bool = True) -> date | None:
         """Return a field as a date (the browser's yyyy-mm-dd, or d.m.yyyy typed by hand)."""

@@ -24,7 +24,7 @@ from api.web.render import render
 from api.web.routes.agreements import today_of
 from api.web.routing import User, WebUser, web_router
 from api.web.views import AgreementView, PartyView, agreement_view
-from engine.errors import InvalidInput, NotPermitted
+from engine.errors import NotPermitted
 from engine.permissions import CaseReader
 from workflows.agreement import claims
 from workflows.agreement.schemas import ClaimIn, ClaimOutcomeIn, PublicationIn
@@ -111,10 +111,7 @@ def publication(work: WorkDep, request: Request, agreement_id: int, user: User, 
     if form.errors:
         return show(request, session, user, agreement_id, status=422, form=form, failed=failed)
     data = PublicationIn(published_on=published, notice_sent_on=notice)
-    try:
-        work.run(lambda uow: claims.record_publication(uow, agreement_id, party, data, user.actor))
-    except InvalidInput as exc:
-        form.fail(exc.field, exc.message_id or "form.error.invalid")
+    if not form.ran(work, lambda uow: claims.record_publication(uow, agreement_id, party, data, user.actor)):
         return show(request, session, user, agreement_id, status=422, form=form, failed=failed)
     return RedirectResponse(f"/agreements/{agreement_id}/finality?notice=published", status_code=303)
 
@@ -139,10 +136,7 @@ def claim(work: WorkDep, request: Request, agreement_id: int, user: User, sessio
     if form.errors or who is None or filed is None:
         return show(request, session, user, agreement_id, status=422, form=form, failed=failed)
     data = ClaimIn(kind=kind, claimant=who, filed_on=filed, reference=ref)  # type: ignore[arg-type]
-    try:
-        work.run(lambda uow: claims.record_claim(uow, agreement_id, party, data, user.actor))
-    except InvalidInput as exc:
-        form.fail(exc.field, exc.message_id or "form.error.invalid")
+    if not form.ran(work, lambda uow: claims.record_claim(uow, agreement_id, party, data, user.actor)):
         return show(request, session, user, agreement_id, status=422, form=form, failed=failed)
     return RedirectResponse(f"/agreements/{agreement_id}/finality?notice=claimed", status_code=303)
 
@@ -165,9 +159,6 @@ def outcome(work: WorkDep, request: Request, agreement_id: int, claim_id: int, u
     if form.errors or decided is None:
         return show(request, session, user, agreement_id, status=422, form=form, failed=failed)
     data = ClaimOutcomeIn(outcome=outcome, outcome_on=decided, note=text)  # type: ignore[arg-type]
-    try:
-        work.run(lambda uow: claims.decide_claim(uow, agreement_id, party, claim_id, data, user.actor))
-    except InvalidInput as exc:
-        form.fail(exc.field, exc.message_id or "form.error.invalid")
+    if not form.ran(work, lambda uow: claims.decide_claim(uow, agreement_id, party, claim_id, data, user.actor)):
         return show(request, session, user, agreement_id, status=422, form=form, failed=failed)
     return RedirectResponse(f"/agreements/{agreement_id}/finality?notice=decided", status_code=303)
