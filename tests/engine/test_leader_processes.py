@@ -90,8 +90,14 @@ def _setup(ctx, tmp_path: Path, spread: timedelta, count: int) -> Path:
     return definitions
 
 
+# SMTP sessions the outbox sends over side by side: a crash can re-send at most one message per session (the one
+# the server accepted before its `sent` was committed; notifications/delivery.py), so that bounds the duplicates
+CONNECTIONS = 4
+
+
 def _env(ctx, smtp: SmtpTestServer, definitions: Path) -> dict[str, str]:
     return {"VUOSIKELLO_DATABASE_URL": ctx.db.url, "VUOSIKELLO_ENVIRONMENT": "test",
+            "VUOSIKELLO_SMTP_CONNECTIONS": str(CONNECTIONS),
             "VUOSIKELLO_SMTP_HOST": smtp.hostname, "VUOSIKELLO_SMTP_PORT": str(smtp.port),
             "VUOSIKELLO_SCHEDULER_INTERVAL_SECONDS": "0.5", "VUOSIKELLO_BASE_URL": "http://testserver",
             "VK_EXTRA_DEFINITIONS": str(definitions)}
@@ -112,7 +118,7 @@ def _assert_each_timer_fired_once(ctx, received, count: int, allowed_duplicates:
     counts = Counter(m.message["Message-ID"] for m in received)
     assert set(counts) == {mid for _c, mid, _s in outbox}, about  # every email delivered
     duplicates = sum(n - 1 for n in counts.values())
-    assert duplicates <= allowed_duplicates, about  # only a kill between SMTP acceptance and the commit
+    assert duplicates <= allowed_duplicates, about  # only a kill between SMTP acceptance and the commit, per session
     return duplicates
 
 
@@ -151,7 +157,7 @@ def test_leader_killed_repeatedly_each_timer_fires_once(ctx, tmp_path) -> None:
                 s.stop()
         received = smtp.messages
     about = f"seed {seed}, {kills} kills, takeovers {[round(t, 2) for t in takeovers]} s"
-    duplicates = _assert_each_timer_fired_once(ctx, received, TIMERS, kills, about)
+    duplicates = _assert_each_timer_fired_once(ctx, received, TIMERS, kills * CONNECTIONS, about)
     assert max(takeovers) <= TAKEOVER_LIMIT, about
     print(f"\nleader test: {about}; duplicates {duplicates}; {time.monotonic() - started:.1f} s")
 
@@ -188,7 +194,7 @@ def test_frozen_leader_is_evicted_and_fenced_out(ctx, tmp_path) -> None:
                 s.stop()
         received = smtp.messages
     about = f"takeover after freezing {takeover:.1f} s"
-    _assert_each_timer_fired_once(ctx, received, FROZEN_TIMERS, 1, about)
+    _assert_each_timer_fired_once(ctx, received, FROZEN_TIMERS, CONNECTIONS, about)
     assert 15 <= takeover <= TAKEOVER_LIMIT, about  # evicted for a stale heartbeat (20 s), not before
     print(f"\nfrozen leader: {about}; {time.monotonic() - started:.1f} s")
 
