@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from sqlalchemy import func, select
 from sqlmodel import Session, col
+from starlette.requests import Request
 
 from api.access import readable_case
 from api.web.delegation import acting_actor, principals_of
@@ -15,7 +16,7 @@ from api.web.routing import WebUser
 from api.web.states import state_sets
 from engine.actors import Actor
 from engine.calendar import HELSINKI, effective_deadline
-from engine.errors import CaseNotFound, NotFound
+from engine.errors import CaseNotFound, NotFound, NotPermitted
 from engine.models import Organisation, Person
 from engine.permissions import CaseReader
 from engine.registry import Registry
@@ -152,3 +153,12 @@ def agreement_view(session: Session, registry: Registry, user: WebUser, agreemen
                          reader.permitted(agreement_id, user.actor),
                          frozenset(definition.states[data.state].tags) if data.state in definition.states
                          else frozenset(), review, term_reviewed, int(versions or 1))
+
+
+def require_permitted(request: Request, session: Session, user: WebUser, case_id: int, *triggers: str) -> None:
+    """Refuse (403, nothing written) a form whose step (any of `triggers`) the engine does not let this person take
+    on the case: the same answer as the buttons the page showed."""
+    reader = CaseReader(request.app.state.ctx.registry, session, request.app.state.ctx.clock.now())
+    if not set(triggers) & set(reader.permitted(case_id, user.actor)):
+        named = sorted(triggers)
+        raise NotPermitted(f"you may not {'/'.join(named)} case {case_id}", case_id=case_id, action=named[0])

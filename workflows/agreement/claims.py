@@ -43,16 +43,12 @@ from workflows.agreement.service import (
     count_signatures,
     party_case,
 )
+from workflows.common.dates import today
 from workflows.triggers import child_key, parse
 
 SETTING = "enter_into_force_when_final"
 PARTY_EVENTS = frozenset({"DecisionPublished", "ClaimRecorded", "ClaimUpheld", "ClaimSettled", "PartyApproved",
                           "PartyDeclined", "PartyReinvited"})
-
-
-def today_of(uow: UnitOfWork) -> date:
-    """Return the Helsinki date of the transaction."""
-    return uow.now.astimezone(HELSINKI).date()
 
 
 def claims_of(session: Any, decision_ids: Iterable[int]) -> dict[int, list[DecisionClaim]]:
@@ -79,8 +75,8 @@ def parties_finality(uow: UnitOfWork, parent: CaseRow) -> list[Finality | None]:
     """Return the finality of each party's current decision today (None: the party has no decision)."""
     decisions = _current_decisions(uow, uow.children(parent.id))
     claims = claims_of(uow.session, [d.id or 0 for d in decisions.values() if d is not None])
-    today = today_of(uow)
-    return [finality_of(d, claims[d.id or 0], today) if d is not None else None for d in decisions.values()]
+    on = today(uow)
+    return [finality_of(d, claims[d.id or 0], on) if d is not None else None for d in decisions.values()]
 
 
 def all_final(uow: UnitOfWork, parent: CaseRow) -> bool:
@@ -170,7 +166,7 @@ def refresh_party(uow: UnitOfWork, party: CaseRow, record: TransitionRecord | No
         p = record.payload
         dates = SimpleDecision(date.fromisoformat(p["published_on"]) if p.get("published_on") else None,
                                date.fromisoformat(p["notice_sent_on"]) if p.get("notice_sent_on") else None)
-        f = finality_of(dates, [], today_of(uow))
+        f = finality_of(dates, [], today(uow))
         changes: dict[str, Any] = {
             "claims": [], "claim_deadline": f.claim_deadline.isoformat() if f.claim_deadline else None,
             "final_on": f.expected_final_on.isoformat() if f.expected_final_on else None}
@@ -178,7 +174,7 @@ def refresh_party(uow: UnitOfWork, party: CaseRow, record: TransitionRecord | No
         changes = {"claims": [], "claim_deadline": None, "final_on": None}
     else:
         claims = claims_of(uow.session, [found.id or 0])[found.id or 0]
-        f = finality_of(found, claims, today_of(uow))
+        f = finality_of(found, claims, today(uow))
         changes = {"claims": [_claim_copy(c) for c in claims],
                    "claim_deadline": f.claim_deadline.isoformat() if f.claim_deadline else None,
                    "final_on": f.expected_final_on.isoformat() if f.expected_final_on else None}
@@ -297,7 +293,7 @@ def record_claim(uow: UnitOfWork, agreement_id: int, organisation_key: str, data
     if data.filed_on < decision.decided_on:
         raise InvalidInput("filed_on", f"{data.filed_on.isoformat()} is before the decision "
                            f"({decision.decided_on.isoformat()})", message_id="claim.error.before_decision")
-    if data.filed_on > today_of(uow):
+    if data.filed_on > today(uow):
         raise InvalidInput("filed_on", f"{data.filed_on.isoformat()} is in the future",
                            message_id="claim.error.future")
     claim = DecisionClaim(decision_id=decision.id or 0, party_case_id=party.id, kind=data.kind,
@@ -331,7 +327,7 @@ def decide_claim(uow: UnitOfWork, agreement_id: int, organisation_key: str, clai
     if data.outcome_on < claim.filed_on:
         raise InvalidInput("outcome_on", f"{data.outcome_on.isoformat()} is before the claim was filed "
                            f"({claim.filed_on.isoformat()})", message_id="claim.error.outcome_before_filed")
-    if data.outcome_on > today_of(uow):
+    if data.outcome_on > today(uow):
         raise InvalidInput("outcome_on", f"{data.outcome_on.isoformat()} is in the future",
                            message_id="claim.error.future")
     parent = agreement_case(uow, agreement_id)

@@ -23,7 +23,7 @@ from api.web.forms import Form as WebForm
 from api.web.render import render
 from api.web.routes.agreements import today_of
 from api.web.routing import User, WebUser, web_router
-from api.web.views import AgreementView, PartyView, agreement_view
+from api.web.views import AgreementView, PartyView, agreement_view, require_permitted
 from engine.errors import NotPermitted
 from engine.permissions import CaseReader
 from workflows.agreement import claims
@@ -75,13 +75,6 @@ def show(request: Request, session: Session, user: WebUser, agreement_id: int, *
                   notice=notice if notice in NOTICES else None, today=today_of(request))
 
 
-def _permitted(request: Request, session: Session, user: WebUser, case_id: int, triggers: set[str]) -> None:
-    """Refuse (403, nothing written) a form whose step the engine does not let this person take on the case."""
-    reader = CaseReader(request.app.state.ctx.registry, session, request.app.state.ctx.clock.now())
-    if not triggers & set(reader.permitted(case_id, user.actor)):
-        raise NotPermitted(f"you may not {'/'.join(sorted(triggers))} case {case_id}", case_id=case_id,
-                           action=sorted(triggers)[0])
-
 
 def _party_case(page: FinalityPage, key: str) -> int:
     for p in page.parties:
@@ -103,8 +96,8 @@ def publication(work: WorkDep, request: Request, agreement_id: int, user: User, 
                 notice_sent_on: Annotated[str, Form()] = "") -> Response:
     """Record when the minutes of a party's decision were published (and a notice sent to a party)."""
     form = WebForm(dict(party=party, published_on=published_on, notice_sent_on=notice_sent_on))
-    _permitted(request, session, user, _party_case(finality_page(request, session, user, agreement_id), party),
-               {"record_publication"})
+    require_permitted(request, session, user, _party_case(finality_page(request, session, user, agreement_id), party),
+                      "record_publication")
     published = form.date("published_on", required=False)
     notice = form.date("notice_sent_on", required=False)
     failed = f"publication:{party}"
@@ -123,8 +116,8 @@ def claim(work: WorkDep, request: Request, agreement_id: int, user: User, sessio
           reference: Annotated[str, Form()] = "") -> Response:
     """Record a claim for rectification or an appeal against a party's decision (who, when, reference)."""
     form = WebForm(dict(party=party, kind=kind, claimant=claimant, filed_on=filed_on, reference=reference))
-    _permitted(request, session, user, _party_case(finality_page(request, session, user, agreement_id), party),
-               {"record_claim"})
+    require_permitted(request, session, user, _party_case(finality_page(request, session, user, agreement_id), party),
+                      "record_claim")
     if kind not in ("rectification", "appeal"):
         form.fail("kind", "claim.error.kind")
     who = form.text("claimant", min_length=2, max_length=200)
@@ -147,8 +140,8 @@ def outcome(work: WorkDep, request: Request, agreement_id: int, claim_id: int, u
             outcome_on: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "") -> Response:
     """Record a claim's outcome: upheld (the party decides again), rejected or withdrawn."""
     form = WebForm(dict(party=party, outcome=outcome, outcome_on=outcome_on, note=note))
-    _permitted(request, session, user, _party_case(finality_page(request, session, user, agreement_id), party),
-               {"uphold_claim", "settle_claim"})
+    require_permitted(request, session, user, _party_case(finality_page(request, session, user, agreement_id), party),
+                      "uphold_claim", "settle_claim")
     if outcome not in ("upheld", "rejected", "withdrawn"):
         form.fail("outcome", "claim.error.outcome")
     decided: date | None = form.date("outcome_on")

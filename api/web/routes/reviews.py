@@ -24,9 +24,8 @@ from api.web.forms import Form as WebForm
 from api.web.render import render
 from api.web.routes.agreements import today_of
 from api.web.routing import User, WebUser, web_router
-from api.web.views import AgreementView, agreement_view
-from engine.errors import CaseNotFound, InvalidInput, NotPermitted
-from engine.permissions import CaseReader
+from api.web.views import AgreementView, agreement_view, require_permitted
+from engine.errors import CaseNotFound, InvalidInput
 from workflows.agreement import service as agreements
 from workflows.agreement.schemas import TerminateIn
 from workflows.review import service
@@ -89,12 +88,6 @@ def show_review(request: Request, session: Session, user: WebUser, agreement_id:
                   notice=NOTICES.get(notice or ""), today=today_of(request))
 
 
-def _permitted(request: Request, session: Session, user: WebUser, case_id: int, trigger: str) -> None:
-    """Refuse (403, nothing written) a form whose step the engine does not let this person take on the case."""
-    reader = CaseReader(request.app.state.ctx.registry, session, request.app.state.ctx.clock.now())
-    if trigger not in reader.permitted(case_id, user.actor):
-        raise NotPermitted(f"you may not {trigger} case {case_id}", case_id=case_id, action=trigger)
-
 
 @router.get("/agreements/{agreement_id}/review")
 def review_page(request: Request, agreement_id: int, user: User, session: SessionDep,
@@ -107,7 +100,7 @@ def review_page(request: Request, agreement_id: int, user: User, session: Sessio
 def start_review(work: WorkDep, request: Request, agreement_id: int, user: User, session: SessionDep,
                  deadline: Annotated[str, Form()] = "") -> Response:
     """Open this council term's review now, with an optional deadline earlier than the term's end."""
-    _permitted(request, session, user, agreement_id, "start_review")
+    require_permitted(request, session, user, agreement_id, "start_review")
     form = WebForm({"deadline": deadline})
     chosen = form.date("deadline", required=False)
     term = term_of(today_of(request))
@@ -125,7 +118,7 @@ def confirm_review(work: WorkDep, request: Request, agreement_id: int, user: Use
                    minutes_url: Annotated[str, Form()] = "") -> Response:
     """Record that the parties confirmed the agreement unchanged for this term."""
     review = _review_of(session, request, agreement_id, review_id)
-    _permitted(request, session, user, review, "confirm_unchanged")
+    require_permitted(request, session, user, review, "confirm_unchanged")
     form = WebForm({"note": note, "minutes_url": minutes_url})
     text = form.text("note", max_length=4000, required=False)
     url = form.get("minutes_url")
@@ -142,7 +135,7 @@ def confirm_review(work: WorkDep, request: Request, agreement_id: int, user: Use
 def terminate(work: WorkDep, request: Request, agreement_id: int, user: User, session: SessionDep,
               reason: Annotated[str, Form()] = "", end_date: Annotated[str, Form()] = "") -> Response:
     """End the agreement with a reason and an end date; its open and scheduled reviews are cancelled."""
-    _permitted(request, session, user, agreement_id, "terminate")
+    require_permitted(request, session, user, agreement_id, "terminate")
     form = WebForm({"reason": reason, "end_date": end_date})
     text = form.text("reason", max_length=2000)
     ends = form.date("end_date")

@@ -24,7 +24,7 @@ from api.web.forms import read_agreement_form
 from api.web.render import render
 from api.web.routes.agreements import today_of
 from api.web.routing import User, WebUser, web_router
-from api.web.views import agreement_view
+from api.web.views import agreement_view, require_permitted
 from engine.errors import InvalidInput, NotPermitted
 from engine.models import Case, Organisation
 from engine.permissions import CaseReader, visible_cases
@@ -169,12 +169,6 @@ def create_task_agreement(
     return RedirectResponse(f"/agreements/{case.id}?notice=task_created", status_code=303)
 
 
-def _permitted(request: Request, session: Session, user: WebUser, case_id: int, trigger: str) -> None:
-    readable_case(session, user.actor, case_id)
-    reader = CaseReader(request.app.state.ctx.registry, session, request.app.state.ctx.clock.now())
-    if trigger not in reader.permitted(case_id, user.actor):
-        raise NotPermitted(f"you may not {trigger} case {case_id}", case_id=case_id, action=trigger)
-
 
 def _show(request: Request, session: Session, user: WebUser, agreement_id: int, form: WebForm) -> Response:
     from api.web.routes.agreements import show_agreement  # the agreement page, with this form's errors
@@ -192,7 +186,8 @@ def continue_alone(
     reason: Annotated[str, Form()] = "",
 ) -> Response:
     """Go on without the terminated framework agreement, with the reason recorded."""
-    _permitted(request, session, user, agreement_id, "continue_alone")
+    readable_case(session, user.actor, agreement_id)
+    require_permitted(request, session, user, agreement_id, "continue_alone")
     form = WebForm({"reason": reason})
     text = form.text("reason", max_length=2000)
     if text is None or form.errors:
@@ -204,7 +199,8 @@ def continue_alone(
 @router.post("/agreements/{agreement_id}/confirm-unchanged")
 def confirm_unchanged(work: WorkDep, request: Request, agreement_id: int, user: User, session: SessionDep) -> Response:
     """Confirm a task-specific agreement unchanged in its framework's council-term review."""
-    _permitted(request, session, user, agreement_id, "confirm_unchanged")
+    readable_case(session, user.actor, agreement_id)
+    require_permitted(request, session, user, agreement_id, "confirm_unchanged")
     work.run(lambda uow: service.confirm_unchanged(uow, agreement_id, user.actor))
     return RedirectResponse(f"/agreements/{agreement_id}?notice=task_confirmed", status_code=303)
 
