@@ -124,9 +124,11 @@ class Event(SQLModel, table=True):
     """An append-only record of one transition, chained to the case's previous event by hash."""
 
     __tablename__ = "event"
+    # (case_id, seq) is unique, and that index also serves every look-up by case_id: a second index on case_id
+    # alone only cost a random insert per event (migration 0014 dropped it; docs/benchmarks.md, 100,000 cases).
     __table_args__ = (UniqueConstraint("case_id", "seq", name="uq_event_case_seq"),)
     id: int | None = Field(default=None, primary_key=True)
-    case_id: int = Field(foreign_key="case.id", index=True)
+    case_id: int = Field(foreign_key="case.id")
     seq: int
     at: datetime = Field(sa_column=utc_column())
     actor_id: int | None = Field(default=None, foreign_key="person.id")
