@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from engine import timers
 from engine.calendar import HELSINKI, deadline_instant, effective_deadline
 from engine.i18n import LANGUAGES, translate
 from engine.models import Organisation, Person
@@ -123,19 +124,52 @@ class _Mails:
         return deferred.queue(self.uow, self.mails)
 
 
+class _BatchMails:
+    """The emails of a sweep batch's reminders, queued together at the end of its savepoint (`timers.batch_part`).
+
+    Queued one reminder at a time they cost a recipient read, a key check and an insert each, about 0.7 ms of the
+    sweep per reminder (10,000 due in one second: 7 s); together they are one of each per batch. Which templates
+    exist is looked up once per batch as well.
+    """
+
+    def __init__(self) -> None:
+        self.mails: list[deferred.Mail] = []
+        self.missing: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, list[str]]] = {}
+
+    def mark(self) -> int:
+        return len(self.mails)
+
+    def undo(self, mark: int) -> None:
+        del self.mails[mark:]
+
+    def flush(self, uow: UnitOfWork) -> None:
+        mails, self.mails = self.mails, []
+        deferred.queue(uow, mails)
+
+    def missing_templates(self, template: str, overrides: tuple[tuple[str, str], ...]) -> dict[str, list[str]]:
+        key = (template, overrides)
+        if key not in self.missing:
+            self.missing[key] = missing_templates([template], overrides)
+        return self.missing[key]
+
+
 def send_reminder(uow: UnitOfWork, timer: Any, case: CaseRow) -> None:
     """Timer handler: email a reminder or escalation to everyone the timer's roles mean right now.
 
     The emails are rendered after the sweep's commit; a template that does not exist fails the timer here, in the
-    sweep, as before (one over the sandbox's limits fails its outbox rows, recorded there and logged).
+    sweep, as before (one over the sandbox's limits fails its outbox rows, recorded there and logged). In a sweep
+    batch they are queued with the batch's other reminders' at the end of the timer's savepoint; outside one, at once.
     """
     people: list[int] = []
     for role in filter(None, timer.roles.split(",")):
         people += [p for p in uow.registry.recipients(uow, case, role) if p not in people]
     if not people:
         return
+    batch = timers.batch_part("reminder_mails", _BatchMails)
     template = timer.template or "reminder"
-    missing = missing_templates([template], uow.registry.services.get("template_overrides", ()))
+    overrides = uow.registry.services.get("template_overrides", ())
+    missing = (batch.missing_templates(template, overrides) if batch is not None
+               else missing_templates([template], overrides))
     if missing:
         raise LookupError(f"email template {template!r} does not exist (in {', '.join(missing[template])})")
     mails = _Mails(uow, case)
@@ -144,7 +178,10 @@ def send_reminder(uow: UnitOfWork, timer: Any, case: CaseRow) -> None:
     for person_id in people:
         key = f"{timer.kind}:{case.id}:{timer.name}:{timer.deadline}:{timer.offset}:{person_id}"
         mails.add(template, key, person_id, extra, timer_id=timer.id, digestible=timer.kind == "reminder")
-    mails.queue()
+    if batch is None:
+        mails.queue()
+    else:
+        batch.mails += mails.mails
 
 
 def on_transition(uow: UnitOfWork, record: TransitionRecord) -> None:
