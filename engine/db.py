@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, CursorResult, Engine, Result
@@ -34,8 +38,56 @@ def rowcount(result: Result[Any]) -> int:
 SQLITE_CACHE_KIB = 0
 SQLITE_MMAP_BYTES = 0
 
+# Checkpoints. By default SQLite copies the WAL back into the database file from inside whichever commit passes
+# 1,000 pages, its fsync included, so one request in about 300 pays for the others. A file database here gets a
+# background thread instead (`_Checkpointer`) that runs a PASSIVE checkpoint (never waiting for, nor blocking, a
+# reader or the writer) every SQLITE_CHECKPOINT_SECONDS when something was committed. Commits then pay neither
+# the copy nor the fsync, and a page written many times between two checkpoints is copied once: with 100,000
+# cases a transition cost 1.18-1.28x its cost at 1,000 in CPU with the default, 1.03-1.13x with the thread
+# (bench.transitions --scale, docs/benchmarks.md). Writers still checkpoint themselves past
+# SQLITE_AUTOCHECKPOINT_PAGES (40 MB of WAL) should the thread fall behind, e.g. behind a long-lived reader.
+# 0 seconds keeps SQLite's default.
+SQLITE_CHECKPOINT_SECONDS = 0.25
+SQLITE_AUTOCHECKPOINT_PAGES = 10_000
 
-def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+
+class _Checkpointer:
+    """A daemon thread checkpointing one SQLite file's WAL on its own connection, until stopped."""
+
+    def __init__(self, path: str, interval: float) -> None:
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(path, interval, self._stop),
+                                       name="vuosikello-sqlite-checkpoint", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Let the thread end at its next wake-up."""
+        self._stop.set()
+
+    @staticmethod
+    def _run(path: str, interval: float, stop: threading.Event) -> None:
+        conn: sqlite3.Connection | None = None
+        seen = None
+        try:
+            while not stop.wait(interval):
+                try:
+                    if conn is None:  # mode=rw: never create a file that is not (or no longer) there
+                        conn = sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, isolation_level=None,
+                                               check_same_thread=False, timeout=0)
+                    version = conn.execute("PRAGMA data_version").fetchone()[0]  # changes when others commit
+                    if version != seen:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        seen = version
+                except sqlite3.Error:  # gone, or busy: the writers' own bound still holds; try again later
+                    if conn is not None:
+                        conn.close()
+                    conn, seen = None, None
+        finally:
+            if conn is not None:
+                conn.close()
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int, checkpoints_elsewhere: bool = False) -> None:
     """Let SQLAlchemy, not pysqlite, emit BEGIN, so writes can BEGIN IMMEDIATE."""
 
     @event.listens_for(engine, "connect")
@@ -50,6 +102,8 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
             cur.execute(f"PRAGMA cache_size={-int(SQLITE_CACHE_KIB)}")
         if SQLITE_MMAP_BYTES:
             cur.execute(f"PRAGMA mmap_size={int(SQLITE_MMAP_BYTES)}")
+        if checkpoints_elsewhere:
+            cur.execute(f"PRAGMA wal_autocheckpoint={int(SQLITE_AUTOCHECKPOINT_PAGES)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -75,6 +129,7 @@ class Database:
     _statements: CaseStatements | None = field(default=None, init=False, repr=False)
     # SQLite write connections kept checked out between transactions (see WriteTransaction.close)
     _idle_writers: list[Any] = field(default_factory=list, init=False, repr=False)
+    _checkpointer: _Checkpointer | None = field(default=None, init=False, repr=False)
 
     @property
     def statements(self) -> CaseStatements:
@@ -100,7 +155,9 @@ class Database:
             yield session
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (and stop the SQLite checkpoint thread: writers checkpoint again)."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         while self._idle_writers:
             self._idle_writers.pop().close()
         self.engine.dispose()
@@ -182,6 +239,7 @@ class WriteTransaction:
 
 def make_database(url: str, *, busy_timeout_ms: int = 30000, pool_size: int = 10) -> Database:
     """Create the engines for a database URL (sqlite:///path or postgresql+psycopg://...)."""
+    path: str | None = None
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -189,8 +247,15 @@ def make_database(url: str, *, busy_timeout_ms: int = 30000, pool_size: int = 10
             pool_size=pool_size,
             max_overflow=40,
         )
-        _configure_sqlite(engine, busy_timeout_ms)
+        name = engine.url.database
+        if SQLITE_CHECKPOINT_SECONDS and name and name != ":memory:" and not name.startswith("file:"):
+            path = os.path.abspath(name)
+        _configure_sqlite(engine, busy_timeout_ms, checkpoints_elsewhere=path is not None)
     else:
         engine = create_engine(url, pool_size=pool_size, max_overflow=40, pool_pre_ping=True)
     write_engine = engine.execution_options(**{IMMEDIATE: True})
-    return Database(url=url, engine=engine, write_engine=write_engine)
+    db = Database(url=url, engine=engine, write_engine=write_engine)
+    if path is not None:
+        db._checkpointer = _Checkpointer(path, SQLITE_CHECKPOINT_SECONDS)
+        weakref.finalize(db, db._checkpointer.stop)  # a Database dropped without dispose() stops it too
+    return db
