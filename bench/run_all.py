@@ -99,9 +99,12 @@ def _row_http(rec: dict[str, Any], target: str) -> str:
 
 def _row_scale(rec: dict[str, Any]) -> str:
     f = rec["figures"]
-    labels = ("sqlite", "sqlite_default_pragmas", "sqlite_cache_16mb_mmap")
+    labels = ("sqlite", "sqlite_checkpoint_in_commit", "sqlite_default_pragmas", "sqlite_cache_16mb_mmap",
+              "postgresql")
     parts = [f"{label.replace('_', ' ')} {_fmt(f[label]['ratio'])}x ({_fmt(f[label]['us_large'], 0)} vs "
-             f"{_fmt(f[label]['us_small'], 0)} µs)" for label in labels if label in f]
+             f"{_fmt(f[label]['us_small'], 0)} µs"
+             + (f"; CPU {_fmt(f[label]['cpu_ratio'])}x" if "cpu_ratio" in f[label] else "") + ")"
+             for label in labels if label in f]
     return f"{f['large_cases']:,} vs {f['small_cases']:,} cases: " + "; ".join(parts)
 
 
