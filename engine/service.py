@@ -89,6 +89,11 @@ class UnitOfWork:
         return self._session
 
     @property
+    def open_session(self) -> Session | None:
+        """Return the ORM session when this unit of work has opened one (None: nothing of the ORM is pending)."""
+        return self._session
+
+    @property
     def cursor(self) -> Cursor:
         """Return the transaction's DBAPI cursor for the engine's own compiled statements."""
         if self._cursor is None:
