@@ -24,6 +24,7 @@ from api.limits import RequestLimits
 from api.logscrub import install as scrub_secrets_from_logs
 from api.observability import RequestIdMiddleware, configure_logging
 from api.openapi import client_friendly, operation_id
+from api.readcache import AgreementReads
 from api.routes import (
     admin,
     agreements,
@@ -95,9 +96,12 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
                          generate_unique_id_function=operation_id,
                          description="Workflow and case management for cooperation between Finnish public bodies.")
     app.state.ctx = ctx
+    app.state.agreement_reads = AgreementReads(ctx.db.engine.dialect, settings.secret_key)
     install_error_handlers(app)
     load_admin_state(ctx)
-    for module in (directory, workflows, cases, agreements, schedule, nominations, cycles, registers, reviews,
+    # the agreements first: every request is matched against the routes in this order, and the directory's
+    # routes have no common prefix to skip them by (the paths do not overlap, so the order decides nothing else)
+    for module in (agreements, directory, workflows, cases, schedule, nominations, cycles, registers, reviews,
                    calendar, admin, webhooks, oidc_providers, check):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(task_agreements.router, prefix="/api/v1")  # task-specific agreements

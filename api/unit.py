@@ -36,6 +36,13 @@ def _refuse_write(session: Session, *_args: object) -> None:
         raise RuntimeError("a GET, HEAD or OPTIONS request may not write; use a POST")
 
 
+class ReadSession(Session):
+    """A safe request's session: a flush with anything to write raises (the listener is on the class, once)."""
+
+
+event.listen(ReadSession, "before_flush", _refuse_write)
+
+
 class RequestWork:
     """One request's unit of work, opened on first use."""
 
@@ -60,8 +67,7 @@ class RequestWork:
         if self.writes:
             return self.uow.session
         if self._read is None:
-            self._read = Session(self.engine.db.engine, expire_on_commit=False)
-            event.listen(self._read, "before_flush", _refuse_write)
+            self._read = ReadSession(self.engine.db.engine, expire_on_commit=False)
         return self._read
 
     def run(self, work: Callable[[UnitOfWork], T]) -> T:
@@ -86,6 +92,11 @@ class RequestWork:
         finally:
             self.close()
 
+    @property
+    def idle(self) -> bool:
+        """Tell whether nothing is open (no transaction, no read session): finishing has nothing to do."""
+        return self._uow is None and self._read is None
+
     def close(self) -> None:
         """Close the read session."""
         if self._read is not None:
@@ -107,7 +118,8 @@ class UnitOfWorkRoute(APIRoute):
             except BaseException:
                 await run_in_threadpool(work.abort)
                 raise
-            await run_in_threadpool(work.finish)
+            if not work.idle:  # a read that closed its session in its own thread needs no second hop
+                await run_in_threadpool(work.finish)
             return response
 
         return run

@@ -5,21 +5,21 @@ from __future__ import annotations
 import base64
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 
 from api.access import readable_case
 from api.deps import BEARER, ActorDep, ExpectedVersion, SessionDep, WorkDep, current_actor
+from api.readcache import AgreementReads
 from api.schemas import ERROR_RESPONSES
 from api.unit import UnitOfWorkRoute, get_work
 from engine.actors import Actor
+from engine.errors import Unauthenticated
 from engine.models import Person
 from workflows.agreement import service
 from workflows.agreement.read import (
-    agreement_etag,
-    agreement_json,
     decision_read,
     document_text,
     document_versions,
@@ -62,13 +62,26 @@ def create(body: AgreementCreate, work: WorkDep, session: SessionDep, actor: Act
 def _get(request: Request, agreement_id: int, credentials: HTTPAuthorizationCredentials | None,
          if_none_match: str | None) -> Response:
     work = get_work(request)
-    actor = current_actor(request, work.session, credentials)
-    readable_case(work.session, actor, agreement_id)  # who may read comes first: a stranger gets a 404, never a 304
-    etag = agreement_etag(work.session, agreement_id, request.app.state.ctx.settings.secret_key)
-    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-    if etag_matches(if_none_match, etag):
+    session = work.session
+    reads: AgreementReads = request.app.state.agreement_reads
+    cursor = session.connection().connection.cursor()  # the read session's own connection and snapshot
+    try:
+        if credentials is not None and credentials.credentials:  # an API token: one compiled statement
+            actor = reads.person_for_token(cursor, credentials.credentials.strip())
+            if actor is None:
+                raise Unauthenticated("a valid `Authorization: Bearer <token>` header is required")
+            request.state.actor = actor
+        else:  # a web session (the browser calling the API) authenticates as everywhere else
+            actor = current_actor(request, session, credentials)
+        # who may read comes first: a stranger gets a 404, never a 304 or an ETag
+        answer = reads.read(session, actor, agreement_id, cursor, if_none_match, etag_matches)
+    finally:
+        cursor.close()
+    work.close()  # in this thread: the route then has nothing left to close in another threadpool hop
+    headers = {"ETag": answer.etag, "Cache-Control": "private, no-cache"}
+    if answer.body is None:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    return Response(agreement_json(work.session, agreement_id), media_type="application/json", headers=headers)
+    return Response(answer.body, media_type="application/json", headers=headers)
 
 
 @router.get("/{agreement_id}", response_model=AgreementRead,
@@ -79,11 +92,14 @@ async def get(agreement_id: int, request: Request,
               ) -> Response:
     """Return the agreement, its current text and hash, and every party's state, decision and signatures.
 
-    The `ETag` changes with every transition of the agreement or of a party; `If-None-Match` with the current
-    one answers 304 without a body. Authentication, the access check and the read run in one worker thread
-    (the route is `async` so that FastAPI does not hand each dependency to the threadpool separately).
+    The `ETag` changes with every transition of the agreement or of a party, and when a party's organisation
+    or a signatory is renamed; `If-None-Match` with the current one answers 304 without a body. Authentication,
+    the access check and the read run in one worker thread (the route is `async` so that FastAPI does not hand
+    each dependency to the threadpool separately); the body comes from `api.readcache` while nothing it shows
+    has changed.
     """
-    return await run_in_threadpool(_get, request, agreement_id, credentials, if_none_match)
+    return await anyio.to_thread.run_sync(_get, request, agreement_id, credentials, if_none_match,
+                                          limiter=request.app.state.agreement_reads.limiter)
 
 
 @router.get("/{agreement_id}/versions", response_model=list[DocumentVersionRead])

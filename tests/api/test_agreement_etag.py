@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from api.app import create_app
 from api.context import AppContext
+from api.readcache import AgreementReads
 from engine.models import Organisation, Person
 from tests.support.builders import create_agreement, decision, make_user
 from workflows.agreement import service
@@ -78,9 +79,9 @@ def test_a_party_readers_etag_is_keyed_and_a_stranger_gets_404_not_304(ctx: AppC
     assert read.status_code == 200
     etag = read.headers["ETag"]
     # the tag is a keyed hash: neither the versions nor the count of parties can be read off it
-    with Session(ctx.db.engine) as session:
-        assert agreement_etag(session, fx.id, ctx.settings.secret_key) == etag
-        assert agreement_etag(session, fx.id, "another key") != etag
+    with Session(ctx.db.engine) as session:  # the route's ETag: api.readcache's fingerprint, keyed
+        assert AgreementReads(ctx.db.engine.dialect, ctx.settings.secret_key).etag(session, fx.id) == etag
+        assert AgreementReads(ctx.db.engine.dialect, "another key").etag(session, fx.id) != etag
     for visible in (str(fx.id), str(read.json()["version"]), "3"):
         assert f":{visible}:" not in etag
     assert client.get(url, headers={**party.headers, "If-None-Match": etag}).status_code == 304
