@@ -100,7 +100,7 @@ def _row_http(rec: dict[str, Any], target: str) -> str:
 def _row_scale(rec: dict[str, Any]) -> str:
     f = rec["figures"]
     labels = ("sqlite", "sqlite_checkpoint_in_commit", "sqlite_default_pragmas", "sqlite_cache_16mb_mmap",
-              "postgresql")
+              "raw_sqlite3", "postgresql")
     parts = [f"{label.replace('_', ' ')} {_fmt(f[label]['ratio'])}x ({_fmt(f[label]['us_large'], 0)} vs "
              f"{_fmt(f[label]['us_small'], 0)} µs"
              + (f"; CPU {_fmt(f[label]['cpu_ratio'])}x" if "cpu_ratio" in f[label] else "") + ")"

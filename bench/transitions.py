@@ -16,6 +16,7 @@ import cProfile
 import hashlib
 import json
 import pstats
+import random
 import sqlite3
 import statistics
 import tempfile
@@ -261,8 +262,6 @@ def _per_transition(runner: Callable[[int], None], count: int, cpu: list[float] 
 
 def random_touches(engine: Engine, ids: list[int], seed: int) -> Callable[[int], None]:
     """Return a runner firing `touch` on cases drawn at random (uniformly) from `ids`, one transaction each."""
-    import random
-
     pick = random.Random(seed)
     counter = iter(range(10**9))
 
@@ -280,7 +279,9 @@ def bench_scale(workdir: Path, small: int, large: int, count: int, rounds: int) 
     Four times: with the engine's settings but SQLite checkpointing inside the commit (its default), with
     SQLite's default page cache and no memory map, with a 16 MB cache and a 256 MB map, and with the engine's
     settings (engine.db SQLITE_CACHE_KIB, SQLITE_MMAP_BYTES, SQLITE_CHECKPOINT_SECONDS: checkpoints from a
-    thread). Each variant gets two fresh files;
+    thread); and once the same writes in bare sqlite3 (`raw_sqlite`, cases in a random order, checkpoints in the
+    commit as SQLite does by default), the floor: how
+    much more SQLite itself costs with more cases. Each variant gets two fresh files;
     rounds alternate between them and the ratio is the median of the per-round ratios (µs per transition,
     large / small).
     """
@@ -294,6 +295,7 @@ def bench_scale(workdir: Path, small: int, large: int, count: int, rounds: int) 
             ("sqlite_checkpoint_in_commit", (*chosen[:2], 0)),
             ("sqlite_default_pragmas", (0, 0, chosen[2])),
             ("sqlite_cache_16mb_mmap", (16384, 256 * 2**20, chosen[2])),
+            ("raw_sqlite3", (*chosen[:2], 0)),  # the floor: the same writes in bare sqlite3, SQLite checkpointing
             ("sqlite", chosen)):
         engine_db.SQLITE_CACHE_KIB, engine_db.SQLITE_MMAP_BYTES, engine_db.SQLITE_CHECKPOINT_SECONDS = (
             cache, mmap, checkpoints)
@@ -303,7 +305,11 @@ def bench_scale(workdir: Path, small: int, large: int, count: int, rounds: int) 
                 db = fresh_sqlite(workdir / f"scale-{label}-{name}.db")
                 eng = Engine(db, loop_registry(), SystemClock())
                 ids = create_cases(eng, cases)
-                sides[name] = (db, random_touches(eng, ids, seed=cases))
+                if label == "raw_sqlite3":  # in a random order, as the engine's side draws its cases
+                    random.Random(cases).shuffle(ids)
+                    sides[name] = (db, raw_sqlite(workdir / f"scale-{label}-{name}.db", ids))
+                else:
+                    sides[name] = (db, random_touches(eng, ids, seed=cases))
             for _db, runner in sides.values():
                 runner(200)  # warm up
             micros: dict[str, list[float]] = {"small": [], "large": []}
