@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from contextvars import ContextVar
 from datetime import date
 from typing import Any, TypeVar
 
@@ -73,9 +74,15 @@ class _Statements:
             dialect, _REPEAT_COLS)
         self.decision = Statement(insert(_DECISION).values({n: _param(_DECISION.c[n]) for n in _DECISION_FIELDS}),
                                   dialect, returns_id=True)
-        # is the signer listed for the party, and have they signed this version already: one query
+        self.count_signatures = Statement(
+            select(func.count()).select_from(_SIGNATURE).where(
+                _SIGNATURE.c.party_case_id == party, _SIGNATURE.c.document_version_id == version,
+                _SIGNATURE.c.voided_at.is_(None)),
+            dialect)
+        # is the signer listed for the party, have they signed this version already, and how many valid
+        # signatures has the party on it (the guard's count, known then without a query): one statement
         self.listed = Statement(
-            select(_SIGNATORY.c.id, _SIGNATURE.c.id)
+            select(_SIGNATORY.c.id, _SIGNATURE.c.id, _signature_count(party, version))
             .select_from(_SIGNATORY.outerjoin(_SIGNATURE, and_(
                 _SIGNATURE.c.party_case_id == _SIGNATORY.c.party_case_id,
                 _SIGNATURE.c.person_id == _SIGNATORY.c.person_id,
@@ -86,11 +93,14 @@ class _Statements:
         self.signature = Statement(
             insert(_SIGNATURE).values({n: _param(_SIGNATURE.c[n]) for n in _SIGNATURE_FIELDS}), dialect,
             returns_id=True)
-        self.count_signatures = Statement(
-            select(func.count()).select_from(_SIGNATURE).where(
-                _SIGNATURE.c.party_case_id == party, _SIGNATURE.c.document_version_id == version,
-                _SIGNATURE.c.voided_at.is_(None)),
-            dialect)
+
+
+def _signature_count(party: Any, version: Any) -> Any:
+    """The number of a party's valid signatures on a version, as a scalar subquery."""
+    counted = _SIGNATURE.alias("counted")
+    return (select(func.count()).select_from(counted)
+            .where(counted.c.party_case_id == party, counted.c.document_version_id == version,
+                   counted.c.voided_at.is_(None)).scalar_subquery())
 
 
 _COMPILED: dict[str, _Statements] = {}
@@ -183,9 +193,19 @@ def _has(uow: UnitOfWork | CaseReader, case: CaseRow, tag: str) -> bool:
     return uow.machine_of(case).definition.has_tag(case.state, tag)
 
 
+# (party case id, document version id, valid signatures): what `sign` counted in its own statement, for the
+# guard of the one trigger it fires next (read once, then forgotten: any other count is read from the database)
+_COUNTED: ContextVar[tuple[int, int, int] | None] = ContextVar("agreement_signatures_counted", default=None)
+
+
 def count_signatures(uow: UnitOfWork, party: CaseRow) -> int:
     """Count valid signatures of a party on the agreement's current version."""
     version_id = uow.case(party.parent_id or 0).data["document_version_id"]
+    counted = _COUNTED.get()
+    if counted is not None:
+        _COUNTED.set(None)
+        if counted[:2] == (party.id, version_id):
+            return counted[2]
     compiled, cursor = _hot(uow)
     return int(cursor.rows(compiled.count_signatures, {"party": party.id, "version": version_id})[0][0])
 
@@ -402,8 +422,8 @@ def _release_parties(uow: UnitOfWork, case: CaseRow) -> None:
 
 def party_case(uow: UnitOfWork, agreement_id: int, organisation_key: str) -> CaseRow:
     """Return the locked approval case of one party, or raise NotFound."""
-    agreement = agreement_case(uow, agreement_id)
-    child = uow.child(agreement.id, organisation_key)  # the one row a decision needs, not all 25 siblings
+    child = uow.child(agreement_id, organisation_key)  # with the agreement: the one row a decision needs
+    agreement_case(uow, agreement_id)  # read above
     if child is not None and child.data.get("organisation_key") == organisation_key:
         return child
     raise NotFound(f"{organisation_key!r} is not a party of agreement {agreement_id}")
@@ -513,8 +533,12 @@ def sign(uow: UnitOfWork, agreement_id: int, organisation_key: str, actor: Actor
         on_behalf_of_person_id=actor.person_id if actor.on_behalf_of_person_id else None,
         document_version_id=version_id, document_sha256=parent.data["sha256"], signed_at=uow.now)
     signature_id = cursor.insert(compiled.signature, dict(values))
-    uow.fire(party.id, "sign", actor=actor, payload={"signature_id": signature_id, "signatory": signer_id},
-             document_hash=parent.data["sha256"])
+    token = _COUNTED.set((party.id, version_id, int(listed[0][2]) + 1))  # the one just written counts too
+    try:
+        uow.fire(party.id, "sign", actor=actor, payload={"signature_id": signature_id, "signatory": signer_id},
+                 document_hash=parent.data["sha256"])
+    finally:
+        _COUNTED.reset(token)
     return _detached(Signature, {"id": signature_id, **values, "voided_at": None}), True
 
 
