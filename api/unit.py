@@ -133,10 +133,22 @@ def get_work(request: Request) -> RequestWork:
     return work
 
 
-def get_session(work: Annotated[RequestWork, Depends(get_work)]) -> Session:
-    """Return the request's session (the write transaction's, for a write request)."""
-    return work.session
+async def _work(request: Request) -> RequestWork:
+    """`get_work` as a dependency: `async`, so FastAPI does not hand a lookup to the threadpool."""
+    return get_work(request)
 
 
-WorkDep = Annotated[RequestWork, Depends(get_work)]
+async def get_session(work: Annotated[RequestWork, Depends(_work)]) -> Session:
+    """Return the request's session (the write transaction's, for a write request).
+
+    A read session is only made here (it connects on first use, in the handler's thread), so a safe request gets
+    it without a threadpool hop; a write request's session begins its transaction, which waits for the database
+    (SQLite's write lock), so that happens in a worker thread as before.
+    """
+    if not work.writes:
+        return work.session
+    return await run_in_threadpool(lambda: work.session)
+
+
+WorkDep = Annotated[RequestWork, Depends(_work)]
 SessionDep = Annotated[Session, Depends(get_session)]

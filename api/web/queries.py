@@ -10,7 +10,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import aliased
@@ -82,7 +82,16 @@ class HistoryEntry:
     payload: dict[str, Any]
 
 
-def org_name(org: Organisation, lang: str) -> str:
+class Named(Protocol):
+    """What naming an organisation reads: an `Organisation`, or a row of its two name columns."""
+
+    @property
+    def name_fi(self) -> str: ...
+    @property
+    def name_sv(self) -> str | None: ...
+
+
+def org_name(org: Named, lang: str) -> str:
     """Return an organisation's name in Swedish for Swedish pages when it has one, else in Finnish."""
     return (org.name_sv or org.name_fi) if lang == "sv" else org.name_fi
 

@@ -19,7 +19,7 @@ from starlette.responses import RedirectResponse, Response
 
 from api.deps import SessionDep, actor_for
 from api.refusals import refusal_text
-from api.unit import UnitOfWorkRoute
+from api.unit import SAFE_METHODS, UnitOfWorkRoute
 from api.web.csrf import CsrfRejected, verify_csrf
 from api.web.i18n import choose_language
 from api.web.render import render
@@ -68,9 +68,10 @@ def load_user(request: Request, session: Session) -> WebUser | None:
     lang = choose_language(request, person.language)
     request.state.web_lang = lang
     user = WebUser(person=person, actor=actor_for(person), lang=lang, session=info)
-    # a detached copy for the error page, which is drawn after the request's session was rolled back and closed
-    request.state.web_user = WebUser(person=Person.model_validate(person.model_dump()), actor=user.actor,
-                                     lang=lang, session=info)
+    # the error page is drawn after the request's session was closed: a read session's close keeps what it
+    # loaded, a write transaction's rollback expires it, so a write request's error page gets a detached copy
+    request.state.web_user = user if request.method in SAFE_METHODS else WebUser(
+        person=Person.model_validate(person.model_dump()), actor=user.actor, lang=lang, session=info)
     return user
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlmodel import Session, col
 from starlette.requests import Request
 
@@ -86,12 +86,17 @@ def readable_by_any(session: Session, actors: list[Actor], agreement_id: int) ->
     raise CaseNotFound(f"no agreement with id {agreement_id}")
 
 
+_PARTY_NAMES = select(col(Organisation.key), col(Organisation.name_fi), col(Organisation.name_sv)).where(
+    col(Organisation.key).in_(bindparam("keys", expanding=True)))
+_PEOPLE_NAMES = select(col(Person.id), col(Person.name)).where(col(Person.id).in_(bindparam("ids", expanding=True)))
+
+
 def _party_views(session: Session, data: AgreementRead, lang: str, today: date, awaiting: bool,
                  pending: tuple[str, ...]) -> list[PartyView]:
-    orgs = {o.key: o for o in session.execute(select(Organisation).where(
-        col(Organisation.key).in_([p.organisation for p in data.parties]))).scalars()}
+    # the parties' names as columns (org_name reads name_fi and name_sv), not 25 Organisation rows
+    orgs = {o.key: o for o in session.execute(_PARTY_NAMES, {"keys": [p.organisation for p in data.parties]})}
     substitutes = {s.on_behalf_of_person_id for p in data.parties for s in p.signatures if s.on_behalf_of_person_id}
-    names = dict(session.execute(select(col(Person.id), col(Person.name)).where(col(Person.id).in_(substitutes))).all())
+    names = dict(session.execute(_PEOPLE_NAMES, {"ids": list(substitutes)}).all()) if substitutes else {}
     return [PartyView(p, org_name(orgs[p.organisation], lang) if p.organisation in orgs else p.organisation_name,
                       awaiting and is_overdue(data.deadline, p.state, today, pending),
                       [(s.person_name, names.get(s.on_behalf_of_person_id or 0)) for s in p.signatures])
