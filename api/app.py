@@ -44,6 +44,7 @@ from api.routes import (
     webhooks,
     workflows,
 )
+from api.warmup import warm_up
 from api.web.config import WebConfig
 from api.web.mount import mount_web
 from engine.directory import ensure_admin
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
             ctx.engine.run(lambda uow: ensure_admin(uow.session, token, uow.now))
         if settings.scheduler_enabled and ctx.scheduler is None:
             ctx.start_scheduler()  # SQLite: refuses (SchedulerLocked) when another process serves the file
+        await warm_up(app)  # the first request after a start then costs what later ones do
         try:
             yield
         finally:

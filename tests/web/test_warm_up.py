@@ -1,0 +1,52 @@
+"""The start-up warm-up (`api.warmup`): it reads the hot pages as people who exist, writes nothing, and an empty
+database or a failing page never stops the start (issue 11: the first request as fast as later ones)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+import api.warmup
+from api.app import create_app
+from api.context import AppContext
+from api.web.models import WebSession
+from engine.models import Event, OutboxMessage
+from tests.support.builders import create_agreement
+
+
+def _counts(ctx: AppContext) -> tuple[int, int, int]:
+    with Session(ctx.db.engine) as session:
+        return tuple(session.execute(select(func.count()).select_from(t)).scalar_one()  # type: ignore[return-value]
+                     for t in (WebSession, Event, OutboxMessage))
+
+
+def test_the_warm_up_reads_the_hot_pages_and_writes_nothing(ctx: AppContext) -> None:
+    fx = create_agreement(ctx, parties=3)
+    app = create_app(ctx=ctx)
+    before = _counts(ctx)
+    assert asyncio.run(api.warmup.warm_up(app)) == 6  # API read, agreement page, my tasks; coordinator, signatory
+    assert _counts(ctx) == before
+    assert len(app.state.agreement_reads.cache) == 2  # FULL (the coordinator) and SHARED (a party signatory)
+    with TestClient(app) as client:  # the lifespan runs it too, and the service answers afterwards
+        assert client.get(f"/api/v1/agreements/{fx.id}", headers=fx.coordinator.headers).status_code == 200
+
+
+def test_an_empty_database_warms_nothing(ctx: AppContext) -> None:
+    assert asyncio.run(api.warmup.warm_up(create_app(ctx=ctx))) == 0
+
+
+def test_a_failing_warm_up_does_not_stop_the_start(ctx: AppContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    fx = create_agreement(ctx, parties=2)
+
+    async def broken(*_args: object) -> int:
+        raise RuntimeError("a page that fails")
+
+    monkeypatch.setattr(api.warmup, "_get", broken)
+    app = create_app(ctx=ctx)
+    assert asyncio.run(api.warmup.warm_up(app)) == 0
+    with TestClient(app) as client:
+        assert client.get(f"/api/v1/agreements/{fx.id}", headers=fx.coordinator.headers).status_code == 200
