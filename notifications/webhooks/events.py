@@ -34,11 +34,10 @@ _ACTIVE = select(_SUBSCRIPTION.c.id, _SUBSCRIPTION.c.workflows, _SUBSCRIPTION.c.
 
 def _subscriptions(uow: UnitOfWork) -> list[tuple[int, list[str], list[str], list[str]]]:
     # read once per transaction: a 25-party approval fires several triggers, the subscriptions do not change
-    cached = uow.session.info.get(_CACHE)
-    if cached is None:
-        cached = [(int(i), list(w or ()), list(o or ()), list(e or ()))
-                  for i, w, o, e in uow.session.connection().execute(_ACTIVE)]
-        uow.session.info[_CACHE] = cached
+    cached = uow.info.get(_CACHE)
+    if cached is None:  # on the transaction's cursor: an approval then opens no ORM session at all
+        cached = [(int(i), list(w or ()), list(o or ()), list(e or ())) for i, w, o, e in uow.select(_ACTIVE)]
+        uow.info[_CACHE] = cached
     return cached
 
 
