@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import MutableMapping
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +74,7 @@ async def _get(app: FastAPI, path: str, person_id: int) -> int:
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         nonlocal status
         if message["type"] == "http.response.start":
             status = int(message["status"])
