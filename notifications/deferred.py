@@ -40,7 +40,12 @@ OUTBOX = table_of(OutboxMessage)
 PERSON = table_of(Person)
 Fence = Callable[[UnitOfWork], None]
 
-_EXISTING = select(OUTBOX.c.dedupe_key).where(OUTBOX.c.dedupe_key.in_(bindparam("keys", expanding=True)))
+# The keys are rendered into the statement (literal_execute), so each is planned with its values. With them as
+# parameters psycopg prepared the statement after five runs and PostgreSQL kept a generic plan made while the
+# outbox was small: a scan comparing every row with 200 parameters, 2 ms a batch of reminders at first, 50-100 ms
+# once the table held 5,000 rows (half the sweep's time for 10,000 reminders).
+_KEYS = bindparam("keys", expanding=True, literal_execute=True)
+_EXISTING = select(OUTBOX.c.dedupe_key).where(OUTBOX.c.dedupe_key.in_(_KEYS))
 _PEOPLE = select(PERSON.c.id, PERSON.c.name, PERSON.c.email, PERSON.c.language, PERSON.c.active,
                  PERSON.c.digest).where(PERSON.c.id.in_(bindparam("ids", expanding=True)))
 _RENDERED = (update(OUTBOX).where(OUTBOX.c.id == bindparam("b_id"), OUTBOX.c.status == QUEUED)
@@ -182,7 +187,7 @@ def render_rows(uow: UnitOfWork, keys: list[str] | None) -> int:
                    OUTBOX.c.render_context)
             .where(OUTBOX.c.status == QUEUED).order_by(OUTBOX.c.id).limit(BATCH))
     if keys is not None:
-        stmt = stmt.where(OUTBOX.c.dedupe_key.in_(keys))
+        stmt = stmt.where(OUTBOX.c.dedupe_key.in_(_KEYS)).params(keys=keys)
     if not uow.db.is_sqlite:
         stmt = stmt.with_for_update(skip_locked=True)  # another process rendering them now: theirs
     conn = uow.session.connection()
