@@ -70,14 +70,15 @@ _NULL, _COLON, _BAR, _SEMI = (literal_column(f"'{c}'", String) for c in "~:|;") 
 
 
 def _part(column: Any) -> ColumnElement[str]:
-    """One column as text that cannot be confused with its neighbours: free text carries its length first."""
+    """One column as text that cannot be confused with its neighbours: free text carries its length first.
+
+    Every part is coalesced, NOT NULL columns too: an outer join (the agreement has no organisation) gives NULLs,
+    and one NULL would make the whole row's string NULL, which the aggregate then leaves out."""
     kind = getattr(column.type, "impl", column.type)  # SQLModel's AutoString decorates String
     if isinstance(kind, (String, JSON)):  # may hold any character, the separators too
         text = sql_cast(column, String) if isinstance(kind, JSON) else type_coerce(column, String)
-        return type_coerce(func.length(text), String) + _COLON + text
-    if column.nullable:
-        return func.coalesce(sql_cast(column, String), _NULL)
-    return type_coerce(column, String)  # numbers, dates, timestamps: no separator in them, no CAST needed
+        return func.coalesce(type_coerce(func.length(text), String) + _COLON + text, _NULL)
+    return func.coalesce(sql_cast(column, String), _NULL)  # numbers, dates, timestamps: no separator in them
 
 
 def _joined(*columns: Any) -> ColumnElement[str]:

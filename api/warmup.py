@@ -90,10 +90,15 @@ async def warm_up(app: FastAPI) -> int:
     started = time.perf_counter()
     try:
         paths = await anyio.to_thread.run_sync(_people, app)  # also imports anyio's thread backend
-        answered = [await _get(app, path, person) for path, person in paths]
     except Exception:  # noqa: BLE001 - a warm-up must never stop the service from starting
         log.warning("start-up warm-up failed; the first requests will be slower", exc_info=True)
         return 0
+    answered = []
+    for path, person in paths:  # the router's errors are not turned into answers here: each is caught alone
+        try:
+            answered.append(await _get(app, path, person))
+        except Exception:  # noqa: BLE001 - e.g. a person who may no longer sign in; the others still warm
+            log.warning("start-up warm-up: GET %s failed", path, exc_info=True)
     log.debug("warmed %d of %d reads in %.0f ms", answered.count(200), len(answered),
               (time.perf_counter() - started) * 1000)
     return answered.count(200)

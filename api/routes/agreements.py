@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Request, Response, status
@@ -14,7 +14,7 @@ from api.access import readable_case
 from api.deps import BEARER, ActorDep, ExpectedVersion, SessionDep, WorkDep, current_actor
 from api.readcache import AgreementReads
 from api.schemas import ERROR_RESPONSES
-from api.unit import UnitOfWorkRoute, get_work
+from api.unit import RequestWork, UnitOfWorkRoute, get_work
 from engine.actors import Actor
 from engine.errors import Unauthenticated
 from engine.models import Person
@@ -59,24 +59,42 @@ def create(body: AgreementCreate, work: WorkDep, session: SessionDep, actor: Act
     return _read(session, actor, case.id)
 
 
+class _OnDemand:
+    """The request's read session, made only when something asks for it: a SHARED reader's membership check, a
+    web-session caller, a body not in the cache. A coordinator's or an administrator's cached read needs none."""
+
+    def __init__(self, work: RequestWork) -> None:
+        self._work = work
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._work.session, name)
+
+
 def _get(request: Request, agreement_id: int, credentials: HTTPAuthorizationCredentials | None,
          if_none_match: str | None) -> Response:
     work = get_work(request)
-    session = work.session
+    session = cast(Session, _OnDemand(work))
     reads: AgreementReads = request.app.state.agreement_reads
-    cursor = session.connection().connection.cursor()  # the read session's own connection and snapshot
+    # the reader and the fingerprint on a pooled DBAPI connection of their own (no ORM Session: its set-up and
+    # teardown cost as much as both statements); a body built on the session is kept only if the fingerprint,
+    # read again here afterwards, has not moved (api.readcache)
+    connection = request.app.state.ctx.db.engine.raw_connection()
     try:
-        if credentials is not None and credentials.credentials:  # an API token: one compiled statement
-            actor = reads.person_for_token(cursor, credentials.credentials.strip())
-            if actor is None:
-                raise Unauthenticated("a valid `Authorization: Bearer <token>` header is required")
-            request.state.actor = actor
-        else:  # a web session (the browser calling the API) authenticates as everywhere else
-            actor = current_actor(request, session, credentials)
-        # who may read comes first: a stranger gets a 404, never a 304 or an ETag
-        answer = reads.read(session, actor, agreement_id, cursor, if_none_match, etag_matches)
+        cursor = connection.cursor()
+        try:
+            if credentials is not None and credentials.credentials:  # an API token: one compiled statement
+                actor = reads.person_for_token(cursor, credentials.credentials.strip())
+                if actor is None:
+                    raise Unauthenticated("a valid `Authorization: Bearer <token>` header is required")
+                request.state.actor = actor
+            else:  # a web session (the browser calling the API) authenticates as everywhere else
+                actor = current_actor(request, session, credentials)
+            # who may read comes first: a stranger gets a 404, never a 304 or an ETag
+            answer = reads.read(session, actor, agreement_id, cursor, if_none_match, etag_matches)
+        finally:
+            cursor.close()
     finally:
-        cursor.close()
+        connection.close()
     work.close()  # in this thread: the route then has nothing left to close in another threadpool hop
     headers = {"ETag": answer.etag, "Cache-Control": "private, no-cache"}
     if answer.body is None:

@@ -21,6 +21,7 @@ from api.context import AppContext
 from api.readcache import BodyCache
 from engine.models import ApiToken, Organisation, Person
 from tests.support.builders import create_agreement, decision, make_user
+from workflows.agreement import service
 from workflows.agreement.read import agreement_json
 
 
@@ -83,6 +84,21 @@ def test_a_transition_replaces_the_cached_body(ctx: AppContext) -> None:
     assert after.headers["ETag"] != before.headers["ETag"]
     assert next(p for p in after.json()["parties"] if p["organisation"] == key)["state"] == "approved"
     assert len(_reads(client).cache) == 1  # the case's newer body replaced the older one
+
+
+def test_a_transition_of_the_agreement_itself_replaces_the_cached_body(ctx: AppContext) -> None:
+    """The agreement's own row is in the fingerprint too (it has no organisation: an outer join's NULLs once
+    dropped it from the aggregate, and only its parties' changes showed)."""
+    fx = create_agreement(ctx, parties=2, circulate=False)
+    client = TestClient(create_app(ctx=ctx))
+    url = f"/api/v1/agreements/{fx.id}"
+    before = client.get(url, headers=fx.coordinator.headers)
+    assert client.get(url, headers=fx.coordinator.headers).json()["state"] == before.json()["state"]
+    ctx.engine.run(lambda uow: service.circulate(uow, fx.id, fx.coordinator.actor))
+    after = client.get(url, headers={**fx.coordinator.headers, "If-None-Match": before.headers["ETag"]})
+    assert after.status_code == 200 and after.headers["ETag"] != before.headers["ETag"]
+    assert after.json()["state"] != before.json()["state"]
+    assert after.json()["version"] == before.json()["version"] + 1
 
 
 def test_the_cache_never_answers_before_the_access_check(ctx: AppContext) -> None:
