@@ -146,6 +146,34 @@ def test_catch_up_in_a_batch_is_coalesced_per_person_and_deadline_and_a_digest_r
     assert digested == {"digested": 100, "queued": 1} or digested == {"digested": 100, "pending": 1}, digested
 
 
+def test_rendering_after_the_sweep_yields_to_a_timer_falling_due_meanwhile(ctx, tmp_path, monkeypatch) -> None:
+    from notifications import deferred
+
+    ctx.registry.load_dir(write_probe_definition(tmp_path / "definitions"))
+    people = coordinators(ctx)
+    cases = create_probe_cases(ctx, coordinators=list(people), deadline=DEADLINE, count=250)
+    now = ctx.clock.now()
+    rows = [reminder(c, f"r{i:03d}", now + timedelta(minutes=1, milliseconds=100 * i)) for i, (c, _) in enumerate(cases)]
+    rows.append(dict(case_id=cases[0][0], kind="deadline", name="late", trigger="ping",
+                     due_at=now + timedelta(minutes=30)))
+    insert_timers(ctx, rows)
+    ctx.clock.advance(timedelta(minutes=10))
+    seen: list[tuple[int, str]] = []
+    original = deferred.render_after_commit
+
+    def rendering(engine: Any, keys: list[str]) -> None:
+        seen.append((len(keys), timer_statuses(ctx.db)["late"]))
+        ctx.clock.advance(timedelta(minutes=30))  # a long rendering: the deadline falls due meanwhile
+        original(engine, keys)
+
+    monkeypatch.setattr(deferred, "render_after_commit", rendering)
+    assert ctx.sweep.run_due() == 251  # the two batches of reminders, then the deadline, in the same sweep
+    # the first batch's emails rendered, then the deadline fired before the second batch's were rendered
+    assert seen[:2] == [(BATCH, "pending"), (50, "fired")], seen
+    assert mails_by_timer(ctx.db).total() == 250
+    assert_rendered_in_their_language(ctx.db, people)
+
+
 # -- kill -9 in the middle of a batch ---------------------------------------------------------------------------
 
 CASES = 450  # one reminder each: three batches
