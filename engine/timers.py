@@ -267,6 +267,7 @@ class _SetBased:
     """
 
     def __init__(self, dialect: Any) -> None:
+        # S608 below: built once from the table metadata's names and types; every value is a parameter
         q = dialect.identifier_preparer.quote
 
         def arrays(cols: Sequence[tuple[str, Any]]) -> str:
@@ -274,17 +275,17 @@ class _SetBased:
 
         case_types = [CASE.c.id.type, CASE.c.version.type, *(CASE.c[n].type for n in _TRANSITION_NAMES[2:])]
         self.transition = (
-            f"UPDATE {q(CASE.name)} SET " + ", ".join(f"{n} = v.{n}" for n in _TRANSITION_NAMES[2:])
+            f"UPDATE {q(CASE.name)} SET " + ", ".join(f"{n} = v.{n}" for n in _TRANSITION_NAMES[2:])  # noqa: S608
             + f" FROM unnest({arrays(list(zip(_TRANSITION_NAMES, case_types, strict=True)))}) AS v("
             + ", ".join(_TRANSITION_NAMES) + f") WHERE {q(CASE.name)}.id = v.cid AND {q(CASE.name)}.version = "
             "v.old_version")
         event_names = ("id", *EVENT_FIELDS)
         self.event_names = event_names
-        self.events = (f"INSERT INTO {q(EVENT.name)} ({', '.join(q(n) for n in event_names)}) SELECT * FROM "
+        self.events = (f"INSERT INTO {q(EVENT.name)} ({', '.join(q(n) for n in event_names)}) SELECT * FROM "  # noqa: S608
                        f"unnest({arrays([(n, EVENT.c[n].type) for n in event_names])})")
         cancel_types = [TIMER.c.case_id.type, TIMER.c.armed_seq.type, TIMER.c.note.type, TIMER.c.fired_at.type]
         self.cancel = (
-            f"UPDATE {q(TIMER.name)} SET status = %(b_status)s, note = v.note, fired_at = v.at FROM "
+            f"UPDATE {q(TIMER.name)} SET status = %(b_status)s, note = v.note, fired_at = v.at FROM "  # noqa: S608
             f"unnest({arrays(list(zip(_CANCEL_NAMES, cancel_types, strict=True)))}) AS v(case_id, seq, note, at) "
             f"WHERE {q(TIMER.name)}.case_id = v.case_id AND {q(TIMER.name)}.status = %(b_pending)s "
             f"AND {q(TIMER.name)}.armed_seq < v.seq")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, null, select, update
+from sqlalchemy import BindParameter, bindparam, insert, null, select, update
 
 from engine.i18n import translate
 from engine.models import OutboxMessage, Person, table_of
@@ -44,7 +44,7 @@ Fence = Callable[[UnitOfWork], None]
 # parameters psycopg prepared the statement after five runs and PostgreSQL kept a generic plan made while the
 # outbox was small: a scan comparing every row with 200 parameters, 2 ms a batch of reminders at first, 50-100 ms
 # once the table held 5,000 rows (half the sweep's time for 10,000 reminders).
-_KEYS = bindparam("keys", expanding=True, literal_execute=True)
+_KEYS: BindParameter[Any] = bindparam("keys", expanding=True, literal_execute=True)
 _EXISTING = select(OUTBOX.c.dedupe_key).where(OUTBOX.c.dedupe_key.in_(_KEYS))
 _PEOPLE = select(PERSON.c.id, PERSON.c.name, PERSON.c.email, PERSON.c.language, PERSON.c.active,
                  PERSON.c.digest).where(PERSON.c.id.in_(bindparam("ids", expanding=True)))

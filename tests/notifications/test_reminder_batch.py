@@ -31,8 +31,14 @@ from sqlmodel import Session
 
 from engine.models import OutboxMessage, Person, Timer
 from tests.support.builders import make_user
-from tests.support.service_process import (READY_TIMEOUT, ROOT, create_probe_cases, insert_timers, log_tail,
-                                           write_probe_definition)
+from tests.support.service_process import (
+    READY_TIMEOUT,
+    ROOT,
+    create_probe_cases,
+    insert_timers,
+    log_tail,
+    write_probe_definition,
+)
 from tests.support.waiting import wait_until
 
 BATCH = 200  # TimerSweep's default batch
@@ -153,7 +159,8 @@ def test_rendering_after_the_sweep_yields_to_a_timer_falling_due_meanwhile(ctx, 
     people = coordinators(ctx)
     cases = create_probe_cases(ctx, coordinators=list(people), deadline=DEADLINE, count=250)
     now = ctx.clock.now()
-    rows = [reminder(c, f"r{i:03d}", now + timedelta(minutes=1, milliseconds=100 * i)) for i, (c, _) in enumerate(cases)]
+    rows = [reminder(c, f"r{i:03d}", now + timedelta(minutes=1, milliseconds=100 * i))
+            for i, (c, _) in enumerate(cases)]
     rows.append(dict(case_id=cases[0][0], kind="deadline", name="late", trigger="ping",
                      due_at=now + timedelta(minutes=30)))
     insert_timers(ctx, rows)
