@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement, Executable
 from sqlmodel import Session
 
 from engine.actors import SYSTEM, Actor
@@ -139,7 +140,7 @@ class UnitOfWork:
         if entry is None or entry[0] is not stmt:
             if len(_COMPILED) >= _COMPILED_MAX:
                 return None  # statements built per call are not what this is for
-            compiled = stmt.compile(dialect=dialect)
+            compiled = cast(SQLCompiler, cast(ClauseElement, stmt).compile(dialect=dialect))
             if any(b.expanding for b in compiled.binds.values()):
                 entry = (stmt, None)
             else:
