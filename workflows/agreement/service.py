@@ -206,6 +206,11 @@ def count_signatures(uow: UnitOfWork, party: CaseRow) -> int:
         _COUNTED.set(None)
         if counted[:2] == (party.id, version_id):
             return counted[2]
+    if not hasattr(uow, "db"):  # a read-side CaseReader (the page's buttons): no transaction cursor, its session
+        return int(uow.session.execute(
+            select(func.count()).select_from(_SIGNATURE).where(
+                _SIGNATURE.c.party_case_id == party.id, _SIGNATURE.c.document_version_id == version_id,
+                _SIGNATURE.c.voided_at.is_(None))).scalar_one())
     compiled, cursor = _hot(uow)
     return int(cursor.rows(compiled.count_signatures, {"party": party.id, "version": version_id})[0][0])
 
