@@ -207,10 +207,7 @@ def count_signatures(uow: UnitOfWork, party: CaseRow) -> int:
         if counted[:2] == (party.id, version_id):
             return counted[2]
     if not hasattr(uow, "db"):  # a read-side CaseReader (the page's buttons): no transaction cursor, its session
-        return int(uow.session.execute(
-            select(func.count()).select_from(_SIGNATURE).where(
-                _SIGNATURE.c.party_case_id == party.id, _SIGNATURE.c.document_version_id == version_id,
-                _SIGNATURE.c.voided_at.is_(None))).scalar_one())
+        return int(uow.session.execute(select(_signature_count(party.id, version_id))).scalar_one())
     compiled, cursor = _hot(uow)
     return int(cursor.rows(compiled.count_signatures, {"party": party.id, "version": version_id})[0][0])
 
