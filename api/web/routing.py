@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from sqlmodel import Session
@@ -19,7 +20,7 @@ from starlette.responses import RedirectResponse, Response
 
 from api.deps import SessionDep, actor_for
 from api.refusals import refusal_text
-from api.unit import SAFE_METHODS, UnitOfWorkRoute
+from api.unit import SAFE_METHODS, UnitOfWorkRoute, get_work
 from api.web.csrf import CsrfRejected, verify_csrf
 from api.web.i18n import choose_language
 from api.web.render import render
@@ -90,6 +91,27 @@ def required_user(request: Request, session: SessionDep) -> WebUser:
 
 OptionalUser = Annotated[WebUser | None, Depends(optional_user)]
 User = Annotated[WebUser, Depends(required_user)]
+
+
+async def read_page(request: Request, page: Callable[[Session, WebUser], Response]) -> Response:
+    """Draw a GET page in one worker thread: the signed-in user, the page's reads, rendering, closing the session.
+
+    A page route written as `def` with `User` and `SessionDep` costs three threadpool hops (the user, the page,
+    closing the session), each under anyio's default 40 threads; with 50 clients those threads fought over the
+    GIL and a page cost twice its own CPU. The hot pages (my tasks, the agreement page) are `async` routes that
+    call this instead: one hop, on the reads' own limiter (`api.readcache.READ_THREADS`), whose waiting requests
+    wait in the event loop. Not signed in raises `SignInRequired` as `User` does (the route sends them to sign in).
+    """
+    work = get_work(request)
+
+    def run() -> Response:
+        try:
+            session = work.session
+            return page(session, required_user(request, session))
+        finally:
+            work.close()  # in this thread: `UnitOfWorkRoute` then has nothing left to close in another hop
+
+    return await anyio.to_thread.run_sync(run, limiter=request.app.state.agreement_reads.limiter)
 
 
 # form fields that carry no words of the person's own (tokens, hashes, ids): not shown back on an error page

@@ -20,7 +20,7 @@ from api.web.delegation import acting_actor
 from api.web.forms import Form as WebForm
 from api.web.forms import read_decision
 from api.web.render import render, render_markdown
-from api.web.routing import User, WebUser, web_router
+from api.web.routing import User, WebUser, read_page, web_router
 from api.web.views import agreement_view, readable_by_any
 from engine.calendar import HELSINKI
 from engine.errors import InvalidInput, NotFound
@@ -67,10 +67,11 @@ def _on_behalf(value: str) -> int | None:
 
 
 @router.get("/agreements/{agreement_id}")
-def agreement_page(request: Request, agreement_id: int, user: User, session: SessionDep,
-                   notice: str | None = None, count: int | None = None, hours: int | None = None) -> Response:
+async def agreement_page(request: Request, agreement_id: int, notice: str | None = None, count: int | None = None,
+                         hours: int | None = None) -> Response:
     """Show the agreement: its text, version and hash, every party's progress, and what the viewer can do."""
-    return show_agreement(request, session, user, agreement_id, notice=notice, count=count, hours=hours)
+    return await read_page(request, lambda session, user: show_agreement(
+        request, session, user, agreement_id, notice=notice, count=count, hours=hours))
 
 
 @router.get("/agreements/{agreement_id}/record.pdf")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import Request
+from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
 from api.deps import SessionDep
@@ -11,7 +12,7 @@ from api.web.cycle_views import cycle_tasks
 from api.web.delegation import acting_actor, principals_of
 from api.web.queries import coordinated, my_tasks
 from api.web.render import render
-from api.web.routing import User, error_page, web_router
+from api.web.routing import User, WebUser, error_page, read_page, web_router
 from api.web.views import readable_by_any
 from engine.calendar import HELSINKI
 from engine.errors import CaseNotFound
@@ -22,8 +23,12 @@ router = web_router()
 
 
 @router.get("/tasks")
-def tasks_page(request: Request, user: User, session: SessionDep) -> Response:
+async def tasks_page(request: Request) -> Response:
     """List what is asked of the person (and of those they substitute for), soonest deadline first."""
+    return await read_page(request, lambda session, user: _tasks(request, session, user))
+
+
+def _tasks(request: Request, session: Session, user: WebUser) -> Response:
     today = request.app.state.ctx.clock.now().astimezone(HELSINKI).date()
     principals = principals_of(session, user.id, today)
     registry = request.app.state.ctx.registry
