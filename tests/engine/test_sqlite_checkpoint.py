@@ -76,3 +76,17 @@ def test_dispose_stops_the_thread_and_it_never_creates_a_file(tmp_path: Path, fa
     db.dispose()
     thread.join(timeout=5)
     assert not thread.is_alive()
+
+
+def test_every_connection_gets_the_chosen_page_cache(tmp_path: Path) -> None:
+    """Read and write connections both run with SQLITE_CACHE_KIB (the 100,000-case measurement's choice)."""
+    db = make_database(f"sqlite:///{tmp_path / 'cache.db'}")
+    try:
+        with db.engine.connect() as conn:
+            read = conn.execute(text("PRAGMA cache_size")).scalar()
+        with db.write_engine.begin() as conn:
+            write = conn.execute(text("PRAGMA cache_size")).scalar()
+    finally:
+        db.dispose()
+    assert engine_db.SQLITE_CACHE_KIB > 2000  # larger than SQLite's own 2 MB default
+    assert read == write == -engine_db.SQLITE_CACHE_KIB  # negative: KiB, not pages
