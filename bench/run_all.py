@@ -46,6 +46,7 @@ def _benches(quick: bool, postgres: bool) -> dict[str, list[str]]:
         "http_2_workers": ["bench.http", "--workers", "2", "--only", "api", *(["--quick"] if quick else [])],
         "transitions": ["bench.transitions", *(["--quick"] if quick else []), *(["--no-postgres"] if pg_off else [])],
         "transitions_scale": ["bench.transitions", "--scale", *(["--quick"] if quick else [])],
+        "scale_counts": ["bench.scale_counts", *(["--no-valgrind"] if quick else [])],
     }
 
 
@@ -108,6 +109,19 @@ def _row_scale(rec: dict[str, Any]) -> str:
     return f"{f['large_cases']:,} vs {f['small_cases']:,} cases: " + "; ".join(parts)
 
 
+def _row_counts(rec: dict[str, Any]) -> str:
+    f = rec["figures"]
+    parts = []
+    for side in ("small", "large", "large_default_cache"):
+        got = f[side]
+        text = ", ".join(f"{k} {_fmt(got[k], 0 if k == 'instructions' else 2)}"
+                         for k in ("instructions", "pread64", "pwrite64") if k in got)
+        if "instructions_ratio" in got:
+            text += f" = {_fmt(got['instructions_ratio'], 3)}x the instructions"
+        parts.append(f"{side.replace('_', ' ')}: {text}")
+    return f"per transition (cache {f['cache_kib']} KiB): " + "; ".join(parts)
+
+
 def _find(value: Any, keys: tuple[str, ...], path: str = "") -> list[tuple[str, Any]]:
     """Return (path, value) of every number under one of `keys`, depth first."""
     found: list[tuple[str, Any]] = []
@@ -138,6 +152,8 @@ ROWS: list[tuple[str, str, str, Callable[[dict[str, Any]], str]]] = [
      ">= 0.1x the bare endpoint; first request as fast as later ones", "http",
      lambda r: _row_http(r, "page_agreement")),
     ("cost per transition with 100,000 cases vs 1,000", "<= 1.1x", "transitions_scale", _row_scale),
+    ("the same, counted: instructions and system calls per transition", "(what the timing cannot resolve here)",
+     "scale_counts", _row_counts),
     ("transitions through the engine vs raw SQL", ">= 0.5x raw", "transitions",
      _row_generic(("ratio",))),
     ("approvals: the 25-party agreement vs SpiffWorkflow 3.x (BPMN in bench/bpmn/)",
