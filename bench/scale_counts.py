@@ -41,7 +41,7 @@ def child(base: Path, workdir: Path, cases: int, cache_kib: int, transitions: in
     """Copy `base`, warm up and fire `transitions` touches on random cases with the given page cache."""
     import engine.db as engine_db
     from bench.common import loop_registry
-    from bench.transitions import random_touches
+    from bench.scale import random_touches
     from engine.clock import SystemClock
     from engine.service import Engine
 
