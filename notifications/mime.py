@@ -1,4 +1,4 @@
-"""Builds outgoing notification e-mails (MIME structure, headers, iCalendar attachments)."""
+"""Builds outgoing notification e-mails (MIME structure, headers); the iCalendar attachment is notifications/ics.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import hashlib
 import io
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from email.generator import BytesGenerator
 from email.header import Header
 from email.headerregistry import BaseHeader, HeaderRegistry
@@ -18,6 +18,8 @@ from email.policy import EmailPolicy
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
+
+from notifications.ics import as_utc, deadline_ics
 
 __all__ = [
     "MailSpec",
@@ -77,7 +79,6 @@ _WIRE_POLICIES = {
 }
 _LANGUAGES = frozenset({"fi", "sv", "en"})
 _MESSAGE_ID_HEX_CHARS = 32  # 128 bits of the SHA-256 digest
-_PRODID = "-//Vuosikello//EN"
 _UNSAFE_HEADER_CHARS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 _UNSAFE_FILENAME_CHARS = re.compile(r'["\\]')
 _TEXT_TYPES = {
@@ -113,11 +114,6 @@ class MailSpec:
 def message_id(key: str, domain: str) -> str:
     """Return a deterministic RFC 5322 Message-ID for a logical message key."""
     return f"<{_digest(key)[:_MESSAGE_ID_HEX_CHARS]}@{domain}>"
-
-
-def _as_utc(moment: datetime) -> datetime:
-    """Aware UTC datetime; naive values (as stored by the database) are taken to be UTC already."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _digest(key: str) -> str:
@@ -251,7 +247,7 @@ def _header_list(spec: MailSpec, digest: str) -> list[tuple[str, str, bool]]:
         *([_addresses("Cc", spec.cc)] if spec.cc else []),
         ("Subject", _text_value("Subject", spec.subject), True),
         _value("Message-ID", f"<{digest[:_MESSAGE_ID_HEX_CHARS]}@{spec.domain}>"),
-        _value("Date", format_datetime(_as_utc(spec.date or datetime.now(UTC)))),
+        _value("Date", format_datetime(as_utc(spec.date or datetime.now(UTC)))),
         _value("List-Id", f"<{spec.list_id}>"),
         _value("Content-Language", spec.lang),
         _value("Auto-Submitted", "auto-generated"),
@@ -382,85 +378,3 @@ def to_bytes(message: EmailMessage, *, utf8: bool = False, cte_type: Literal["7b
     buffer = io.BytesIO()
     BytesGenerator(buffer, mangle_from_=False, policy=_WIRE_POLICIES[(utf8, cte_type)]).flatten(message)
     return buffer.getvalue()
-
-
-def deadline_ics(
-    uid: str,
-    summary: str,
-    description: str,
-    deadline_date: date,
-    url: str | None = None,
-    alarm_days_before: int | None = None,
-    *,
-    dtstamp: datetime | None = None,
-    sequence: int = 0,
-) -> bytes:
-    """Return a METHOD:PUBLISH VCALENDAR holding one all-day VEVENT for a deadline (DTEND the exclusive next day).
-
-    Written directly rather than through the icalendar library, which cost two thirds of rendering an approval's
-    email (one .ics per recipient: each carries the reader's own sign-in link): the same lines in the same order
-    as icalendar writes them (its canonical order, then alphabetical), TEXT values escaped per RFC 5545 3.3.11,
-    lines folded at 75 octets without splitting a UTF-8 character or an escape. tests/workflows/test_ics_deadline.py
-    holds the bytes equal to icalendar's and parses them back with it.
-    """
-    if isinstance(deadline_date, datetime):
-        raise TypeError("deadline_date must be a date, not a datetime (the event is all-day)")
-    if alarm_days_before is not None and alarm_days_before < 0:
-        raise ValueError("alarm_days_before must be >= 0")
-    if url is not None and ("\r" in url or "\n" in url):
-        raise ValueError("a URL cannot hold a line break")
-    stamp = _as_utc(dtstamp or datetime.now(UTC))
-    end = deadline_date + timedelta(days=1)
-    summary_text = _ics_text(summary)
-    lines = [
-        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:" + _ics_text(_PRODID), "METHOD:PUBLISH", "BEGIN:VEVENT",
-        "SUMMARY:" + summary_text,
-        f"DTSTART;VALUE=DATE:{deadline_date.year:04d}{deadline_date.month:02d}{deadline_date.day:02d}",
-        f"DTEND;VALUE=DATE:{end.year:04d}{end.month:02d}{end.day:02d}",
-        f"DTSTAMP:{stamp.year:04d}{stamp.month:02d}{stamp.day:02d}T{stamp.hour:02d}{stamp.minute:02d}"
-        f"{stamp.second:02d}Z",
-        "UID:" + _ics_text(uid),
-        f"SEQUENCE:{int(sequence)}",
-        "DESCRIPTION:" + _ics_text(description),
-        "TRANSP:TRANSPARENT",
-    ]
-    if url is not None:
-        lines.append("URL:" + url)
-    if alarm_days_before is not None:
-        lines += ["BEGIN:VALARM", "ACTION:DISPLAY", "DESCRIPTION:" + summary_text,
-                  f"TRIGGER:-P{alarm_days_before}D" if alarm_days_before else "TRIGGER:P0D", "END:VALARM"]
-    lines += ["END:VEVENT", "END:VCALENDAR"]
-    return ("\r\n".join([_ics_fold(line) for line in lines]) + "\r\n").encode("utf-8")
-
-
-def _ics_text(text: str) -> str:
-    """Escape an RFC 5545 TEXT value: backslash, semicolon, comma; any line break as \\n."""
-    return (text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
-            .replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n"))
-
-
-_ICS_LIMIT = 75  # octets; icalendar breaks before the character that would reach it (RFC 5545 3.1)
-
-
-def _ics_fold(line: str) -> str:
-    """Fold a content line as icalendar does: each piece under 75 octets, an escape's backslash kept with it."""
-    if len(line) < _ICS_LIMIT and (line.isascii() or len(line.encode("utf-8")) < _ICS_LIMIT):
-        return line
-    pieces: list[str] = []
-    current: list[str] = []
-    size = 0
-    for char in line:
-        width = 1 if char < "\x80" else len(char.encode("utf-8"))
-        if current and size + width >= _ICS_LIMIT:
-            if len(current) > 1 and current[-1] in "\\^":  # do not split an escape from what it escapes
-                carried = current.pop()
-                pieces.append("".join(current))
-                current, size = [carried], 1
-            else:
-                pieces.append("".join(current))
-                current, size = [], 0
-        current.append(char)
-        size += width
-    if current:
-        pieces.append("".join(current))
-    return "\r\n ".join(pieces)

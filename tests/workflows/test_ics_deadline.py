@@ -1,4 +1,4 @@
-"""The deadline .ics written directly (notifications/mime.deadline_ics) against the icalendar library.
+"""The deadline .ics written directly (notifications/ics.deadline_ics) against the icalendar library.
 
 The reference below is what deadline_ics did before (the icalendar library building the same calendar): the direct
 writer must give the same bytes for every text icalendar escapes correctly, and icalendar must parse its output
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notifications.mime import deadline_ics
+from notifications.ics import deadline_ics
 
 STAMP = datetime(2026, 12, 2, 7, 30, 15, 123456, tzinfo=UTC)
 
