@@ -52,6 +52,7 @@ _RENDERED = (update(OUTBOX).where(OUTBOX.c.id == bindparam("b_id"), OUTBOX.c.sta
              .values(subject=bindparam("b_subject"), text=bindparam("b_text"), html=bindparam("b_html"),
                      ics=bindparam("b_ics"), status=bindparam("b_status"), last_error=bindparam("b_error"),
                      render_context=null()))  # SQL NULL, not JSON's null: nothing left to render
+_QUEUE = insert(OUTBOX)  # built once: the statement's construction and cache key cost more than its lookup
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def queue(uow: UnitOfWork, mails: Sequence[Mail]) -> int:
             created_at=uow.now, render_context=render_context))
     if not rows:
         return 0
-    conn.execute(insert(OUTBOX), rows)
+    conn.execute(_QUEUE, rows)
     keys = [r["dedupe_key"] for r in rows]
     engine = Engine(uow.db, uow.registry, uow.clock)
     uow.after_commit(lambda: render_after_commit(engine, keys))

@@ -85,3 +85,22 @@ def test_all_signed_gives_what_the_full_check_gives(ctx: AppContext, monkeypatch
     assert seen == [False] * 5 + [True]
     state = ctx.engine.run(lambda uow: uow.case(fx.id).state)
     assert ctx.registry.machine("agreement").definition.has_tag(state, "deadline_met")
+
+
+def test_entry_into_force_adds_the_pending_record_row_as_the_orm_did(ctx: AppContext) -> None:
+    from workflows.agreement.sealed import SealedRecord
+
+    fx = create_agreement(ctx, parties=2)
+    sha = ctx.engine.run(lambda uow: uow.case(fx.id).data["sha256"])
+    for key in fx.keys:
+        signer = fx.signatories[key][0].actor
+        ctx.engine.run(lambda uow, k=key, s=signer: service.decide(uow, fx.id, k, _decision(ctx, sha), s))
+        ctx.engine.run(lambda uow, k=key, s=signer: service.sign(uow, fx.id, k, s, sha))
+    rows = ctx.engine.run(lambda uow: [r.model_dump() for r in uow.session.execute(
+        select(SealedRecord).where(SealedRecord.case_id == fx.id)).scalars()])
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["created_at"] == ctx.clock.now()
+    assert {k: v for k, v in row.items() if k not in ("id", "created_at")} == {
+        "case_id": fx.id, "version_number": 1, "text_sha256": sha, "pdf_sha256": None, "status": "pending",
+        "made_at": None, "pdf": None, "attempts": 0, "error": None}

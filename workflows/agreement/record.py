@@ -28,13 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlmodel import Session, col
 
 from engine.actors import Actor
 from engine.calendar import HELSINKI, format_date, format_datetime
 from engine.errors import Conflict, NotFound, NotPermitted
-from engine.models import AuditCheckpoint, Event, Person
+from engine.models import AuditCheckpoint, Event, Person, table_of
 from engine.records import TransitionRecord
 from engine.service import Engine, UnitOfWork
 from engine.settings import Settings
@@ -260,13 +260,38 @@ def _queue(uow: UnitOfWork, case_id: int, sha256: str) -> SealedRecord:
     return row
 
 
+@lru_cache(maxsize=1)
+def _entry_statements() -> tuple[Any, Any]:
+    """The version in force and the pending row, built once (for `UnitOfWork.select` and `execute`)."""
+    from workflows.agreement.models import DocumentVersion
+
+    document, sealed = table_of(DocumentVersion), table_of(SealedRecord)
+    version = (select(document.c.number)
+               .where(document.c.case_id == bindparam("case"), document.c.sha256 == bindparam("sha"))
+               .order_by(document.c.number.desc()).limit(1))
+    # every column as `_queue`'s ORM row writes it: pdf_sha256, made_at, pdf and error NULL, attempts 0
+    pending = insert(sealed).values(case_id=bindparam("case"), version_number=bindparam("version"),
+                                    text_sha256=bindparam("sha"), status=PENDING, created_at=bindparam("at"),
+                                    attempts=0)
+    return version, pending
+
+
 def queue_on_entry(uow: UnitOfWork, record: TransitionRecord) -> None:
-    """Listener: when an agreement enters into force, add the pending row its record is made from after the commit."""
+    """Listener: when an agreement enters into force, add the pending row its record is made from after the commit.
+
+    The same row `_queue` adds, with prebuilt statements on the transaction's cursor instead of an ORM query and
+    flush (on the last signature of an agreement, the one that puts it into force).
+    """
     if record.event_name != IN_FORCE_EVENT:
         return
     sha256 = record.payload.get("sha256") or record.case.data.get("sha256")
     if sha256:
-        _queue(uow, record.case.id, str(sha256))
+        version, pending = _entry_statements()
+        found = uow.select(version, {"case": record.case.id, "sha": str(sha256)})
+        if not found:
+            raise NotFound(f"agreement {record.case.id} has no version with SHA-256 {sha256}")
+        uow.execute(pending, {"case": record.case.id, "version": int(found[0][0]), "sha": str(sha256),
+                              "at": uow.now})
 
 
 def request_record(uow: UnitOfWork, agreement_id: int, actor: Actor) -> SealedRecord:
