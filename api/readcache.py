@@ -8,7 +8,7 @@ the case for the access check. Here, per request:
    session's DBAPI cursor, with the same conditions as `engine.directory.person_for_token` (its where-clause);
 2. one statement returning the case's access facts (workflow, coordinator, parent, organisation) and a
    *fingerprint* of everything the body shows that can change: the agreement's and every party case's row
-   (version, state, title, deadline, data, updated_at), the parties' organisations (key, name), the signatories
+   (version, state, title, deadline, data, updated_at), the parties' organisations (key, both names), the signatories
    with their names, the valid decisions' and signatures' ids and dates, and the names of whom a substitute
    acted for. Each is one string aggregate, so the database does the work and Python reads one row;
 3. the access check, `engine.permissions.case_access`, on those facts (deny by default: a stranger gets the
@@ -18,6 +18,9 @@ the case for the access check. Here, per request:
    `workflows.agreement.read.agreement_json` and stored only when the fingerprint read again after building it
    is unchanged (on PostgreSQL each statement sees the newest commit: a body built across a concurrent write
    is served but not kept).
+
+The agreement page (`api.web.views.agreement_view`) asks the same fingerprint through `current` and keeps what it
+shows every reader (the read, the parties' rows in the page's language, their table drawn) in the same cache.
 
 The body does not depend on who reads it today, but the cache key holds the reader's access level anyway: a
 later change that shows a FULL reader more can never leak it to a SHARED one through the cache. The cache is
@@ -30,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -58,7 +62,7 @@ PERSON = table_of(Person)
 SIGNATORY = table_of(PartySignatory)
 DECISION = table_of(Decision)
 SIGNATURE = table_of(Signature)
-_ETAG_FORMAT = b"agreement-read-2"  # change it when the response's shape or the fingerprint changes
+_ETAG_FORMAT = b"agreement-read-3"  # change it when the response's shape or the fingerprint changes
 MAX_ENTRIES = 2048
 MAX_BYTES = 64 * 1024 * 1024
 # Reads in worker threads at once. 50 clients on the anyio default of 40 threads fought over the GIL (p95 120-160
@@ -107,7 +111,7 @@ def fingerprint_statement(dialect: Dialect) -> Any:
     # a case's parent, workflow and organisation are fixed when it is made (the party's key and name are not)
     cases = (select(_aggregate(dialect, _joined(CASE.c.id, CASE.c.version, CASE.c.updated_at, CASE.c.state,
                                                 CASE.c.deadline, CASE.c.coordinator_id, CASE.c.title, CASE.c.data,
-                                                ORG.c.key, ORG.c.name_fi), CASE.c.id))
+                                                ORG.c.key, ORG.c.name_fi, ORG.c.name_sv), CASE.c.id))
              .select_from(CASE.outerjoin(ORG, ORG.c.id == CASE.c.organisation_id))
              .where(or_(CASE.c.id == aid, CASE.c.parent_id == aid)))
     signatories = (select(_aggregate(dialect, _joined(SIGNATORY.c.id, SIGNATORY.c.party_case_id,
@@ -150,40 +154,53 @@ class _Statements:
 
 
 class BodyCache:
-    """A bounded, thread-safe LRU: one body per (case, access level), with the fingerprint it was built for."""
+    """A bounded, thread-safe LRU: one body per (case, access level), with the fingerprint it was built for.
+
+    `lookup`/`store` keep any other value under a key of its own beside them, with the size it counts for: the
+    agreement page keeps what it shows every reader there (`api.web.views`, keyed by case, access level and
+    language; its digest is the fingerprint's with the day). A cached value is shared by every request that
+    finds it: nobody may change it."""
 
     def __init__(self, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[tuple[int, int], tuple[bytes, bytes]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[bytes, Any, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
     def get(self, case_id: int, access: int, digest: bytes) -> bytes | None:
         """Return the body built for this fingerprint, or None."""
-        with self._lock:
-            entry = self._entries.get((case_id, access))
-            if entry is None or entry[0] != digest:
-                self.misses += 1
-                return None
-            self._entries.move_to_end((case_id, access))
-            self.hits += 1
-            return entry[1]
+        return cast("bytes | None", self.lookup((case_id, access), digest))
 
     def put(self, case_id: int, access: int, digest: bytes, body: bytes) -> None:
         """Keep a body (replacing the case's older one), evicting the least recently used beyond the bounds."""
-        if len(body) > self.max_bytes:
+        self.store((case_id, access), digest, body, len(body))
+
+    def lookup(self, key: Hashable, digest: bytes) -> Any:
+        """Return the value kept under a key for this digest, or None."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] != digest:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry[1]
+
+    def store(self, key: Hashable, digest: bytes, value: Any, size: int) -> None:
+        """Keep a value counted as `size` bytes (replacing the key's older one), evicting beyond the bounds."""
+        if size > self.max_bytes:
             return
         with self._lock:
-            old = self._entries.pop((case_id, access), None)
+            old = self._entries.pop(key, None)
             if old is not None:
-                self._bytes -= len(old[1])
-            self._entries[(case_id, access)] = (digest, body)
-            self._bytes += len(body)
+                self._bytes -= old[2]
+            self._entries[key] = (digest, value, size)
+            self._bytes += size
             while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
-                _key, (_digest, dropped) = self._entries.popitem(last=False)
-                self._bytes -= len(dropped)
+                _key, (_digest, _dropped, dropped_size) = self._entries.popitem(last=False)
+                self._bytes -= dropped_size
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -258,13 +275,17 @@ class AgreementReads:
             for connection in held:
                 connection.close()
 
-    def etag(self, session: Session, agreement_id: int) -> str | None:
-        """Return the agreement's current ETag (None: no such case); no access check, for tests and tools."""
+    def current(self, session: Session, agreement_id: int) -> tuple[CaseFacts, bytes] | None:
+        """Return `fingerprint` read on the session's own connection (the agreement page asks this)."""
         cursor = session.connection().connection.cursor()
         try:
-            found = self.fingerprint(cursor, agreement_id)
+            return self.fingerprint(cursor, agreement_id)
         finally:
             cursor.close()
+
+    def etag(self, session: Session, agreement_id: int) -> str | None:
+        """Return the agreement's current ETag (None: no such case); no access check, for tests and tools."""
+        found = self.current(session, agreement_id)
         return f'W/"{found[1].hex()}"' if found is not None else None
 
     def read(self, session: Session, actor: Actor | None, agreement_id: int, cursor: Any,

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import cast
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlmodel import Session, col
 
 from api.web.i18n import has_message, translate
@@ -170,23 +171,38 @@ def request_view(session: Session, registry: Registry, user: WebUser, cycle_id: 
     return RequestView(cycle, request, responsible, name, versions, measures, may_report)
 
 
+# built once (the tasks page asks them on every view, and most people have no follow-up work at all)
+_ORG = col(Case.organisation_id)
+_OPEN_REPORTS = select(Case).where(col(Case.workflow) == REPORT, col(Case.state).not_in(
+    bindparam("final", expanding=True))).order_by(col(Case.deadline), col(Case.id)).limit(200)
+_REPORTS_OWN = _OPEN_REPORTS.where(or_(_ORG.is_(None), _ORG == bindparam("org")))
+_REPORTS_NO_ORG = _OPEN_REPORTS.where(_ORG.is_(None))
+_CASES = select(Case).where(col(Case.id).in_(bindparam("ids", expanding=True)))
+_CYCLES = select(col(Case.id), col(Case.workflow), col(Case.workflow_version), col(Case.state),
+                 col(Case.coordinator_id), col(Case.data)).where(col(Case.workflow) == CYCLE)
+_ORG_KIND = select(col(Organisation.kind)).where(col(Organisation.id) == bindparam("org"))
+
+
 def my_requests(session: Session, registry: Registry, user: WebUser, now: datetime) -> list[tuple[Case, Case, str]]:
     """Return the report requests the person may report on now, as its council's or network's own staff."""
-    org = col(Case.organisation_id)
-    own_org = org.is_(None) if user.actor.organisation_id is None else or_(org.is_(None),
-                                                                           org == user.actor.organisation_id)
-    rows = session.execute(select(Case).where(col(Case.workflow) == REPORT, own_org,
-                                              col(Case.state).not_in(registry.final(REPORT)))
-                           .order_by(col(Case.deadline), col(Case.id)).limit(200)).scalars().all()
+    final = list(registry.final(REPORT))
+    org_id = user.actor.organisation_id
+    rows = session.execute(_REPORTS_NO_ORG if org_id is None else _REPORTS_OWN,
+                           {"final": final, "org": org_id}).scalars().all()
+    if not rows:
+        return []
     mine = staff_keys(session, user.actor)
     rows = [r for r in rows if r.parent_id is not None and str(r.data.get("responsible", "")) in mine]
+    if not rows:
+        return []
     reader = CaseReader(registry, session, now)
     names = names_of(session, mine, user.lang)
+    parents = {c.id: c for c in session.execute(_CASES, {"ids": sorted({r.parent_id for r in rows})}).scalars()}
     out = []
     for request in rows:
         if "report" not in reader.permitted(request.id or 0, SYSTEM):  # closed with its cycle
             continue
-        parent = session.get(Case, request.parent_id or 0)
+        parent = parents.get(request.parent_id)
         if parent is not None:
             out.append((parent, request, responsible_label(str(request.data["responsible"]), names, user.lang)))
     return out
@@ -206,14 +222,19 @@ class CycleTasks:
 def cycle_tasks(session: Session, registry: Registry, user: WebUser, now: datetime, today: date) -> CycleTasks:
     """Return the person's annual follow-up tasks for the tasks page."""
     surveys = []
-    org = session.get(Organisation, user.actor.organisation_id) if user.actor.organisation_id else None
-    director = org is not None and org.kind == "regional_council" and "signatory" in user.actor.roles
-    for case in session.execute(select(Case).where(col(Case.workflow) == CYCLE)).scalars():
+    director: bool | None = None  # asked only when a survey is open
+    for case in session.execute(_CYCLES).all():
         if registry.machine(case.workflow, case.workflow_version).definition.is_final(case.state):
             continue
         m = case.data.get("milestones", {})
         opens = date.fromisoformat(m["survey_opens"])
         closes = effective_deadline(date.fromisoformat(m["survey_closes"]))
-        if opens <= today <= closes and (director or runs_cycle(case, user.actor)):
+        if not opens <= today <= closes:
+            continue
+        if director is None:
+            org_id = user.actor.organisation_id
+            kind = session.execute(_ORG_KIND, {"org": org_id}).scalar() if org_id else None
+            director = kind == "regional_council" and "signatory" in user.actor.roles
+        if director or runs_cycle(cast(Case, case), user.actor):
             surveys.append((case.id or 0, int(case.data["year"]), closes))
     return CycleTasks(my_requests(session, registry, user, now), sorted(surveys, key=lambda s: s[2]))

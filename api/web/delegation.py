@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, Connection, select
+from sqlalchemy import BindParameter, ColumnElement, Connection, bindparam, select
 from sqlalchemy.orm import Mapped
 from sqlmodel import Session, col
 
@@ -32,15 +32,21 @@ def _valid_on(day: date) -> ColumnElement[bool]:
     return (col(Delegation.starts_on) <= day) & (col(Delegation.ends_on) >= day) & col(Delegation.revoked_at).is_(None)
 
 
+# built once (every page asks it: building the statement cost as much as running it)
+_SUBSTITUTE: BindParameter[int] = bindparam("substitute_id")
+_DAY: BindParameter[date] = bindparam("day")
+_PRINCIPALS = (
+    select(Person).join(Delegation, col(Delegation.principal_id) == col(Person.id))
+    .where(col(Delegation.substitute_id) == _SUBSTITUTE, col(Delegation.starts_on) <= _DAY,
+           col(Delegation.ends_on) >= _DAY, col(Delegation.revoked_at).is_(None), col(Person.active).is_(True),
+           col(Person.organisation_id) == select(col(Person.organisation_id))
+           .where(col(Person.id) == _SUBSTITUTE).scalar_subquery())
+    .order_by(col(Person.name)))
+
+
 def principals_of(session: Session, substitute_id: int, day: date) -> list[Person]:
     """Return the active people of the substitute's own organisation someone may act for on a day."""
-    own = select(col(Person.organisation_id)).where(col(Person.id) == substitute_id).scalar_subquery()
-    return list(session.execute(
-        select(Person).join(Delegation, col(Delegation.principal_id) == col(Person.id))
-        .where(col(Delegation.substitute_id) == substitute_id, _valid_on(day), col(Person.active).is_(True),
-               col(Person.organisation_id) == own)
-        .order_by(col(Person.name))
-    ).scalars().unique())
+    return list(session.execute(_PRINCIPALS, {"substitute_id": substitute_id, "day": day}).scalars().unique())
 
 
 def delegation_for(session: Session, principal_id: int, substitute_id: int, day: date) -> Delegation | None:

@@ -113,12 +113,15 @@ _OPEN_PARTY_CASES = (
            col(Case.state).in_(bindparam("open", expanding=True)),
            col(_PARENT.state).in_(bindparam("awaiting", expanding=True)))
     .order_by(col(Case.deadline), col(Case.id)))
-_LISTED = select(col(PartySignatory.party_case_id), col(PartySignatory.person_id)).where(
-    col(PartySignatory.party_case_id).in_(bindparam("ids", expanding=True)),
-    col(PartySignatory.person_id).in_(bindparam("people", expanding=True)))
-_SIGNED = select(col(Signature.party_case_id), col(Signature.person_id)).where(
-    col(Signature.party_case_id).in_(bindparam("ids", expanding=True)),
-    col(Signature.person_id).in_(bindparam("people", expanding=True)), col(Signature.voided_at).is_(None))
+# Where the people are listed as signatories on open party cases, and whether each has signed there (a valid
+# signature): one query, its lists as short as the people and the open states (not the 50 case ids).
+_LISTED = (select(col(PartySignatory.party_case_id), col(PartySignatory.person_id), col(Signature.id))
+           .join(Case, col(Case.id) == col(PartySignatory.party_case_id))
+           .outerjoin(Signature, (col(Signature.party_case_id) == col(PartySignatory.party_case_id))
+                      & (col(Signature.person_id) == col(PartySignatory.person_id))
+                      & col(Signature.voided_at).is_(None))
+           .where(col(PartySignatory.person_id).in_(bindparam("people", expanding=True)),
+                  col(Case.workflow) == PARTY, col(Case.state).in_(bindparam("open", expanding=True))))
 
 
 def my_tasks(session: Session, registry: Registry, person: Person, principals: list[Person], today: date,
@@ -133,12 +136,17 @@ def my_tasks(session: Session, registry: Registry, person: Person, principals: l
         return []
     rows = session.execute(_OPEN_PARTY_CASES, {"org_ids": list(org_ids), "open": list(states.party_open),
                                                "awaiting": list(states.agreement_awaiting)}).all()
-    ids = [r[0] for r in rows]
     people = {p.id for p, _ in actors}
-    listed = {tuple(r) for r in session.execute(_LISTED, {"ids": ids, "people": list(people)})}
-    signed = {tuple(r) for r in session.execute(_SIGNED, {"ids": ids, "people": list(people)})}
+    listed: set[tuple[int, int]] = set()
+    signed: set[tuple[int, int]] = set()
+    for case_id, person_id, signature_id in session.execute(_LISTED, {"people": list(people),
+                                                                      "open": list(states.party_open)}):
+        listed.add((case_id, person_id))
+        if signature_id is not None:
+            signed.add((case_id, person_id))
     tasks = []
     permitted_in: dict[tuple[int | None, str, int | None], list[str]] = {}
+    effective: dict[date, date] = {}  # the cases share a few deadlines
     for case_id, state, deadline, org_id, agreement_id, title, org_key, name_fi, name_sv in rows:
         for who, principal in actors:
             if who.organisation_id != org_id:
@@ -158,10 +166,12 @@ def my_tasks(session: Session, registry: Registry, person: Person, principals: l
                 action = "await_signatures"
             if principal is not None and action not in ("decide", "sign"):
                 continue  # a substitute sees only what they can do for someone
+            shown = None
+            if deadline:
+                shown = effective.get(deadline) or effective.setdefault(deadline, effective_deadline(deadline))
             tasks.append(Task(case_id, agreement_id, title, org_key, (name_sv or name_fi) if lang == "sv" else name_fi,
-                              state, action,
-                              effective_deadline(deadline) if deadline else None,
-                              is_overdue(deadline, state, today, states.party_pending),
+                              state, action, shown,
+                              bool(shown and state in states.party_pending and shown < today),  # is_overdue
                               principal.id if principal else None,
                               principal.name if principal else None))
     return tasks
@@ -198,19 +208,21 @@ def history(session: Session, case_ids: list[int]) -> list[HistoryEntry]:
     Whom a substitute acted for is read from the event's own hashed payload, so the history shows what the audit
     verifies, not a side table.
     """
-    rows = session.execute(
-        select(Event, col(Person.name), col(Organisation.key))
-        .outerjoin(Person, col(Person.id) == col(Event.actor_id))
-        .join(Case, col(Case.id) == col(Event.case_id))
-        .outerjoin(Organisation, col(Organisation.id) == col(Case.organisation_id))
-        .where(col(Event.case_id).in_(case_ids)).order_by(col(Event.at), col(Event.id))
-    ).all()
-    entries = [(e, actor, key, json.loads(e.payload)) for e, actor, key in rows]
-    principals = {p[ON_BEHALF_OF].get("person_id") for _e, _a, _k, p in entries
-                  if isinstance(p.get(ON_BEHALF_OF), dict)}
-    names = dict(session.execute(select(col(Person.id), col(Person.name))
-                                 .where(col(Person.id).in_(principals))).all()) if principals else {}
-    return [HistoryEntry(e.at, e.name, e.case_id, key, actor,
+    rows = session.execute(_HISTORY, {"ids": case_ids}).all()
+    entries = [(at, name, case_id, actor, key, json.loads(payload)) for at, name, case_id, payload, actor, key in rows]
+    principals = {p[ON_BEHALF_OF].get("person_id") for *_e, p in entries if isinstance(p.get(ON_BEHALF_OF), dict)}
+    names = dict(session.execute(_NAMES, {"ids": list(principals)}).all()) if principals else {}
+    return [HistoryEntry(at, name, case_id, key, actor,
                          names.get(p[ON_BEHALF_OF].get("person_id")) if isinstance(p.get(ON_BEHALF_OF), dict)
                          else None, p)
-            for e, actor, key, p in entries]
+            for at, name, case_id, actor, key, p in entries]
+
+
+# built once, columns only (an Event row per entry cost more than the query)
+_HISTORY = (select(col(Event.at), col(Event.name), col(Event.case_id), col(Event.payload), col(Person.name),
+                   col(Organisation.key))
+            .outerjoin(Person, col(Person.id) == col(Event.actor_id))
+            .join(Case, col(Case.id) == col(Event.case_id))
+            .outerjoin(Organisation, col(Organisation.id) == col(Case.organisation_id))
+            .where(col(Event.case_id).in_(bindparam("ids", expanding=True))).order_by(col(Event.at), col(Event.id)))
+_NAMES = select(col(Person.id), col(Person.name)).where(col(Person.id).in_(bindparam("ids", expanding=True)))

@@ -94,15 +94,29 @@ def error_text(lang: str, message: str) -> str:
     return translate(lang, key, **filled)
 
 
-def page_context(request: Request, lang: str, **context: Any) -> dict[str, Any]:
-    """Return what every template sees, plus the page's own values."""
+def _language_context(lang: str) -> dict[str, Any]:
+    """Return what a template sees that depends only on the language (words, dates)."""
     t: Callable[..., str] = partial(translate, lang)
     tn: Callable[..., str] = partial(translate_n, lang)
-    return {"request": request, "lang": lang, "t": t, "tn": tn, "languages": LANGUAGES, "csrf_field": FIELD,
-            "csrf": csrf_token(request), "err": partial(error_text, lang), "has": has_message,
-            "fmt_date": partial(_date, lang), "fmt_datetime": partial(_datetime, lang),
-            "local_date": _local_date, "effective": effective_deadline,  # the date a deadline is shown as
+    return {"lang": lang, "t": t, "tn": tn, "languages": LANGUAGES, "err": partial(error_text, lang),
+            "has": has_message, "fmt_date": partial(_date, lang), "fmt_datetime": partial(_datetime, lang),
+            "local_date": _local_date, "effective": effective_deadline}  # the date a deadline is shown as
+
+
+def page_context(request: Request, lang: str, **context: Any) -> dict[str, Any]:
+    """Return what every template sees, plus the page's own values."""
+    return {"request": request, **_language_context(lang), "csrf_field": FIELD, "csrf": csrf_token(request),
             "path": request.url.path, "user": None, **context}
+
+
+def render_fragment(template: str, lang: str, **context: Any) -> Markup:
+    """Render part of a page that every reader sees alike (escaped as a page is), to be kept and shown as is.
+
+    Its template sees the language's words and dates and the values given, never the request: no CSRF token,
+    path or signed-in person can end up in what is kept for others.
+    """
+    html = environment.get_template(template).render({**_language_context(lang), **context})
+    return Markup(html)  # noqa: S704 - rendered by the autoescaping environment
 
 
 def render(request: Request, template: str, lang: str, *, status: int = 200, **context: Any) -> HTMLResponse:

@@ -4,28 +4,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TYPE_CHECKING, cast
 
+from markupsafe import Markup
 from sqlalchemy import bindparam, func, select
 from sqlmodel import Session, col
 from starlette.requests import Request
 
 from api.access import readable_case
+from api.unit import ReadSession
 from api.web.delegation import acting_actor, principals_of
 from api.web.queries import HistoryEntry, history, is_overdue, org_name
+from api.web.render import render_fragment
 from api.web.routing import WebUser
 from api.web.states import state_sets
 from engine.actors import Actor
 from engine.calendar import HELSINKI, effective_deadline
 from engine.errors import CaseNotFound, NotFound, NotPermitted
-from engine.models import Organisation, Person
-from engine.permissions import CaseReader
+from engine.models import Case, Organisation, Person
+from engine.permissions import CaseReader, ReadAccess, case_access
 from engine.registry import Registry
 from workflows.agreement.models import DocumentVersion
 from workflows.agreement.read import read_agreement
 from workflows.agreement.schemas import AgreementRead, PartyRead
+from workflows.agreement.service import AGREEMENT
 from workflows.review.schemas import ReviewRead
 from workflows.review.service import list_reviews
 from workflows.review.terms import term_of
+
+if TYPE_CHECKING:
+    from api.readcache import AgreementReads
 
 
 @dataclass
@@ -68,6 +76,7 @@ class AgreementView:
     review: ReviewRead | None = None  # the council-term review whose outcome the viewer may record now
     term_reviewed: bool = False  # this council term already has its review (started or done)
     versions: int = 1  # how many versions of the text there are (earlier ones can be read and compared)
+    table: Markup | None = None  # the parties' progress table, drawn (only when asked for: the agreement page)
 
     @property
     def names(self) -> dict[str, str]:
@@ -126,22 +135,85 @@ def _acting(user: WebUser, principals: list[tuple[Person, Actor]], org_keys: dic
     return out
 
 
-def agreement_view(session: Session, registry: Registry, user: WebUser, agreement_id: int, now: datetime,
-                   lang: str) -> AgreementView:
-    """Assemble the agreement page for a viewer (raises CaseNotFound when they may not see it)."""
-    today = now.astimezone(HELSINKI).date()
-    principals = principals_of(session, user.id, today)
-    substitutes = [(p, acting_actor(session, user.actor, p.id, today)) for p in principals]
-    readable_by_any(session, [user.actor] + [a for _p, a in substitutes], agreement_id)
+@dataclass(frozen=True)
+class SharedView:
+    """What the agreement page shows every reader alike on a day, in one language (kept in `api.readcache`'s
+    cache while the agreement's fingerprint holds: shared by the requests that find it, never changed)."""
+
+    data: AgreementRead
+    parties: list[PartyView]
+    deadline: date | None
+    overdue: list[PartyView]
+    tags: frozenset[str]
+    versions: int
+    table: Markup | None
+
+
+_VERSIONS = select(func.count()).where(col(DocumentVersion.case_id) == bindparam("aid"))
+_ORG_KEYS = select(col(Organisation.id), col(Organisation.key)).where(
+    col(Organisation.id).in_(bindparam("ids", expanding=True)))
+
+
+def _shared(session: Session, registry: Registry, agreement_id: int, lang: str, today: date,
+            draw: bool) -> SharedView:
     try:
         data = read_agreement(session, agreement_id)
     except NotFound:
         raise CaseNotFound(f"no agreement with id {agreement_id}") from None
-    org_keys = dict(session.execute(select(col(Organisation.id), col(Organisation.key)).where(col(Organisation.id).in_(
-        {p.organisation_id for p in [user.person, *principals] if p.organisation_id}))).all())
     definition = registry.machine("agreement").definition
     parties = _party_views(session, data, lang, today, definition.has_tag(data.state, "awaiting_parties"),
                            state_sets(registry).party_pending)
+    versions = session.execute(_VERSIONS, {"aid": agreement_id}).scalar()
+    table = render_fragment("_agreement_parties.html", lang, a=data, parties=parties, today=today) if draw else None
+    return SharedView(data, parties, effective_deadline(data.deadline) if data.deadline else None,
+                      [p for p in parties if p.overdue],
+                      frozenset(definition.states[data.state].tags) if data.state in definition.states
+                      else frozenset(), int(versions or 1), table)
+
+
+def _cached_shared(session: Session, registry: Registry, reads: AgreementReads, actors: list[Actor],
+                   agreement_id: int, lang: str, today: date) -> SharedView:
+    """Check that one of the actors may read the agreement (on the fingerprint's facts, as the API read does),
+    then return the shared part from the cache, keyed by (case, the best access level, language) for the
+    fingerprint and the day; built, and kept only when the fingerprint read after building it still holds and
+    the session is a read session (never what a write transaction saw)."""
+    found = reads.current(session, agreement_id)
+    if found is None:
+        raise CaseNotFound(f"no agreement with id {agreement_id}")
+    facts, fingerprint = found
+    access = max(case_access(session, actor, cast(Case, facts)) for actor in actors)
+    if access < ReadAccess.SHARED or facts.workflow != AGREEMENT:
+        raise CaseNotFound(f"no agreement with id {agreement_id}")
+    key, digest = ("agreement-page", agreement_id, int(access), lang), fingerprint + today.isoformat().encode()
+    shared: SharedView | None = reads.cache.lookup(key, digest)
+    if shared is None:
+        shared = _shared(session, registry, agreement_id, lang, today, draw=True)
+        again = reads.current(session, agreement_id)
+        if isinstance(session, ReadSession) and again is not None and again[1] == fingerprint:
+            size = len(shared.data.document) + len(shared.table or "") + 512 * len(shared.parties)
+            reads.cache.store(key, digest, shared, size)
+    return shared
+
+
+def agreement_view(session: Session, registry: Registry, user: WebUser, agreement_id: int, now: datetime,
+                   lang: str, reads: AgreementReads | None = None) -> AgreementView:
+    """Assemble the agreement page for a viewer (raises CaseNotFound when they may not see it).
+
+    With `reads` (the agreement page) the access check runs on the read fingerprint's facts and what every reader
+    sees alike comes from the cache (`_cached_shared`), with the parties' table drawn; without, it is read anew.
+    """
+    today = now.astimezone(HELSINKI).date()
+    principals = principals_of(session, user.id, today)
+    substitutes = [(p, acting_actor(session, user.actor, p.id, today)) for p in principals]
+    actors = [user.actor] + [a for _p, a in substitutes]
+    if reads is not None:
+        shared = _cached_shared(session, registry, reads, actors, agreement_id, lang, today)
+    else:
+        readable_by_any(session, actors, agreement_id)
+        shared = _shared(session, registry, agreement_id, lang, today, draw=False)
+    data, parties = shared.data, shared.parties
+    org_ids = {p.organisation_id for p in [user.person, *principals] if p.organisation_id}
+    org_keys = dict(session.execute(_ORG_KEYS, {"ids": sorted(org_ids)}).all()) if org_ids else {}
     coordinates = user.actor.is_admin or (data.coordinator_id == user.id and "coordinator" in user.actor.roles)
     reader = CaseReader(registry, session, now)
     acting = _acting(user, substitutes, org_keys, parties, reader)
@@ -151,13 +223,9 @@ def agreement_view(session: Session, registry: Registry, user: WebUser, agreemen
     reviews = list_reviews(session, registry, agreement_id, user.actor) if coordinates else []
     review = next((r for r in reviews if {"confirm_unchanged", "revise"} & set(r.allowed_triggers)), None)
     term_reviewed = any(r.term_start == term_of(today)[0] for r in reviews)
-    versions = session.execute(select(func.count()).where(col(DocumentVersion.case_id) == agreement_id)).scalar()
-    return AgreementView(data, parties, acting, coordinates,
-                         effective_deadline(data.deadline) if data.deadline else None,
-                         [p for p in parties if p.overdue], history(session, sorted(set(case_ids))),
-                         reader.permitted(agreement_id, user.actor),
-                         frozenset(definition.states[data.state].tags) if data.state in definition.states
-                         else frozenset(), review, term_reviewed, int(versions or 1))
+    return AgreementView(data, parties, acting, coordinates, shared.deadline, shared.overdue,
+                         history(session, sorted(set(case_ids))), reader.permitted(agreement_id, user.actor),
+                         shared.tags, review, term_reviewed, shared.versions, shared.table)
 
 
 def require_permitted(request: Request, session: Session, user: WebUser, case_id: int, *triggers: str) -> None:

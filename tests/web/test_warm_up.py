@@ -30,7 +30,8 @@ def test_the_warm_up_reads_the_hot_pages_and_writes_nothing(ctx: AppContext) -> 
     before = _counts(ctx)
     assert asyncio.run(api.warmup.warm_up(app)) == 6  # API read, agreement page, my tasks; coordinator, signatory
     assert _counts(ctx) == before
-    assert len(app.state.agreement_reads.cache) == 2  # FULL (the coordinator) and SHARED (a party signatory)
+    # FULL (the coordinator) and SHARED (a party signatory): the API bodies and the agreement page's shared part
+    assert len(app.state.agreement_reads.cache) == 4
     with TestClient(app) as client:  # the lifespan runs it too, and the service answers afterwards
         assert client.get(f"/api/v1/agreements/{fx.id}", headers=fx.coordinator.headers).status_code == 200
 

@@ -47,7 +47,7 @@ def show_agreement(request: Request, session: Session, user: WebUser, agreement_
                    count: int | None = None, hours: int | None = None) -> Response:
     """Render the agreement page, optionally with a form that failed and its errors."""
     view = agreement_view(session, request.app.state.ctx.registry, user, agreement_id,
-                          request.app.state.ctx.clock.now(), user.lang)
+                          request.app.state.ctx.clock.now(), user.lang, reads=request.app.state.agreement_reads)
     own = OWN_NOTICES.get(notice or "")
     from api.web.routes.task_agreements import task_section  # that module builds on this one
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Form, Request
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import BindParameter, bindparam, or_, select
 from sqlmodel import Session, col
 from starlette.responses import RedirectResponse, Response
 
@@ -29,6 +29,7 @@ from engine.errors import InvalidInput, NotPermitted
 from engine.models import Case, Organisation
 from engine.permissions import CaseReader, visible_cases
 from workflows.task_agreement import service
+from workflows.task_agreement.models import TaskAgreementLink
 from workflows.task_agreement.read import framework_of, frameworks_of, task_agreements_of
 from workflows.task_agreement.schemas import ContinueIn, FrameworkRef, TaskAgreementCreate, TaskAgreementSummary
 
@@ -55,11 +56,18 @@ class TaskSection:
     outside_names: list[str]
 
 
+_AID: BindParameter[int] = bindparam("aid")
+_LINKED = select(col(TaskAgreementLink.id)).where(
+    or_(col(TaskAgreementLink.agreement_id) == _AID, col(TaskAgreementLink.framework_id) == _AID)).limit(1)
+
+
 def task_section(
     request: Request, session: Session, user: WebUser, agreement_id: int, permitted: list[str]
 ) -> TaskSection:
     """Assemble the task-specific part of an agreement page for a viewer."""
     ctx = request.app.state.ctx
+    if session.execute(_LINKED, {"aid": agreement_id}).first() is None:  # most agreements: neither side of a link
+        return TaskSection(None, [], "start_task_agreement" in permitted, [])
     framework = framework_of(session, user.actor, agreement_id)
     tasks = [] if framework else task_agreements_of(session, ctx.registry, user.actor, agreement_id, ctx.clock.now())
     names: list[str] = []
