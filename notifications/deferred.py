@@ -102,6 +102,24 @@ def _decode(value: Any) -> Any:
     return value
 
 
+def _checked(context: dict[str, Any], seen: dict[int, tuple[Any, Any]]) -> dict[str, Any]:
+    """Return an email's context checked to be plain (`plain`) and encoded for JSON (`_encode`).
+
+    The same as encoding `plain(context)`, but a value several emails of one `queue` share (the case, the
+    agreement, the deadline: one `_Mails`' shared part, 26 readers when an agreement enters into force) is checked
+    and encoded once; `seen` keeps it (with the value itself, so its id stays its own) for the other emails.
+    """
+    if any(type(key) is not str for key in context):
+        plain(context)  # raises NotPlainData, as for any other key
+    out = {}
+    for key, value in context.items():
+        done = seen.get(id(value))
+        if done is None or done[0] is not value:
+            done = seen[id(value)] = (value, _encode(plain(value, 1)))  # depth 1: a value of the context dict
+        out[key] = done[1]
+    return out
+
+
 # -- in the transition's transaction -------------------------------------------------------------------------------
 
 
@@ -117,6 +135,7 @@ def queue(uow: UnitOfWork, mails: Sequence[Mail]) -> int:
     existing = set(conn.execute(_EXISTING, {"keys": [m.key for m in mails]}).scalars())
     people = {row.id: row for row in conn.execute(_PEOPLE, {"ids": sorted({m.person_id for m in mails})})}
     config = mail_config(uow)
+    checked: dict[int, tuple[Any, Any]] = {}
     rows: list[dict[str, Any]] = []
     for mail in mails:
         if mail.key in existing:
@@ -129,9 +148,9 @@ def queue(uow: UnitOfWork, mails: Sequence[Mail]) -> int:
             continue
         if not person.email:
             raise ValueError(f"email {mail.key!r} has no recipient")
-        context = plain({"person": {"name": person.name}, "base_url": config.base_url, **mail.context})
         render_context = {
-            "context": _encode(context),
+            "context": {"person": {"name": person.name}, "base_url": config.base_url,
+                        **_checked(mail.context, checked)},
             "status": "held" if mail.digestible and person.digest else "pending",
             "at": uow.now.isoformat(),
             "link": ({"case_id": mail.link_case, "deadline": mail.link_deadline.isoformat()}
