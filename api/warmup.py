@@ -6,10 +6,12 @@ connections, and SQLAlchemy compiling each statement the read and the pages buil
 on its first execution, then found in the engine's cache). The bench measured the first API read at 15-60 ms
 against 1-2 ms later, the first "my tasks" at 27-90 ms against 5-6 ms.
 
-`warm_up` sends a few GET requests through the app's router (not its middleware: no cookie, no session row, no
-`last_seen_at` touch) as people who exist in the database: an agreement's coordinator and a party's signatory,
-for the agreement read, the agreement page and "my tasks". GET runs on a read session that refuses to write, so
-nothing is written; what they answer is thrown away. An empty database warms nothing; a failure is logged and
+`warm_up` looks up a session cookie nobody has (compiling the session middleware's statement, and the engine's
+write statements its once-a-minute touch uses), then sends a few GET requests through the app's router (not its
+middleware: no cookie, no session row, no `last_seen_at` touch) as people who exist in the database: an
+agreement's coordinator and a party's signatory, for the agreement read, the agreement page and "my tasks". GET
+runs on a read session that refuses to write, so nothing is written; what they answer is thrown away. An empty
+database warms nothing; a failure is logged and
 never stops the start.
 """
 
@@ -27,7 +29,7 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from api.readcache import READ_THREADS
-from api.web.sessions import SessionInfo
+from api.web.sessions import SessionInfo, load_session
 from engine.models import Case
 from workflows.agreement.models import PartySignatory
 from workflows.agreement.service import AGREEMENT
@@ -41,6 +43,10 @@ log = logging.getLogger("vuosikello.api")
 def _people(app: FastAPI) -> list[tuple[str, int]]:
     """Return (path, person id) pairs to read: the newest agreement as its coordinator and as a signatory."""
     ctx = app.state.ctx
+    # what the session middleware runs before every page (the warm-up's requests skip it): its lookup statement
+    # compiled (a cookie nobody has finds nothing), and the engine's write statements for its once-a-minute touch
+    load_session(ctx, app.state.web_config, "warm-up: no such cookie")
+    ctx.db.statements  # noqa: B018 - compiled on first use, here instead of in a first request
     with Session(ctx.db.engine) as session:
         agreement = session.execute(select(col(Case.id), col(Case.coordinator_id))
                                     .where(col(Case.workflow) == AGREEMENT, col(Case.parent_id).is_(None))
