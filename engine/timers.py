@@ -44,6 +44,10 @@ _CANCEL = (update(TIMER).where(TIMER.c.case_id == bindparam("b_case"), TIMER.c.s
 # A cancel deferred to the end of a sweep batch: only the timers armed before the transition that left their state
 # (the ones the transition armed itself have its seq), so running it later cancels exactly what it would have then.
 _CANCEL_BEFORE = _CANCEL.where(TIMER.c.armed_seq < bindparam("b_seq"))
+# What `arm` writes, every other column NULL (id from its sequence); one armed timer goes through the cursor.
+_ARM_FIELDS = ("case_id", "state", "armed_seq", "kind", "name", "due_at", "deadline", "offset", "trigger", "roles",
+               "template", "dedupe_key", "status", "created_at")
+_ARM = insert(TIMER).values({n: bindparam(n, type_=TIMER.c[n].type) for n in _ARM_FIELDS})
 _RELABEL = (update(TIMER).where(TIMER.c.case_id == bindparam("b_case"), TIMER.c.status == "pending")
             .values(state=bindparam("b_state")))
 # One UPDATE for all the timers of a batch that end alike (fired: nearly all of them), not one per timer: on
@@ -202,8 +206,10 @@ def arm(uow: UnitOfWork, case: CaseRow, state: str, seq: int) -> int:
                              deadline=deadline, offset=offset, trigger=spec.trigger, roles=",".join(spec.to),
                              template=spec.template, dedupe_key=f"{case.id}:{seq}:{spec.name}:{offset or ''}",
                              status="pending", created_at=uow.now))
-    if rows:
-        uow.session.execute(insert(TIMER), rows)
+    if len(rows) == 1:
+        uow.execute(_ARM, rows[0])
+    elif rows:
+        uow.session.connection().execute(_ARM, rows)  # one executemany
     return len(rows)
 
 

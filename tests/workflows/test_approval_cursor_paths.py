@@ -104,3 +104,29 @@ def test_entry_into_force_adds_the_pending_record_row_as_the_orm_did(ctx: AppCon
     assert {k: v for k, v in row.items() if k not in ("id", "created_at")} == {
         "case_id": fx.id, "version_number": 1, "text_sha256": sha, "pdf_sha256": None, "status": "pending",
         "made_at": None, "pdf": None, "attempts": 0, "error": None}
+
+
+def test_one_armed_timer_written_on_the_cursor_is_the_whole_row(ctx: AppContext) -> None:
+    from engine import timers
+
+    fx = create_agreement(ctx, parties=1)  # circulating: one escalation timer, after the deadline
+
+    def arm_again(uow: Any) -> tuple[int, list[Any], Any, bool]:
+        case = uow.case(fx.id)
+        spec = uow.machine_of(case).definition.states["circulating"].timers[0]
+        planned = timers.planned(uow, case, spec, uow.now)
+        armed = timers.arm(uow, case, "circulating", 900)
+        row = uow.session.execute(select(Timer).where(Timer.case_id == fx.id, Timer.armed_seq == 900)).scalars().all()
+        return armed, [r.model_dump() for r in row], planned, uow.now
+
+    armed, rows, planned, now = ctx.engine.run(arm_again)
+    assert armed == 1 and len(rows) == 1 and len(planned) == 1
+    row = rows[0]
+    due, offset, deadline = planned[0]
+    assert row["due_at"] == due and row["due_at"].tzinfo is not None and row["created_at"] == now
+    assert {k: v for k, v in row.items() if k not in ("id", "due_at", "created_at")} == {
+        "case_id": fx.id, "state": "circulating", "armed_seq": 900, "kind": "escalation",
+        "name": "coordinator_escalation", "deadline": deadline, "offset": offset, "trigger": None,
+        "roles": "coordinator,regional_director", "template": "deadline_passed",
+        "dedupe_key": f"{fx.id}:900:coordinator_escalation:{offset}", "status": "pending", "note": None,
+        "fired_at": None}
