@@ -201,17 +201,26 @@ def render_queued(engine: Engine, fence: Fence | None = None) -> int:
             return total
 
 
-def render_rows(uow: UnitOfWork, keys: list[str] | None) -> int:
-    """Render up to BATCH queued rows (those of `keys`, or the oldest); return how many were rendered."""
+def _to_render(by_keys: bool, locked: bool) -> Any:
     stmt = (select(OUTBOX.c.id, OUTBOX.c.template, OUTBOX.c.language, OUTBOX.c.person_id, OUTBOX.c.dedupe_key,
                    OUTBOX.c.render_context)
             .where(OUTBOX.c.status == QUEUED).order_by(OUTBOX.c.id).limit(BATCH))
-    if keys is not None:
-        stmt = stmt.where(OUTBOX.c.dedupe_key.in_(_KEYS)).params(keys=keys)
-    if not uow.db.is_sqlite:
-        stmt = stmt.with_for_update(skip_locked=True)  # another process rendering them now: theirs
+    if by_keys:
+        stmt = stmt.where(OUTBOX.c.dedupe_key.in_(_KEYS))
+    if locked:
+        stmt = stmt.with_for_update(skip_locked=True)  # PostgreSQL: another process rendering them now: theirs
+    return stmt
+
+
+# What `render_rows` reads: (those of given keys, locked), built once.
+_TO_RENDER = {(by_keys, locked): _to_render(by_keys, locked) for by_keys in (False, True) for locked in (False, True)}
+
+
+def render_rows(uow: UnitOfWork, keys: list[str] | None) -> int:
+    """Render up to BATCH queued rows (those of `keys`, or the oldest); return how many were rendered."""
+    stmt = _TO_RENDER[(keys is not None, not uow.db.is_sqlite)]
     conn = uow.session.connection()
-    rows = conn.execute(stmt).all()
+    rows = conn.execute(stmt, {"keys": keys} if keys is not None else {}).all()
     if not rows:
         return 0
     base = mail_config(uow).base_url
