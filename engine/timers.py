@@ -209,7 +209,7 @@ def arm(uow: UnitOfWork, case: CaseRow, state: str, seq: int) -> int:
     if len(rows) == 1:
         uow.execute(_ARM, rows[0])
     elif rows:
-        uow.session.connection().execute(_ARM, rows)  # one executemany
+        uow.session.execute(_ARM, rows)  # one executemany, the ORM's pending rows flushed first as before
     return len(rows)
 
 
