@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from fastapi import Request
+from markupsafe import Markup
 from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
@@ -10,8 +13,8 @@ from api.deps import SessionDep
 from api.web.case_pages import page_of
 from api.web.cycle_views import cycle_tasks
 from api.web.delegation import acting_actor, principals_of
-from api.web.queries import coordinated, my_tasks
-from api.web.render import render
+from api.web.queries import Task, coordinated, my_tasks
+from api.web.render import render, render_fragment
 from api.web.routing import User, WebUser, error_page, read_page, web_router
 from api.web.views import readable_by_any
 from engine.calendar import HELSINKI
@@ -35,8 +38,17 @@ def _tasks(request: Request, session: Session, user: WebUser) -> Response:
     tasks = my_tasks(session, registry, user.person, principals, today, user.lang)
     agreements = coordinated(session, registry, user.person, today) if user.coordinates else []
     cycle_work = cycle_tasks(session, registry, user, request.app.state.ctx.clock.now(), today)
-    return render(request, "tasks.html", user.lang, user=user, tasks=tasks, agreements=agreements,
+    rows = _task_rows(user.lang, tuple(tasks))
+    return render(request, "tasks.html", user.lang, user=user, tasks=tasks, task_rows=rows, agreements=agreements,
                   principals=principals, today=today, cycle_work=cycle_work)
+
+
+@lru_cache(maxsize=512)
+def _task_rows(lang: str, tasks: tuple[Task, ...]) -> Markup:
+    """Draw the open tasks' rows (a quarter of the page's time for 50 cases): a function of the tasks' own values
+    and the language only (`render_fragment`: no request, no user), so the rows drawn for the same tasks are kept.
+    The key is the whole content: two people see the same rows only when every value in them is the same."""
+    return render_fragment("_task_rows.html", lang, tasks=tasks)
 
 
 @router.get("/cases/{case_id}")
