@@ -184,15 +184,39 @@ def _cached_shared(session: Session, registry: Registry, reads: AgreementReads, 
     access = max(case_access(session, actor, cast(Case, facts)) for actor in actors)
     if access < ReadAccess.SHARED or facts.workflow != AGREEMENT:
         raise CaseNotFound(f"no agreement with id {agreement_id}")
-    key, digest = ("agreement-page", agreement_id, int(access), lang), fingerprint + today.isoformat().encode()
+    key, digest = _key(agreement_id, access, lang, today, fingerprint)
     shared: SharedView | None = reads.cache.lookup(key, digest)
     if shared is None:
-        shared = _shared(session, registry, agreement_id, lang, today, draw=True)
-        again = reads.current(session, agreement_id)
-        if isinstance(session, ReadSession) and again is not None and again[1] == fingerprint:
-            size = len(shared.data.document) + len(shared.table or "") + 512 * len(shared.parties)
-            reads.cache.store(key, digest, shared, size)
+        shared = _build_and_keep(session, registry, reads, key, digest, fingerprint, agreement_id, lang, today)
     return shared
+
+
+def _key(agreement_id: int, access: ReadAccess, lang: str, today: date,
+         fingerprint: bytes) -> tuple[tuple[str, int, int, str], bytes]:
+    return ("agreement-page", agreement_id, int(access), lang), fingerprint + today.isoformat().encode()
+
+
+def _build_and_keep(session: Session, registry: Registry, reads: AgreementReads, key: tuple[str, int, int, str],
+                    digest: bytes, fingerprint: bytes, agreement_id: int, lang: str, today: date) -> SharedView:
+    shared = _shared(session, registry, agreement_id, lang, today, draw=True)
+    again = reads.current(session, agreement_id)
+    if isinstance(session, ReadSession) and again is not None and again[1] == fingerprint:
+        size = len(shared.data.document) + len(shared.table or "") + 512 * len(shared.parties)
+        reads.cache.store(key, digest, shared, size)
+    return shared
+
+
+def warm_shared(session: Session, registry: Registry, reads: AgreementReads, agreement_id: int, lang: str,
+                today: date, access: ReadAccess = ReadAccess.SHARED) -> bool:
+    """Build and keep an agreement's shared part as a reader at `access` finds it (start-up, `api.warmup`: the
+    first view of each open agreement then costs what later ones do); no reader, so no check: each request still
+    checks its own reader before it looks the part up. Return whether it was kept."""
+    found = reads.current(session, agreement_id)
+    if found is None or found[0].workflow != AGREEMENT:
+        return False
+    key, digest = _key(agreement_id, access, lang, today, found[1])
+    _build_and_keep(session, registry, reads, key, digest, found[1], agreement_id, lang, today)
+    return reads.cache.lookup(key, digest) is not None
 
 
 def agreement_view(session: Session, registry: Registry, user: WebUser, agreement_id: int, now: datetime,

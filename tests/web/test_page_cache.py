@@ -131,3 +131,17 @@ def test_the_hot_pages_send_a_signed_out_browser_to_sign_in(ctx: AppContext) -> 
         for path in ("/tasks", f"/agreements/{fx.id}"):
             r = client.get(path)
             assert r.status_code == 303 and r.headers["location"].startswith("/signin?next=")
+
+
+def test_the_start_keeps_the_open_agreements_pages_not_only_the_newest(ctx: AppContext) -> None:
+    draft = create_agreement(ctx, parties=1, circulate=False)  # nobody is asked yet
+    older = create_agreement(ctx, parties=2, coordinator=draft.coordinator)
+    newer = create_agreement(ctx, parties=1, coordinator=draft.coordinator)  # the router's warm-up reads this one
+    with web_client(ctx) as client:  # the lifespan's warm-up has run
+        cache = client.app.state.agreement_reads.cache  # type: ignore[attr-defined]
+        kept = {key[1] for key in cache._entries if key[0] == "agreement-page"}  # noqa: SLF001
+        assert {older.id, newer.id} <= kept and draft.id not in kept
+        hits = cache.hits
+        sign_in(client, ctx, older.signatories[older.keys[0]][0].id)
+        assert client.get(f"/agreements/{older.id}").status_code == 200
+        assert cache.hits == hits + 1  # its first view found what the start kept
