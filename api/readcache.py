@@ -65,8 +65,9 @@ SIGNATURE = table_of(Signature)
 _ETAG_FORMAT = b"agreement-read-3"  # change it when the response's shape or the fingerprint changes
 MAX_ENTRIES = 2048
 MAX_BYTES = 64 * 1024 * 1024
-# Reads in worker threads at once. 50 clients on the anyio default of 40 threads fought over the GIL (p95 120-160
-# ms); with 2-8 the rest wait in the event loop, which costs nothing, and a read waits for no lock (WAL, MVCC).
+# Reads in worker threads at once (this read, and the hot pages: api.web.routing.read_page). 50 clients on the anyio
+# default of 40 threads fought over the GIL (p95 120-160 ms); with 2-8 the rest wait in the event loop, which costs
+# nothing, and a read waits for no lock (WAL, MVCC).
 READ_THREADS = 4
 
 
