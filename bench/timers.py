@@ -103,7 +103,7 @@ def _populate(url: str, kind: str, pending: int, due: int) -> datetime:
     with db.write_engine.begin() as conn:
         conn.execute(insert(Timer.__table__), burst_rows)  # type: ignore[attr-defined]
     if not db.is_sqlite:  # as autovacuum would have: without statistics the planner scans all pending timers
-        with db.engine.connect() as conn:  # per cancel (ix_timer_due), about 13 ms a timer here
+        with db.engine.connect() as conn:  # per cancel (the pending-timer index), about 13 ms a timer here
             conn.execute(text("ANALYZE"))
             conn.commit()
     db.dispose()

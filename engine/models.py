@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Table, UniqueConstraint, inspect
+from sqlalchemy import JSON, Column, DateTime, Index, Table, UniqueConstraint, inspect, literal_column, text
+from sqlalchemy.sql import ColumnElement
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -160,7 +161,12 @@ class Timer(SQLModel, table=True):
 
     __tablename__ = "timer"
     __table_args__ = (
-        Index("ix_timer_due", "status", "due_at"),
+        # Only the pending timers, by due time: what the sweep and the next-due probe read. A timer that fires or
+        # is cancelled leaves the index instead of moving inside it (an approval cancels 8 reminders: 8 entries
+        # deleted and 8 inserted elsewhere in a (status, due_at) index, 13 of the signature's 22 WAL frames).
+        # Queries name it through `timer_pending()`: the planners match a partial index only on the literal.
+        Index("ix_timer_pending_due", "due_at", sqlite_where=text("status = 'pending'"),
+              postgresql_where=text("status = 'pending'")),
         UniqueConstraint("dedupe_key", name="uq_timer_dedupe"),
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -180,6 +186,15 @@ class Timer(SQLModel, table=True):
     note: str | None = Field(default=None, max_length=1000)
     fired_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     created_at: datetime = Field(sa_column=utc_column())
+
+
+def timer_pending() -> ColumnElement[bool]:
+    """Return `timer.status = 'pending'` with the value written in the SQL, as ix_timer_pending_due's predicate is.
+
+    A bound parameter (`Timer.status == "pending"`) would leave SQLite and PostgreSQL's generic plans unable to
+    prove the query is within the partial index: a scan of every timer ever armed.
+    """
+    return table_of(Timer).c.status == literal_column("'pending'")
 
 
 class OutboxMessage(SQLModel, table=True):

@@ -17,7 +17,7 @@ from api.deps import ActorDep, AdminDep, CtxDep, SessionDep, current_actor
 from api.schemas import ERROR_RESPONSES, Page
 from api.unit import UnitOfWorkRoute
 from engine.errors import Conflict, NotFound, NotPermitted, Unauthenticated
-from engine.models import Case, Event, OutboxMessage, Timer
+from engine.models import Case, Event, OutboxMessage, Timer, timer_pending
 
 router = APIRouter(tags=["schedule"], responses=ERROR_RESPONSES, route_class=UnitOfWorkRoute)
 pages = APIRouter(include_in_schema=False, route_class=UnitOfWorkRoute)
@@ -100,7 +100,9 @@ def list_timers(session: SessionDep, actor: ActorDep, case_id: int | None = None
     stmt = select(Timer).join(Case, col(Case.id) == col(Timer.case_id)).where(owned_cases(actor))
     if case_id is not None:
         stmt = stmt.where(col(Timer.case_id) == case_id)
-    if status is not None:
+    if status == "pending":
+        stmt = stmt.where(timer_pending())  # ix_timer_pending_due, soonest first
+    elif status is not None:
         stmt = stmt.where(col(Timer.status) == status)
     if kind:
         stmt = stmt.where(col(Timer.kind) == kind)
