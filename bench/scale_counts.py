@@ -15,7 +15,7 @@ settings (engine.db SQLITE_CACHE_KIB), and `large_default_cache` with SQLite's 2
     .venv/bin/python -m bench.scale_counts [--json FILE] [--no-valgrind]
 
 valgrind and strace are Debian packages (`apt-get install valgrind strace`); a tool that is missing is skipped
-and said so. The valgrind part takes about 8 minutes.
+and said so. The valgrind part takes about 15 minutes (valgrind runs Python some 50 times slower).
 """
 
 from __future__ import annotations

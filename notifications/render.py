@@ -457,13 +457,16 @@ def render(template: str, lang: str, context: dict[str, Any],
     env = environment(lang, overrides)
     ctx = plain(context)
     ctx["lang"] = lang
+    # compiled (or found compiled) before the clock starts: the time limit is the render's, and a first compile
+    # on a loaded machine (an edited template's preview, a start) is not what it bounds
+    compiled = {part: _part(env, lang, template, part) for part in PARTS}
     budget = _Budget(limits)
     token = _BUDGET.set(budget)
     try:
         out = []
         for part in PARTS:
             try:
-                text = _part(env, lang, template, part).render(ctx)
+                text = compiled[part].render(ctx)
                 if len(text) > limits.part_chars:
                     raise RenderLimitExceeded("size", f"the {part} part has more than {limits.part_chars:,} "
                                                       f"characters")
