@@ -16,6 +16,13 @@ from api.context import AppContext
 from api.web.models import WebSession
 from engine.models import Event, OutboxMessage
 from tests.support.builders import create_agreement
+from workflows.common.pdf import outside_event_loop
+
+
+def _warm(app: object) -> int:
+    """Run the warm-up as the server's start does, on a loop of its own (a browser test earlier in this worker
+    may have left Playwright's loop running in this thread, where asyncio.run() refuses)."""
+    return outside_event_loop(lambda: asyncio.run(api.warmup.warm_up(app)))  # type: ignore[arg-type]
 
 
 def _counts(ctx: AppContext) -> tuple[int, int, int]:
@@ -28,7 +35,7 @@ def test_the_warm_up_reads_the_hot_pages_and_writes_nothing(ctx: AppContext) -> 
     fx = create_agreement(ctx, parties=3)
     app = create_app(ctx=ctx)
     before = _counts(ctx)
-    assert asyncio.run(api.warmup.warm_up(app)) == 6  # API read, agreement page, my tasks; coordinator, signatory
+    assert _warm(app) == 6  # API read, agreement page, my tasks; coordinator, signatory
     assert _counts(ctx) == before
     # FULL (the coordinator) and SHARED (a party signatory): the API bodies and the agreement page's shared part
     assert len(app.state.agreement_reads.cache) == 4
@@ -37,7 +44,7 @@ def test_the_warm_up_reads_the_hot_pages_and_writes_nothing(ctx: AppContext) -> 
 
 
 def test_an_empty_database_warms_nothing(ctx: AppContext) -> None:
-    assert asyncio.run(api.warmup.warm_up(create_app(ctx=ctx))) == 0
+    assert _warm(create_app(ctx=ctx)) == 0
 
 
 def test_a_failing_warm_up_does_not_stop_the_start(ctx: AppContext, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,6 +55,6 @@ def test_a_failing_warm_up_does_not_stop_the_start(ctx: AppContext, monkeypatch:
 
     monkeypatch.setattr(api.warmup, "_get", broken)
     app = create_app(ctx=ctx)
-    assert asyncio.run(api.warmup.warm_up(app)) == 0
+    assert _warm(app) == 0
     with TestClient(app) as client:
         assert client.get(f"/api/v1/agreements/{fx.id}", headers=fx.coordinator.headers).status_code == 200
