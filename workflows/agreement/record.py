@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -145,14 +145,15 @@ def seal_pdf(pdf: bytes, seal: Seal, reason: str) -> bytes:
 
 
 def _version_in_force(session: Session, agreement_id: int, sha256: str) -> int:
-    from workflows.agreement.models import DocumentVersion
+    rows = session.execute(_entry_statements()[0], {"case": agreement_id, "sha": sha256}).all()
+    return _found_version(rows, agreement_id, sha256)
 
-    number = session.execute(select(col(DocumentVersion.number)).where(
-        col(DocumentVersion.case_id) == agreement_id, col(DocumentVersion.sha256) == sha256)
-        .order_by(col(DocumentVersion.number).desc())).scalar()
-    if number is None:
+
+def _found_version(rows: Sequence[Sequence[Any]], agreement_id: int, sha256: str) -> int:
+    """Return the version number `_entry_statements`' query found, or refuse: no version has that text."""
+    if not rows:
         raise NotFound(f"agreement {agreement_id} has no version with SHA-256 {sha256}")
-    return int(number)
+    return int(rows[0][0])
 
 
 def _checkpoint(session: Session, last_event_id: int) -> dict[str, Any] | None:
@@ -287,11 +288,9 @@ def queue_on_entry(uow: UnitOfWork, record: TransitionRecord) -> None:
     sha256 = record.payload.get("sha256") or record.case.data.get("sha256")
     if sha256:
         version, pending = _entry_statements()
-        found = uow.select(version, {"case": record.case.id, "sha": str(sha256)})
-        if not found:
-            raise NotFound(f"agreement {record.case.id} has no version with SHA-256 {sha256}")
-        uow.execute(pending, {"case": record.case.id, "version": int(found[0][0]), "sha": str(sha256),
-                              "at": uow.now})
+        number = _found_version(uow.select(version, {"case": record.case.id, "sha": str(sha256)}),
+                                record.case.id, str(sha256))
+        uow.execute(pending, {"case": record.case.id, "version": number, "sha": str(sha256), "at": uow.now})
 
 
 def request_record(uow: UnitOfWork, agreement_id: int, actor: Actor) -> SealedRecord:
