@@ -64,7 +64,16 @@ def _wait_for_all_done(db, count: int, about: str, log: Path) -> None:
     """Wait until every timer fired and every email was sent; fail if that work stands still for STALL_LIMIT."""
     wait_while_progressing(lambda: _progress(db), lambda p: p == (0, count, 0), stall=STALL_LIMIT,
                            what=f"all {count} timers fired and sent, (pending timers, outbox rows, unsent) ({about})",
-                           seen=lambda: f"lease (epoch, pid) {_lease(db)}\n{log_tail(log)}")
+                           seen=lambda: f"lease (epoch, pid) {_lease(db)}\nunsent {_unsent(db)}\n{log_tail(log)}")
+
+
+def _unsent(db) -> list[tuple]:
+    """The outbox rows not sent yet, with what says why: status, attempts, next attempt, claim, last error."""
+    o = OutboxMessage
+    with Session(db.engine) as s:
+        rows = s.execute(select(o.id, o.status, o.attempts, o.next_attempt_at, o.claimed_at, o.last_error)
+                         .where(o.status != "sent").order_by(o.id).limit(10)).all()
+    return [tuple(r) for r in rows]
 
 
 def _progress(db) -> tuple[int, int, int]:
