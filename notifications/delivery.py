@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -67,6 +68,11 @@ _RECORD_SENT = (update(OUTBOX)
                        OUTBOX.c.claimed_at == bindparam("claimed", type_=OUTBOX.c.claimed_at.type))
                 .values(status=bindparam("outcome"), sent_at=bindparam("claimed", type_=OUTBOX.c.sent_at.type),
                         attempts=OUTBOX.c.attempts + 1, refused={}, last_error=None, claimed_at=None))
+
+
+def _claimed(row_id: int, claimed: datetime) -> Any:
+    """An UPDATE of one row while the claim made at `claimed` stands (still `sending`, not released or reclaimed)."""
+    return update(OUTBOX).where(OUTBOX.c.id == row_id, OUTBOX.c.status == "sending", OUTBOX.c.claimed_at == claimed)
 
 
 def mail_spec(row: OutboxRow, sender: str, domain: str) -> MailSpec:
@@ -155,6 +161,7 @@ class Delivery:
         self.batch = batch
         self.connections = max(1, connections or (smtp.connections if smtp else 4))
         self._autocommit = engine.db.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.jitter: Callable[[], float] = random.random  # the backoff's full jitter; a test may fix it
 
     # -- claiming ------------------------------------------------------------------------------------------
     def release_claims(self, fence: Fence | None = None) -> int:
@@ -200,11 +207,11 @@ class Delivery:
         return found is not None
 
     # -- recording ------------------------------------------------------------------------------------------
-    def _mark(self, row_id: int, claimed: datetime, **values: Any) -> None:
-        """Record an outcome while the claim stands: a released and reclaimed row is no longer ours to mark."""
+    def _mark(self, row_id: int, claimed: datetime, **values: Any) -> bool:
+        """Record an outcome while the claim stands: a released and reclaimed row is no longer ours to mark.
+        Return whether it was still ours."""
         with self.engine.db.write_engine.begin() as conn:  # a bare connection: a Session costs twice as much
-            conn.execute(update(OUTBOX).where(OUTBOX.c.id == row_id, OUTBOX.c.status == "sending",
-                                              OUTBOX.c.claimed_at == claimed).values(**values))
+            return rowcount(conn.execute(_claimed(row_id, claimed).values(**values))) == 1
 
     def _mark_sent(self, row_ids: list[int], claimed: datetime, status: str = "sent") -> int:
         """Record `sent` (or `captured`) for rows accepted without refusals, in one commit; return how many
@@ -220,10 +227,12 @@ class Delivery:
             return rowcount(conn.execute(_RECORD_SENT, params))
 
     def _failed_permanently(self, row: OutboxRow, error: str, now: datetime, status: str) -> None:
+        """Mark the row failed or dead and note it on its case, in one commit, only while the claim stands: a
+        sender deposed while frozen must not fail (nor note as failed) a row a new leader has taken over."""
         def work(uow: UnitOfWork) -> None:
-            uow.session.execute(update(OUTBOX).where(OUTBOX.c.id == row.id).values(
-                status=status, last_error=error[:2000], attempts=row.attempts + 1, claimed_at=None))
-            if row.case_id is not None:
+            marked = rowcount(uow.session.execute(_claimed(row.id, now).values(
+                status=status, last_error=error[:2000], attempts=row.attempts + 1, claimed_at=None)))
+            if marked and row.case_id is not None:
                 case = uow.case(row.case_id)
                 uow._record(case, "delivery_failed", "DeliveryFailed", case.state, case.state, SYSTEM,
                             {"outbox_id": row.id, "to": row.to_address, "error": error[:500]}, None)
@@ -232,9 +241,9 @@ class Delivery:
     def _outcome(self, row: OutboxRow, now: datetime, exc: DeliveryError | None, refused: dict[str, str]) -> None:
         """Record one message's outcome on its own: a failure, or an acceptance with refused recipients."""
         if exc is None:
-            self._mark(row.id, now, status="sent", sent_at=now, attempts=row.attempts + 1, refused=refused,
-                       last_error=None, claimed_at=None)
-            if refused:
+            ours = self._mark(row.id, now, status="sent", sent_at=now, attempts=row.attempts + 1, refused=refused,
+                              last_error=None, claimed_at=None)
+            if refused and ours:
                 self._failed_note(row, refused)
             return
         if isinstance(exc, PermanentDeliveryError):
@@ -244,8 +253,9 @@ class Delivery:
         if now - row.created_at >= RETRY_WINDOW:
             self._failed_permanently(row, f"gave up after 24 hours: {exc}", now, "dead")
             return
+        # this was try number `attempts`, so the wait is before retry number `attempts - 1` (0-based): 0-30 s first
         self._mark(row.id, now, status="pending", attempts=attempts, last_error=str(exc)[:2000], claimed_at=None,
-                   next_attempt_at=now + timedelta(seconds=backoff_delay(attempts)))
+                   next_attempt_at=now + timedelta(seconds=backoff_delay(attempts - 1, rng=self.jitter)))
 
     def _failed_note(self, row: OutboxRow, refused: dict[str, str]) -> None:
         if row.case_id is None:

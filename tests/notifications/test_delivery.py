@@ -12,6 +12,7 @@ from sqlmodel import Session
 from api.app import create_app
 from engine.models import Event, OutboxMessage
 from notifications.outbox import queue_email
+from notifications.smtp import PermanentDeliveryError, TemporaryDeliveryError
 from tests.support.builders import create_agreement, make_user
 
 
@@ -187,3 +188,36 @@ def test_the_pool_size_is_a_setting(database, clock, smtp_server) -> None:
     queued = len(_rows(ctx))
     assert ctx.delivery.deliver_due_sync() == queued
     assert smtp_server.handler.session_count == 2 and len(smtp_server.messages) == queued
+
+
+def test_the_first_retry_waits_up_to_30_seconds_and_each_next_one_twice_as_long(smtp_ctx, smtp_server) -> None:
+    smtp_ctx.delivery.jitter = lambda: 1.0  # the longest wait the full jitter can draw
+    smtp_server.handler.fail_next(421, "try later", times=2)
+    create_agreement(smtp_ctx, parties=1, deadline=date(2026, 6, 19))
+    waits = []
+    for attempts in (1, 2):
+        tried_at = smtp_ctx.clock.now()
+        smtp_ctx.tick()
+        row = _rows(smtp_ctx)[0]
+        assert (row.status, row.attempts) == ("pending", attempts)
+        waits.append(row.next_attempt_at.replace(tzinfo=None) - tried_at.replace(tzinfo=None))
+        smtp_ctx.clock.advance(waits[-1])
+    assert waits == [timedelta(seconds=30), timedelta(seconds=60)]  # retry 0 then retry 1 (notifications/smtp.py)
+    smtp_ctx.tick()
+    assert (_rows(smtp_ctx)[0].status, len(smtp_server.messages)) == ("sent", 1)
+
+
+def test_a_deposed_sender_neither_fails_nor_notes_a_row_a_new_leader_took_over(smtp_ctx, smtp_server) -> None:
+    fx = create_agreement(smtp_ctx, parties=2, deadline=date(2026, 6, 19))
+    now = smtp_ctx.clock.now()
+    claimed = smtp_ctx.delivery._claim(now)  # then frozen, deposed, and woken with a failure in hand
+    assert len(claimed) >= 2 and smtp_ctx.delivery.release_claims() == len(claimed)
+    smtp_ctx.delivery._outcome(claimed[0], now, PermanentDeliveryError("550 5.1.1 no such mailbox"), {})
+    smtp_ctx.clock.advance(timedelta(days=2))  # past the retry window: a temporary failure would make it dead
+    smtp_ctx.delivery._outcome(claimed[1], now, TemporaryDeliveryError("421 try later"), {})
+    smtp_ctx.delivery._outcome(claimed[1], now, None, {"b@example.fi": "550 5.1.1 no such mailbox"})
+    assert {(r.status, r.attempts) for r in _rows(smtp_ctx)} == {("pending", 0)}
+    with Session(smtp_ctx.db.engine) as s:
+        assert s.execute(select(Event).where(Event.case_id == fx.id, Event.name == "DeliveryFailed")).first() is None
+    smtp_ctx.tick()  # the new leader sends every row, once
+    assert {r.status for r in _rows(smtp_ctx)} == {"sent"} and len(smtp_server.messages) == len(claimed)
