@@ -289,6 +289,21 @@ class AgreementReads:
         found = self.current(session, agreement_id)
         return f'W/"{found[1].hex()}"' if found is not None else None
 
+    def keep(self, session: Session, agreement_id: int, levels: tuple[ReadAccess, ...]) -> bool:
+        """Build an agreement's body and keep it for readers at `levels` (start-up, `api.warmup`): the first read
+        of it then costs what later ones do. No reader, so no check: each read still checks its own reader first.
+        Return whether it was kept (not an agreement, or changed while it was built: not kept)."""
+        found = self.current(session, agreement_id)
+        if found is None or found[0].workflow != AGREEMENT:
+            return False
+        body = agreement_json(session, agreement_id)  # what every reader is given (`read`)
+        again = self.current(session, agreement_id)
+        if again is None or again[1] != found[1]:
+            return False
+        for level in levels:
+            self.cache.put(agreement_id, int(level), found[1], body)
+        return True
+
     def read(self, session: Session, actor: Actor | None, agreement_id: int, cursor: Any,
              if_none_match: str | None, matches: Any) -> AgreementResponse:
         """Check access, then answer with the ETag and the (cached) body; raise 404 as `readable` does."""

@@ -15,7 +15,9 @@ per request, so the generator stays far below the server's). A warm-up round run
 Then each round loads every endpoint in turn for `--duration` seconds, the order reversed every other round;
 each ratio is the median of the per-round ratios (target's requests per second / the bare endpoint's in the
 same round), never best against best. The first request of each path after start is timed too, against the
-median of the next ones (templates are compiled at start-up: the first page should cost what later ones do).
+median of the next ones each on a new connection as the first is (templates are compiled and the open
+agreements' bodies and pages built at start-up: the first read should cost what later ones do); the median on
+one kept-alive connection is reported beside it.
 
     .venv/bin/python -m bench.http [--duration 4] [--rounds 5] [--clients 50] [--workers 1] [--json FILE]
 
@@ -249,23 +251,49 @@ async def load(port: int, path: str, headers: list[dict[str, str]], clients: int
 
 
 async def first_requests(port: int, paths: dict[str, tuple[str, dict[str, str]]], later: int) -> dict[str, Any]:
-    """Time the first request of each path on a fresh server, then the median of `later` more, one at a time."""
+    """Time the first request of each path on a fresh server, then the median of `later` more, one at a time:
+    on the same kept-alive connection, and each on a connection of its own. The first request opens its
+    connection too, so `first_over_later` compares it with the later ones that did (the server's per-connection
+    set-up is the same on every new connection; what start-up leaves cold is not). Then each path once more
+    after the others ran (`after_other_paths_ms`): what a request costs when other work ran before it, long after
+    start, which no warm-up can remove."""
     out: dict[str, Any] = {}
     for name, (path, headers) in paths.items():
-        reader, writer = await asyncio.open_connection(HOST, port)
-        request = _request(port, path, headers)
-        times = []
-        for _ in range(later + 1):
-            t0 = time.perf_counter()
-            status, _size = await _get(reader, writer, request)
-            times.append((time.perf_counter() - t0) * 1000)
-            if status != 200:
-                raise RuntimeError(f"{path}: status {status} on a first request")
-        writer.close()
-        rest = statistics.median(times[1:])
-        out[name] = {"first_ms": round(times[0], 2), "later_median_ms": round(rest, 2),
-                     "first_over_later": round(times[0] / rest, 2)}
+        out[name] = await _first_and_later(port, path, _request(port, path, headers), later)
+    for name, (path, headers) in paths.items():  # each path once more, after the others: cold again, long after start
+        out[name]["after_other_paths_ms"] = round((await _first_and_later(port, path, _request(port, path, headers),
+                                                                          0))["first_ms"], 2)
     return out
+
+
+async def _first_and_later(port: int, path: str, request: bytes, later: int) -> dict[str, Any]:
+    """One request on a new connection, then `later` kept alive on one, then `later` each on a new one."""
+    async def timed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> float:
+        t0 = time.perf_counter()
+        status, _size = await _get(reader, writer, request)
+        if status != 200:
+            raise RuntimeError(f"{path}: status {status} on a first request")
+        return (time.perf_counter() - t0) * 1000
+
+    async def on_new_connection() -> float:
+        t0 = time.perf_counter()
+        reader, writer = await asyncio.open_connection(HOST, port)
+        try:
+            return (time.perf_counter() - t0) * 1000 + await timed(reader, writer)
+        finally:
+            writer.close()
+
+    first = await on_new_connection()
+    if not later:
+        return {"first_ms": first}
+    reader, writer = await asyncio.open_connection(HOST, port)
+    kept_alive = [await timed(reader, writer) for _ in range(later)]
+    writer.close()
+    fresh = [await on_new_connection() for _ in range(later)]
+    rest = statistics.median(fresh)
+    return {"first_ms": round(first, 2), "later_median_ms": round(rest, 2),
+            "later_kept_alive_median_ms": round(statistics.median(kept_alive), 2),
+            "first_over_later": round(first / rest, 2)}
 
 
 def _runner() -> Any:
@@ -344,8 +372,10 @@ def run(duration: float = 4.0, rounds: int = 5, clients: int = 50, workers: int 
         extra = f", p95 {s['p95_ms_median']:.0f} ms (goal <= {goal['p95_ms']:.0f})" if "p95_ms" in goal else ""
         print(f"  {name:<15} {s['ratio']:.3f}x the bare endpoint (median of {rounds} rounds; goal >= "
               f"{goal['ratio']}x){extra}; {s['cpu_ms_per_request_median']:.2f} ms server CPU per request; first "
-              f"request {result['first_request'][name]['first_ms']:.0f} ms vs "
-              f"{result['first_request'][name]['later_median_ms']:.0f} ms later")
+              f"request {result['first_request'][name]['first_ms']:.1f} ms vs "
+              f"{result['first_request'][name]['later_median_ms']:.1f} ms later (each on a new connection, as the "
+              f"first; {result['first_request'][name]['later_kept_alive_median_ms']:.1f} ms kept alive; "
+              f"{result['first_request'][name]['after_other_paths_ms']:.1f} ms again after the other paths)")
     print(f"  load {result['load_start']} -> {result['load_end']}")
     return result
 

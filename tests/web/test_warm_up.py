@@ -14,8 +14,11 @@ import api.warmup
 from api.app import create_app
 from api.context import AppContext
 from api.web.models import WebSession
+from api.web.views import _key
+from engine.calendar import HELSINKI
 from engine.models import Event, OutboxMessage
-from tests.support.builders import create_agreement
+from engine.permissions import ReadAccess
+from tests.support.builders import create_agreement, make_user
 from workflows.common.pdf import outside_event_loop
 
 
@@ -58,3 +61,24 @@ def test_a_failing_warm_up_does_not_stop_the_start(ctx: AppContext, monkeypatch:
     assert _warm(app) == 0
     with TestClient(app) as client:
         assert client.get(f"/api/v1/agreements/{fx.id}", headers=fx.coordinator.headers).status_code == 200
+
+
+def test_every_open_agreement_is_kept_for_its_first_reader_in_each_chosen_language(ctx: AppContext) -> None:
+    older = create_agreement(ctx, parties=2)
+    create_agreement(ctx, parties=2)  # the newest: the one the hot pages are read for
+    make_user(ctx, org_key=older.keys[0], language="sv")  # someone reads in Swedish; nobody in English
+    app = create_app(ctx=ctx)
+    _warm(app)
+    reads = app.state.agreement_reads
+    with Session(ctx.db.engine) as session:
+        fingerprint = reads.current(session, older.id)[1]
+    today = ctx.clock.now().astimezone(HELSINKI).date()
+    kept = {lang: reads.cache.lookup(*_key(older.id, ReadAccess.SHARED, lang, today, fingerprint)) is not None
+            for lang in ("fi", "sv", "en")}
+    assert kept == {"fi": True, "sv": True, "en": False}
+    misses = reads.cache.misses
+    with TestClient(app) as client:  # the older agreement's first API read is answered from what start-up kept
+        signatory = older.signatories[older.keys[1]][0]
+        for reader in (older.coordinator, signatory):
+            assert client.get(f"/api/v1/agreements/{older.id}", headers=reader.headers).status_code == 200
+    assert reads.cache.misses == misses
