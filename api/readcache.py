@@ -296,13 +296,19 @@ class AgreementReads:
         found = self.current(session, agreement_id)
         if found is None or found[0].workflow != AGREEMENT:
             return False
-        body = agreement_json(session, agreement_id)  # what every reader is given (`read`)
-        again = self.current(session, agreement_id)
-        if again is None or again[1] != found[1]:
-            return False
-        for level in levels:
-            self.cache.put(agreement_id, int(level), found[1], body)
-        return True
+        return self._build(session, agreement_id, found[1], levels, lambda: self.current(session, agreement_id))[1]
+
+    def _build(self, session: Session, agreement_id: int, digest: bytes, levels: tuple[int, ...],
+               read_again: Any) -> tuple[bytes, bool]:
+        """Build the body every reader is given and keep it at `levels` if the fingerprint, read again afterwards,
+        has not moved; return it and whether it was kept."""
+        body = agreement_json(session, agreement_id)
+        again = read_again()
+        kept = again is not None and again[1] == digest
+        if kept:
+            for level in levels:
+                self.cache.put(agreement_id, int(level), digest, body)
+        return body, kept
 
     def read(self, session: Session, actor: Actor | None, agreement_id: int, cursor: Any,
              if_none_match: str | None, matches: Any) -> AgreementResponse:
@@ -320,10 +326,8 @@ class AgreementReads:
             return AgreementResponse(etag, None)
         body = self.cache.get(agreement_id, int(access), digest)
         if body is None:
-            body = agreement_json(session, agreement_id)
-            again = self.fingerprint(cursor, agreement_id)
-            if again is not None and again[1] == digest:
-                self.cache.put(agreement_id, int(access), digest, body)
+            body, _kept = self._build(session, agreement_id, digest, (access,),
+                                      lambda: self.fingerprint(cursor, agreement_id))
         return AgreementResponse(etag, body)
 
 

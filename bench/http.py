@@ -261,36 +261,37 @@ async def first_requests(port: int, paths: dict[str, tuple[str, dict[str, str]]]
     for name, (path, headers) in paths.items():
         out[name] = await _first_and_later(port, path, _request(port, path, headers), later)
     for name, (path, headers) in paths.items():  # each path once more, after the others: cold again, long after start
-        out[name]["after_other_paths_ms"] = round((await _first_and_later(port, path, _request(port, path, headers),
-                                                                          0))["first_ms"], 2)
+        out[name]["after_other_paths_ms"] = round(await _on_new_connection(port, path, _request(port, path, headers)),
+                                                  2)
     return out
+
+
+async def _timed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, request: bytes) -> float:
+    """One request on an open connection, in ms; anything but a 200 stops the bench."""
+    t0 = time.perf_counter()
+    status, _size = await _get(reader, writer, request)
+    if status != 200:
+        raise RuntimeError(f"{path}: status {status} on a first request")
+    return (time.perf_counter() - t0) * 1000
+
+
+async def _on_new_connection(port: int, path: str, request: bytes) -> float:
+    """One request on a connection opened for it, the opening included, in ms."""
+    t0 = time.perf_counter()
+    reader, writer = await asyncio.open_connection(HOST, port)
+    try:
+        return (time.perf_counter() - t0) * 1000 + await _timed(reader, writer, path, request)
+    finally:
+        writer.close()
 
 
 async def _first_and_later(port: int, path: str, request: bytes, later: int) -> dict[str, Any]:
     """One request on a new connection, then `later` kept alive on one, then `later` each on a new one."""
-    async def timed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> float:
-        t0 = time.perf_counter()
-        status, _size = await _get(reader, writer, request)
-        if status != 200:
-            raise RuntimeError(f"{path}: status {status} on a first request")
-        return (time.perf_counter() - t0) * 1000
-
-    async def on_new_connection() -> float:
-        t0 = time.perf_counter()
-        reader, writer = await asyncio.open_connection(HOST, port)
-        try:
-            return (time.perf_counter() - t0) * 1000 + await timed(reader, writer)
-        finally:
-            writer.close()
-
-    first = await on_new_connection()
-    if not later:
-        return {"first_ms": first}
+    first = await _on_new_connection(port, path, request)
     reader, writer = await asyncio.open_connection(HOST, port)
-    kept_alive = [await timed(reader, writer) for _ in range(later)]
+    kept_alive = [await _timed(reader, writer, path, request) for _ in range(later)]
     writer.close()
-    fresh = [await on_new_connection() for _ in range(later)]
-    rest = statistics.median(fresh)
+    rest = statistics.median([await _on_new_connection(port, path, request) for _ in range(later)])
     return {"first_ms": round(first, 2), "later_median_ms": round(rest, 2),
             "later_kept_alive_median_ms": round(statistics.median(kept_alive), 2),
             "first_over_later": round(first / rest, 2)}

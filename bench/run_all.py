@@ -96,10 +96,10 @@ def _row_http(rec: dict[str, Any], target: str) -> str:
         text += f"; p95 {_fmt(s['p95_ms_median'], 0)} ms"
     return (f"{text}; {_fmt(s['cpu_ms_per_request_median'])} ms CPU/request; first request "
             f"{_fmt(first['first_ms'], 1)} ms, later {_fmt(first['later_median_ms'], 1)} ms (each on a new "
-            f"connection, as the first{_kept_alive(first)})")
+            f"connection, as the first{_first_request_beside(first)})")
 
 
-def _kept_alive(first: dict[str, Any]) -> str:
+def _first_request_beside(first: dict[str, Any]) -> str:
     """The later requests' median on one kept-alive connection, and the path once more after the others ran, when
     the record has them (older ones do not)."""
     kept, again = first.get("later_kept_alive_median_ms"), first.get("after_other_paths_ms")
