@@ -114,12 +114,14 @@ class _SentRecorder:
     thread); rows accepted while it runs go into the next. A failed commit fails the futures of its rows.
     """
 
-    def __init__(self, delivery: Delivery, claimed: datetime) -> None:
+    def __init__(self, delivery: Delivery, claimed: datetime, confirmed: float) -> None:
         self.delivery = delivery
         self.claimed = claimed
         self.lost = False
         self.broken: Exception | None = None  # a commit failed: every connection stops
-        self.confirmed = time.monotonic()  # when a commit last found every claim standing
+        # when the claims were last known to stand: first, when the claim began (not when sending began: a process
+        # frozen in between, and deposed, must check before its first message, not send for CLAIM_RECHECK first)
+        self.confirmed = confirmed
         self._rows: list[tuple[int, asyncio.Future[bool]]] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -275,11 +277,12 @@ class Delivery:
         try:
             while True:
                 at = now or self.engine.clock.now()
+                claiming = time.monotonic()
                 rows = await asyncio.to_thread(self._claim, at, fence)
                 if not rows:
                     return handled
                 if senders:
-                    sent = await self._send_claimed(senders, rows, at)
+                    sent = await self._send_claimed(senders, rows, at, claiming)
                 else:  # captured locally
                     sent = await asyncio.to_thread(self._mark_sent, [row.id for row in rows], at, "captured")
                 handled += sent
@@ -290,14 +293,15 @@ class Delivery:
         finally:
             await asyncio.gather(*(sender.close() for sender in senders))
 
-    async def _send_claimed(self, senders: list[SmtpSender], rows: list[OutboxRow], at: datetime) -> int:
+    async def _send_claimed(self, senders: list[SmtpSender], rows: list[OutboxRow], at: datetime,
+                            claiming: float) -> int:
         """Send claimed rows over the pooled connections while the claims stand; return how many were handled.
 
         Rows are taken in claim order by whichever connection is free; a connection is opened only when it takes
         its first row, so a batch of one opens one.
         """
         queue = deque(rows)
-        recorder = _SentRecorder(self, at)
+        recorder = _SentRecorder(self, at, claiming)
         results = await asyncio.gather(*(self._connection_loop(sender, queue, recorder, at)
                                          for sender in senders[:len(rows)]), return_exceptions=True)
         for result in results:  # every connection has stopped: now a failure may propagate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import date, timedelta
 
@@ -9,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlmodel import Session
 
+import notifications.delivery
 from api.app import create_app
 from engine.models import Event, OutboxMessage
 from notifications.outbox import queue_email
@@ -221,3 +223,23 @@ def test_a_deposed_sender_neither_fails_nor_notes_a_row_a_new_leader_took_over(s
         assert s.execute(select(Event).where(Event.case_id == fx.id, Event.name == "DeliveryFailed")).first() is None
     smtp_ctx.tick()  # the new leader sends every row, once
     assert {r.status for r in _rows(smtp_ctx)} == {"sent"} and len(smtp_server.messages) == len(claimed)
+
+
+def test_a_batch_claimed_just_before_a_freeze_checks_its_claims_before_its_first_message(
+        smtp_ctx, smtp_server, monkeypatch) -> None:
+    # frozen between its claim's commit and its first message, deposed meanwhile: on waking it must not send
+    monkeypatch.setattr(notifications.delivery, "CLAIM_RECHECK", 0.2)
+    create_agreement(smtp_ctx, parties=3, deadline=date(2026, 6, 19))
+    delivery = smtp_ctx.delivery
+    claim = delivery._claim
+
+    def claim_then_freeze(now, fence=None):  # type: ignore[no-untyped-def]
+        rows = claim(now, fence)
+        delivery.release_claims()  # a new leader took over while this process stood still...
+        time.sleep(0.4)  # ...for longer than CLAIM_RECHECK (a simulated freeze, not a wait for a deadline)
+        return rows
+
+    monkeypatch.setattr(delivery, "_claim", claim_then_freeze)
+    assert delivery.deliver_due_sync() == 0
+    assert smtp_server.messages == []  # nothing the new leader sends went out twice
+    assert {r.status for r in _rows(smtp_ctx)} == {"pending"}
