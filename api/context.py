@@ -13,7 +13,7 @@ from engine.scheduler import Scheduler
 from engine.service import Engine
 from engine.settings import Settings
 from engine.timers import TimerSweep
-from notifications import deferred, reminders
+from notifications import reminders
 from notifications.delivery import Delivery, smtp_config_from
 from notifications.digest import send_digests
 from notifications.outbox import MailConfig
@@ -40,9 +40,13 @@ class AppContext:
     records: RecordMaker | None = field(default=None)  # makes the pending sealed records of agreements in force
 
     def run_timers(self, fence: object = None) -> int:
-        """Fire every due timer and compose due digests."""
-        n = self.sweep.run_due(fence=fence)  # type: ignore[arg-type]
-        return n + send_digests(self.engine)
+        """Fire every due timer (the emails they queue are rendered by `run_mail`)."""
+        return self.sweep.run_due(fence=fence)  # type: ignore[arg-type]
+
+    def run_mail(self, fence: object = None) -> int:
+        """Render what is queued, compose the digests that are due, then send: the scheduler's mail job."""
+        n = send_digests(self.engine, fence)  # type: ignore[arg-type]  # renders first: a reminder is held once rendered
+        return n + self.delivery.deliver_due_sync(fence=fence)  # type: ignore[arg-type]
 
     def tick(self) -> int:
         """Fire every due timer, then deliver due mail, at the clock's current time (tests call this)."""
@@ -50,17 +54,15 @@ class AppContext:
         n += self.anchor.catch_up() if self.anchor is not None else 0  # before the record that cites it
         n += self.records.make_pending() if self.records is not None else 0
         n += self.webhooks.deliver_due_sync() if self.webhooks is not None else 0
-        n += deferred.render_queued(self.engine)  # what a killed process queued and did not render
-        return n + self.delivery.deliver_due_sync()
+        return n + self.run_mail()
 
     def scheduler_jobs(self) -> list:  # type: ignore[type-arg]
         """Return the jobs the scheduler runs each second."""
         def timers_job(fence: object) -> int:
             return self.run_timers(fence)
 
-        def mail_job(fence: object) -> int:  # first what a killed process queued and did not render
-            rendered = deferred.render_queued(self.engine, fence)  # type: ignore[arg-type]
-            return rendered + self.delivery.deliver_due_sync(fence=fence)  # type: ignore[arg-type]
+        def mail_job(fence: object) -> int:
+            return self.run_mail(fence)
 
         def webhook_job(fence: object) -> int:
             return self.webhooks.deliver_due_sync(fence=fence) if self.webhooks else 0  # type: ignore[arg-type]

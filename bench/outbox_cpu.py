@@ -1,5 +1,6 @@
 """CPU per reminder rendered into the outbox: `count` due reminder timers (fi/sv/en `party_reminder`, .ics, a
-sign-in link each) fired by one `ctx.run_timers()` on a fresh SQLite file, timed by process CPU time.
+sign-in link each) fired by one `ctx.run_timers()` and rendered by the mail job's first step (`render_queued`) on
+a fresh SQLite file, timed by process CPU time.
 
 It uses the `bench.mail` set-up of the tree first on PYTHONPATH (`_setup`, `BENCH_YAML`, `fresh_sqlite`), so the
 same file measures a baseline tree and this one through `bench.ab --script` (each tree's own engine and bench):
@@ -34,10 +35,13 @@ def main() -> None:
         db.dispose()
         (Path(tmp) / "bench_deadline.yaml").write_text(BENCH_YAML, encoding="utf-8")
         ctx = _setup(db.url, args.count, 9, Path(tmp))  # port 9: nothing is sent here
+        from notifications.deferred import render_queued
+
         started = time.process_time()
         fired = ctx.run_timers()
+        rendered = render_queued(ctx.engine)  # the mail job's first step
         cpu = time.process_time() - started
-        assert fired == args.count, fired
+        assert fired == rendered == args.count, (fired, rendered)
     print(f"{args.count} reminders into the outbox: per message {cpu / args.count * 1e6:.1f} µs CPU")
 
 

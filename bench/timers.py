@@ -7,7 +7,7 @@ reports its start-up (interpreter and imports, build, scheduler start), its RSS,
 the commit of the transaction that fired it minus its due instant. Kinds: `deadline` timers fire a trigger that
 moves their case (open -> overdue: a state write, a hash-chained event, the case's other timers cancelled);
 `reminder` timers queue an email each (party_reminder with its .ics; mail is captured, not sent). Lateness counts
-until the sweep's commit: the reminders' emails are rendered after it.
+until the sweep's commit: the reminders' emails are rendered on delivery, after it.
 
     .venv/bin/python -m bench.timers [--json FILE] [--pending 100000] [--due 10000] [--kind deadline|reminder|both]
                                      [--no-postgres]

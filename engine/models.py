@@ -221,7 +221,7 @@ class OutboxMessage(SQLModel, table=True):
     list_id: str | None = Field(default=None, max_length=200)
     dedupe_key: str = Field(max_length=300)
     # pending|sending|sent|captured|failed|dead|held|digested, or queued: written in its transition's transaction
-    # with `render_context` (what the template is given, as it was then) and rendered right after the commit
+    # with `render_context` (what the template is given, as it was then) and rendered by the mail job on delivery
     status: str = Field(default="pending", max_length=20)
     render_context: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     attempts: int = 0

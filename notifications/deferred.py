@@ -1,15 +1,18 @@
-"""Emails rendered right after the commit of the transition that caused them, not inside its transaction.
+"""Emails rendered when they are delivered, not inside the transaction of the transition that caused them.
 
 A transition's notices (`notify:` in the definition) and a fired reminder timer's emails are queued in their own
 transaction as outbox rows in status `queued`: the recipient, the language, the dedupe key and `render_context`,
 the template's data exactly as the case was at the transition (the reader's name, the case, the deadline, what
-they are asked to do, the payload). Nothing is rendered while the transaction holds its locks (26 emails when a
-25-party agreement enters into force). Right after the commit the same process renders them, in batches of
-`BATCH` rows, each batch one short transaction: the template in the reader's language, their single-use sign-in
-link, the .ics; the row becomes `pending` (or `held` for a digest reader) and only then can be sent. A process
-killed before or during that leaves rows `queued`; the scheduler leader's mail job renders them before it sends
-(`render_queued`). A row is rendered exactly once: only a transaction that finds it still `queued` renders it
-(SQLite: one writer at a time; PostgreSQL: FOR UPDATE SKIP LOCKED), and its link rows commit with its text.
+they are asked to do, the payload). Nothing is rendered while the transaction holds its locks, nor in the request
+or the sweep that caused it (26 emails when a 25-party agreement enters into force: a fifth of the approval's
+time when they were rendered right after its commit). The scheduler leader's mail job renders what is queued just
+before it sends (`render_queued`, called by `Delivery.deliver_due`), in batches of `BATCH` rows, each batch one
+short transaction: the template in the reader's language, their single-use sign-in link, the .ics; the row
+becomes `pending` (or `held` for a digest reader, which the digest renders first) and only then can be sent. The
+job runs every second, so an email is rendered and sent within about a second of the commit. A process killed
+while rendering leaves rows `queued` for the next run. A row is rendered exactly once: only a transaction that
+finds it still `queued` renders it (SQLite: one writer at a time; PostgreSQL: FOR UPDATE SKIP LOCKED), and its
+link rows commit with its text.
 
 Written by hand rather than with a task queue: the outbox table already is the durable queue, and a second one
 would need its own exactly-once bridge to it.
@@ -124,7 +127,7 @@ def _checked(context: dict[str, Any], seen: dict[int, tuple[Any, Any]]) -> dict[
 
 
 def queue(uow: UnitOfWork, mails: Sequence[Mail]) -> int:
-    """Queue emails for rendering after the commit; a key already queued is skipped. Return how many were queued.
+    """Queue emails for rendering on delivery; a key already queued is skipped. Return how many were queued.
 
     Two statements whatever the number of emails (the keys already there, the readers) and one multi-row insert.
     The data is checked to be plain here, in the transaction, so a caller's mistake fails the change that made it.
@@ -167,33 +170,20 @@ def queue(uow: UnitOfWork, mails: Sequence[Mail]) -> int:
     if not rows:
         return 0
     conn.execute(_QUEUE, rows)
-    keys = [r["dedupe_key"] for r in rows]
-    engine = Engine(uow.db, uow.registry, uow.clock)
-    uow.after_commit(lambda: render_after_commit(engine, keys))
     return len(rows)
 
 
-# -- after the commit, and in the leader's mail job ----------------------------------------------------------------
-
-
-def render_after_commit(engine: Engine, keys: list[str]) -> None:
-    """Render the rows one transaction queued, right after its commit; a failure leaves them for the leader."""
-    try:
-        for start in range(0, len(keys), BATCH):
-            chunk = keys[start:start + BATCH]
-            engine.run(lambda uow, k=chunk: render_rows(uow, k))  # type: ignore[misc]
-    except Exception:  # noqa: BLE001 - the change is committed; the mail job renders what is still queued
-        log.exception("rendering %d queued emails after the commit failed; the mail job will", len(keys))
+# -- in the leader's mail job, before it sends ---------------------------------------------------------------------
 
 
 def render_queued(engine: Engine, fence: Fence | None = None) -> int:
-    """Render every row still `queued` (a process died before it rendered its own); return how many."""
+    """Render every row still `queued`, oldest first; return how many."""
     total = 0
     while True:
         def work(uow: UnitOfWork) -> int:
             if fence is not None:
                 fence(uow)
-            return render_rows(uow, None)
+            return render_rows(uow)
 
         done = engine.run(work)
         total += done
@@ -201,26 +191,23 @@ def render_queued(engine: Engine, fence: Fence | None = None) -> int:
             return total
 
 
-def _to_render(by_keys: bool, locked: bool) -> Any:
+def _to_render(locked: bool) -> Any:
     stmt = (select(OUTBOX.c.id, OUTBOX.c.template, OUTBOX.c.language, OUTBOX.c.person_id, OUTBOX.c.dedupe_key,
                    OUTBOX.c.render_context)
             .where(OUTBOX.c.status == QUEUED).order_by(OUTBOX.c.id).limit(BATCH))
-    if by_keys:
-        stmt = stmt.where(OUTBOX.c.dedupe_key.in_(_KEYS))
     if locked:
         stmt = stmt.with_for_update(skip_locked=True)  # PostgreSQL: another process rendering them now: theirs
     return stmt
 
 
-# What `render_rows` reads: (those of given keys, locked), built once.
-_TO_RENDER = {(by_keys, locked): _to_render(by_keys, locked) for by_keys in (False, True) for locked in (False, True)}
+# What `render_rows` reads (locked on PostgreSQL), built once.
+_TO_RENDER = {locked: _to_render(locked) for locked in (False, True)}
 
 
-def render_rows(uow: UnitOfWork, keys: list[str] | None) -> int:
-    """Render up to BATCH queued rows (those of `keys`, or the oldest); return how many were rendered."""
-    stmt = _TO_RENDER[(keys is not None, not uow.db.is_sqlite)]
+def render_rows(uow: UnitOfWork) -> int:
+    """Render up to BATCH of the oldest queued rows; return how many were rendered."""
     conn = uow.session.connection()
-    rows = conn.execute(stmt, {"keys": keys} if keys is not None else {}).all()
+    rows = conn.execute(_TO_RENDER[not uow.db.is_sqlite]).all()
     if not rows:
         return 0
     base = mail_config(uow).base_url

@@ -44,6 +44,7 @@ from engine.db import rowcount
 from engine.models import OutboxMessage, table_of
 from engine.service import Engine, UnitOfWork
 from engine.settings import Settings
+from notifications.deferred import render_queued
 from notifications.mime import MailSpec, build_message, build_wire
 from notifications.smtp import (
     RETRY_WINDOW,
@@ -271,7 +272,9 @@ class Delivery:
 
     # -- sending ---------------------------------------------------------------------------------------------
     async def deliver_due(self, now: datetime | None = None, fence: Fence | None = None) -> int:
-        """Send every due row (each claim checked by the scheduler's `fence`); return how many were handled."""
+        """Render what is queued, then send every due row (each claim checked by the scheduler's `fence`); return
+        how many were sent (or captured, or failed)."""
+        await asyncio.to_thread(render_queued, self.engine, fence)
         handled = 0
         senders = [SmtpSender(self.smtp) for _ in range(self.connections)] if self.smtp else []
         try:

@@ -11,6 +11,7 @@ from sqlalchemy import Row, select, update
 from engine.calendar import HELSINKI, local_time_utc
 from engine.models import OutboxMessage, table_of
 from engine.service import Engine, UnitOfWork
+from notifications.deferred import Fence, render_queued
 from notifications.outbox import queue_email
 
 OUTBOX = table_of(OutboxMessage)
@@ -46,7 +47,12 @@ def _compose(uow: UnitOfWork) -> int:
     return sent
 
 
-def send_digests(engine: Engine) -> int:
-    """Queue today's digests that are due; return how many were queued."""
+def send_digests(engine: Engine, fence: Fence | None = None) -> int:
+    """Render what is queued, then queue today's digests that are due; return how many digests were queued.
+
+    The mail job's first step: a digest reader's reminder becomes `held` only when it is rendered, and one the
+    sweep queued in this same tick belongs in today's digest.
+    """
+    render_queued(engine, fence)
     count: int = engine.run(_compose)
     return count

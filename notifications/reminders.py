@@ -1,7 +1,7 @@
 """Turn engine events into emails: reminder and escalation timers, and `notify:` on transitions.
 
 Both queue their emails with `notifications.deferred`: written in the transaction with what the template is given,
-rendered right after the commit (not while the transaction, or the timer sweep's, holds its locks).
+rendered by the mail job when it delivers them (not in the transaction, nor in the timer sweep).
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ class _BatchMails:
 def send_reminder(uow: UnitOfWork, timer: Any, case: CaseRow) -> None:
     """Timer handler: email a reminder or escalation to everyone the timer's roles mean right now.
 
-    The emails are rendered after the sweep's commit; a template that does not exist fails the timer here, in the
+    The emails are rendered on delivery, after the sweep; a template that does not exist fails the timer here, in the
     sweep, as before (one over the sandbox's limits fails its outbox rows, recorded there and logged). In a sweep
     batch they are queued with the batch's other reminders' at the end of the timer's savepoint; outside one, at once.
     """

@@ -19,7 +19,7 @@ from api.web.i18n import translate_n
 from api.web.render import error_text
 from engine.i18n import LANGUAGES, compile_catalogues
 from engine.models import OutboxMessage
-from tests.support.builders import create_agreement
+from tests.support.builders import create_agreement, render_mail
 from tests.support.catalogues import ROOT, catalog, domains, extracted, forms, messages, placeholders
 from workflows.annual_clock.ical import render_ics
 from workflows.annual_clock.items import Item
@@ -186,6 +186,7 @@ def test_a_feeds_ics_titles_are_in_its_language(lang: str, summary: str, overdue
 def test_a_reminders_ics_title_is_in_the_recipients_language(ctx) -> None:
     fx = create_agreement(ctx, parties=3, languages={"municipality:020": "sv", "municipality:108": "en"})
     assert fx.keys == ["wellbeing_county:08", "municipality:020", "municipality:108"]
+    render_mail(ctx)
     with Session(ctx.db.engine) as s:
         rows = s.execute(select(OutboxMessage).where(OutboxMessage.ics.is_not(None))).scalars().all()  # type: ignore[union-attr]
     titles = {}

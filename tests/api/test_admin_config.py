@@ -12,7 +12,7 @@ from sqlmodel import Session
 from api.app import create_app
 from engine.audit import verify_all
 from engine.models import Case, Event, OutboxMessage
-from tests.support.builders import create_agreement, decision, make_user
+from tests.support.builders import create_agreement, decision, make_user, render_mail
 
 V1 = (Path(__file__).resolve().parents[2] / "workflows" / "agreement" / "v1.yaml").read_text(encoding="utf-8")
 V2_RENAMED = V1.replace("version: 1", "version: 2").replace("needs_renegotiation", "renegotiating")
@@ -101,6 +101,7 @@ def test_template_editing_is_sandboxed_and_used_by_new_mail(ctx) -> None:
     preview = client.post("/api/v1/templates/agreement_circulated/preview", json={"lang": "sv"}, headers=h).json()
     assert preview["subject"].startswith("För godkännande")
     create_agreement(ctx, parties=1, deadline=date(2026, 6, 19))
+    render_mail(ctx)
     with Session(ctx.db.engine) as s:
         subjects = s.execute(select(OutboxMessage.subject)).scalars().all()
     assert subjects == ["Päätettäväksi: Pirkanmaan puitesopimus (ma 22.6.2026)"]

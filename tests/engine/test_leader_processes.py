@@ -19,7 +19,7 @@ from engine.calendar import HELSINKI
 from engine.models import Event, OutboxMessage, Timer
 from engine.scheduler import LOCK_KEY, Leadership, LostLeadership, Scheduler
 from notifications import delivery
-from tests.support.builders import create_agreement, make_user
+from tests.support.builders import create_agreement, make_user, render_mail
 from tests.support.service_process import (
     ServiceProcess,
     create_probe_cases,
@@ -240,6 +240,7 @@ def test_on_lead_hooks_run_once_per_epoch_led(ctx) -> None:
 def test_claims_of_a_crashed_sender_go_to_the_next_leader(smtp_ctx, smtp_server) -> None:
     ctx = smtp_ctx
     create_agreement(ctx, parties=3)  # queues the invitations
+    render_mail(ctx)
     now = ctx.clock.now()
     crashed = ctx.delivery._claim(now)  # claimed, then the process died before sending
     assert len(crashed) == 3

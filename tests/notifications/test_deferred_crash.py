@@ -1,10 +1,11 @@
-"""kill -9 in the middle of rendering a committed transaction's emails: nothing lost, nothing doubled.
+"""kill -9 in the middle of the mail job rendering a committed transaction's emails: nothing lost, nothing doubled.
 
 A real subprocess queues 1,200 reminders of a 3-party agreement in one transaction (fi, sv and en readers) and
-commits; right after the commit it renders them in batches (notifications/deferred.py). The test kills it with
-SIGKILL as soon as the first batch is committed, so later batches die half-done. The mail job (run here, as the
-next leader would) renders what is still queued; every email is then there once, rendered in its reader's
-language with a sign-in link of its own, and no link row of the killed batch survives.
+commits; then, as the leader's mail job does before it sends, it renders them in batches
+(notifications/deferred.py's `render_queued`). The test kills it with SIGKILL as soon as the first batch is
+committed, so later batches die half-done. The mail job (run here, as the next leader would) renders what is still
+queued; every email is then there once, rendered in its reader's language with a sign-in link of its own, and no
+link row of the killed batch survives.
 
     .venv/bin/python -m tests.notifications.test_deferred_crash <database url> <count>   (the child)
 """
@@ -33,7 +34,7 @@ KEY = "deferred-crash"
 
 
 def _child(url: str, count: int) -> None:
-    """Queue `count` reminders of the newest agreement's parties in one transaction; render them after it."""
+    """Queue `count` reminders of the newest agreement's parties in one transaction; then render them."""
     from api.context import build_context
     from engine.clock import ManualClock
     from engine.settings import Settings
@@ -52,7 +53,7 @@ def _child(url: str, count: int) -> None:
         people = {p: int(uow.session.connection().execute(text(
             "SELECT person_id FROM party_signatory WHERE party_case_id = :p"), {"p": p}).scalar_one())
             for p in parties}
-        uow.after_commit(lambda: print("committed", flush=True))  # runs first: before the rendering
+        uow.after_commit(lambda: print("committed", flush=True))
         for party in parties:
             mails = _Mails(uow, uow.case(party))
             for i in range(count // len(parties)):
@@ -61,6 +62,7 @@ def _child(url: str, count: int) -> None:
             mails.queue()
 
     ctx.engine.run(work)
+    deferred.render_queued(ctx.engine)  # the mail job's first step
     print("rendered", flush=True)
 
 
@@ -70,7 +72,7 @@ def _counts(ctx: AppContext) -> Counter[str]:
                                                   {"k": f"{KEY}:%"}))
 
 
-def test_kill_9_while_rendering_after_the_commit_loses_and_doubles_nothing(ctx: AppContext) -> None:
+def test_kill_9_while_the_mail_job_renders_loses_and_doubles_nothing(ctx: AppContext) -> None:
     fx = create_agreement(ctx, parties=3, languages={"wellbeing_county:08": "sv"})
     languages = {}
     for key, users in fx.signatories.items():

@@ -15,7 +15,7 @@ from api.app import create_app
 from engine.models import Event, OutboxMessage
 from notifications.outbox import queue_email
 from notifications.smtp import PermanentDeliveryError, TemporaryDeliveryError
-from tests.support.builders import create_agreement, make_user
+from tests.support.builders import create_agreement, make_user, render_mail
 
 
 def _rows(ctx) -> list[OutboxMessage]:
@@ -211,6 +211,7 @@ def test_the_first_retry_waits_up_to_30_seconds_and_each_next_one_twice_as_long(
 
 def test_a_deposed_sender_neither_fails_nor_notes_a_row_a_new_leader_took_over(smtp_ctx, smtp_server) -> None:
     fx = create_agreement(smtp_ctx, parties=2, deadline=date(2026, 6, 19))
+    render_mail(smtp_ctx)
     now = smtp_ctx.clock.now()
     claimed = smtp_ctx.delivery._claim(now)  # then frozen, deposed, and woken with a failure in hand
     assert len(claimed) >= 2 and smtp_ctx.delivery.release_claims() == len(claimed)

@@ -21,7 +21,7 @@ from engine.errors import InvalidInput
 from engine.models import OutboxMessage
 from notifications import template_store
 from notifications.render import LANGUAGES, MAIL, PARTS, TEMPLATES_DIR, render, shipped_source, template_names
-from tests.support.builders import create_agreement, pirkanmaa_keys
+from tests.support.builders import create_agreement, pirkanmaa_keys, render_mail
 
 LOCALE = Path(MAIL.locale_dir)
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
@@ -168,6 +168,7 @@ def test_a_saved_override_reaches_the_outbox_in_its_language(ctx) -> None:
     assert preview["subject"] == "För godkännande: Pirkanmaan puitesopimus – tidsfrist mån 28.12.2026 (ny)"
     keys = pirkanmaa_keys(ctx)[:3]
     create_agreement(ctx, parties=3, deadline=date(2026, 6, 19), languages=dict(zip(keys, LANGUAGES, strict=True)))
+    render_mail(ctx)
     with Session(ctx.db.engine) as session:
         sent = dict(session.execute(select(OutboxMessage.language, OutboxMessage.subject)).all())
     assert sent == {"fi": "Hyväksyttäväksi: Pirkanmaan puitesopimus – määräaika ma 22.6.2026",

@@ -30,7 +30,8 @@ from sqlalchemy import select, text, update
 from sqlmodel import Session
 
 from engine.models import OutboxMessage, Person, Timer
-from tests.support.builders import make_user
+from notifications.digest import send_digests
+from tests.support.builders import make_user, render_mail
 from tests.support.service_process import (
     READY_TIMEOUT,
     ROOT,
@@ -113,6 +114,7 @@ def test_a_recipient_that_cannot_be_mailed_fails_its_own_reminder_only(ctx, tmp_
     assert "no recipient" in (note or "")
     by_timer = mails_by_timer(ctx.db)
     assert by_timer == {ids[n]: 1 for n in got}  # one email per fired reminder, none for the failed one
+    assert render_mail(ctx) == 250  # the mail job's first step
     assert_rendered_in_their_language(ctx.db, people)
     assert ctx.run_timers() == 0 and mails_by_timer(ctx.db) == by_timer  # nothing fires or queues twice
 
@@ -135,6 +137,7 @@ def test_catch_up_in_a_batch_is_coalesced_per_person_and_deadline_and_a_digest_r
     insert_timers(ctx, rows)
     ctx.clock.advance(timedelta(hours=1))
     assert ctx.sweep.run_due() == 900
+    render_mail(ctx)  # as the mail job does before it sends
     with Session(ctx.db.engine) as s:
         got = Counter(s.execute(select(Timer.offset, Timer.status)).all())  # type: ignore[arg-type]
         mails = s.execute(select(OutboxMessage.case_id, OutboxMessage.person_id, OutboxMessage.status,
@@ -145,16 +148,14 @@ def test_catch_up_in_a_batch_is_coalesced_per_person_and_deadline_and_a_digest_r
     held = {m.person_id for m in mails if m.status == "held"}
     assert held == {digest_reader}  # the digest reader's are held for the digest, the others' sendable
     assert_rendered_in_their_language(ctx.db, {**people, digest_reader: "sv"})
-    assert ctx.run_timers() == 1  # nothing more fires; the digest reader's one digest of the day is composed
+    assert ctx.run_timers() == 0 and send_digests(ctx.engine) == 1  # the digest reader's one digest of the day
     with Session(ctx.db.engine) as s:
         digested = Counter(s.execute(select(OutboxMessage.status).where(OutboxMessage.person_id == digest_reader))
                            .scalars())
     assert digested == {"digested": 100, "queued": 1} or digested == {"digested": 100, "pending": 1}, digested
 
 
-def test_rendering_after_the_sweep_yields_to_a_timer_falling_due_meanwhile(ctx, tmp_path, monkeypatch) -> None:
-    from notifications import deferred
-
+def test_the_sweep_renders_nothing_and_the_mail_job_renders_each_email_once_before_it_sends(ctx, tmp_path) -> None:
     ctx.registry.load_dir(write_probe_definition(tmp_path / "definitions"))
     people = coordinators(ctx)
     cases = create_probe_cases(ctx, coordinators=list(people), deadline=DEADLINE, count=250)
@@ -162,23 +163,21 @@ def test_rendering_after_the_sweep_yields_to_a_timer_falling_due_meanwhile(ctx, 
     rows = [reminder(c, f"r{i:03d}", now + timedelta(minutes=1, milliseconds=100 * i))
             for i, (c, _) in enumerate(cases)]
     rows.append(dict(case_id=cases[0][0], kind="deadline", name="late", trigger="ping",
-                     due_at=now + timedelta(minutes=30)))
+                     due_at=now + timedelta(minutes=2)))
     insert_timers(ctx, rows)
     ctx.clock.advance(timedelta(minutes=10))
-    seen: list[tuple[int, str]] = []
-    original = deferred.render_after_commit
-
-    def rendering(engine: Any, keys: list[str]) -> None:
-        seen.append((len(keys), timer_statuses(ctx.db)["late"]))
-        ctx.clock.advance(timedelta(minutes=30))  # a long rendering: the deadline falls due meanwhile
-        original(engine, keys)
-
-    monkeypatch.setattr(deferred, "render_after_commit", rendering)
-    assert ctx.sweep.run_due() == 251  # the two batches of reminders, then the deadline, in the same sweep
-    # the first batch's emails rendered, then the deadline fired before the second batch's were rendered
-    assert seen[:2] == [(BATCH, "pending"), (50, "fired")], seen
-    assert mails_by_timer(ctx.db).total() == 250
+    assert ctx.sweep.run_due() == 251  # the two batches of reminders and the deadline behind them
+    with Session(ctx.db.engine) as s:
+        queued = s.execute(select(OutboxMessage.status, OutboxMessage.subject)).all()
+    # what the sweep wrote, the 250 reminders and the deadline's notice: data, no text
+    assert len(queued) == 251 and set(queued) == {("queued", "")}
+    assert ctx.delivery.deliver_due_sync() == 251  # the mail job: rendered, then sent (captured here)
+    assert ctx.delivery.deliver_due_sync() == 0
+    by_timer = mails_by_timer(ctx.db)
+    assert len(by_timer) == 250 and set(by_timer.values()) == {1}  # one email per reminder
     assert_rendered_in_their_language(ctx.db, people)
+    with Session(ctx.db.engine) as s:
+        assert set(s.execute(select(OutboxMessage.status)).scalars()) == {"captured"}
 
 
 # -- kill -9 in the middle of a batch ---------------------------------------------------------------------------

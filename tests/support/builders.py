@@ -12,6 +12,7 @@ from api.context import AppContext
 from engine.actors import Actor
 from engine.directory import issue_token
 from engine.models import Organisation, Person
+from notifications.deferred import render_queued
 from workflows.agreement import service
 from workflows.agreement.schemas import AgreementCreate, PartyIn
 
@@ -33,6 +34,11 @@ class User:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+
+def render_mail(ctx: AppContext) -> int:
+    """Render the queued emails, as the leader's mail job does just before it sends them; return how many."""
+    return render_queued(ctx.engine)
 
 
 def org(ctx: AppContext, key: str) -> Organisation:

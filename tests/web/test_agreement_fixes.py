@@ -16,7 +16,7 @@ from sqlmodel import Session, col
 from api.app import create_app
 from api.web.diff import compare
 from engine.models import OutboxMessage
-from tests.support.builders import create_agreement, make_user
+from tests.support.builders import create_agreement, make_user, render_mail
 from tests.web.scenario import approve_and_sign
 from tests.web.support import csrf_of, sha_of, sign_in, web_client
 from workflows.agreement import service
@@ -40,6 +40,7 @@ def test_one_date_everywhere_the_effective_deadline_with_the_date_asked_beside_i
     api = TestClient(create_app(ctx=ctx))
     body = api.get(f"/api/v1/agreements/{fx.id}", headers=fx.coordinator.headers).json()
     assert (body["deadline"], body["effective_deadline"]) == ("2026-12-19", "2026-12-21")
+    render_mail(ctx)
     with Session(ctx.db.engine) as session:
         mail = session.execute(select(OutboxMessage).where(col(OutboxMessage.template) == "agreement_circulated")
                                ).scalars().first()
@@ -59,6 +60,7 @@ def test_a_declining_partys_reason_and_citation_reach_the_coordinator_on_the_pag
         panel = page.split('id="coordinator-heading"')[1].split("</section>")[0]
         assert "Kunnanhallitus 2.3.2026 § 58" in panel
         assert "Perustelu: Kustannusjako ei ole hyväksyttävä." in " ".join(panel.split())
+    render_mail(ctx)
     with Session(ctx.db.engine) as session:
         mail = session.execute(select(OutboxMessage).where(col(OutboxMessage.template) == "party_declined")
                                ).scalars().one()

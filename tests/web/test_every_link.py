@@ -23,7 +23,7 @@ from api.web.case_pages import page_of
 from engine.actors import SYSTEM
 from engine.models import Case, OutboxMessage
 from notifications.render import TEMPLATES_DIR
-from tests.support.builders import User, create_agreement, make_user
+from tests.support.builders import User, create_agreement, make_user, render_mail
 from tests.support.recurring import create_nomination, pair
 from tests.support.task_agreements import approve_all, create_task_agreement
 from tests.web.support import csrf_of, sign_in, web_client
@@ -111,6 +111,7 @@ class Follower:
         self.sent: set[str] = set()
 
     def new_messages(self) -> list[OutboxMessage]:
+        render_mail(self.ctx)  # as the mail job does before it sends
         with Session(self.ctx.db.engine) as session:
             rows = list(session.execute(select(OutboxMessage).where(OutboxMessage.id > self.seen)
                                         .order_by(OutboxMessage.id)).scalars())

@@ -10,13 +10,14 @@ from sqlmodel import Session
 from api.web.models import SignInFailure, WebSession
 from engine.links import SignInLink
 from engine.models import OutboxMessage
-from tests.support.builders import create_agreement
+from tests.support.builders import create_agreement, render_mail
 from tests.web.support import csrf_of, web_client
 
 
 def test_fifty_scanner_requests_consume_nothing_and_sign_in_nobody(ctx) -> None:
     fx = create_agreement(ctx, parties=1)  # circulating queues the email with the link
     signer = fx.signatories[fx.keys[0]][0]
+    render_mail(ctx)
     with Session(ctx.db.engine) as session:
         mail = session.execute(select(OutboxMessage).where(OutboxMessage.person_id == signer.id)).scalars().first()
     assert mail is not None

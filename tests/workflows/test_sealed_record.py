@@ -22,7 +22,7 @@ from engine.db import Database
 from engine.errors import NotPermitted
 from engine.models import AuditCheckpoint
 from tests.conftest import context_for
-from tests.support.builders import create_agreement, make_user
+from tests.support.builders import create_agreement, make_user, render_mail
 from workflows.agreement import service
 from workflows.agreement.record import MAX_ATTEMPTS, generate_self_signed, record_data, request_record
 from workflows.agreement.schemas import DecisionIn, DocumentIn
@@ -260,6 +260,7 @@ def test_parties_and_the_coordinator_download_it_a_stranger_cannot_and_the_in_fo
     sign_in(other, sctx, stranger.id)
     assert other.get(f"/agreements/{fx.id}/record.pdf").status_code == 404
 
+    render_mail(sctx)
     with Session(sctx.db.engine) as session:
         mails = session.execute(select(OutboxMessage).where(col(OutboxMessage.template) == "agreement_in_force")
                                 ).scalars().all()

@@ -14,7 +14,7 @@ from sqlmodel import Session, col
 
 from api.app import create_app
 from engine.models import Case, OutboxMessage
-from tests.support.builders import DOCUMENT, create_agreement, decision
+from tests.support.builders import DOCUMENT, create_agreement, decision, render_mail
 from tests.web.support import csrf_of, sign_in, web_client
 from workflows.agreement.models import Decision, DocumentVersion, Signature
 from workflows.agreement.service import normalise_document
@@ -108,6 +108,7 @@ def test_a_revision_tells_every_party_whose_decision_or_signature_it_voids_with_
                        json={"text": DOCUMENT + "\nUusi 3 §.\n", "note": "Lisättiin 3 § rahoituksesta."},
                        headers=fx.coordinator.headers)
         assert r.status_code == 200, r.text
+    render_mail(ctx)
     with Session(ctx.db.engine) as session:
         mails = session.execute(select(OutboxMessage).where(
             col(OutboxMessage.template) == "agreement_revised")).scalars().all()
