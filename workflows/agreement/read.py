@@ -4,18 +4,17 @@ Six prebuilt statements select plain columns (no ORM objects: a 25-party agreeme
 of them) into one nested dict whose keys follow `AgreementRead`'s fields. `read_agreement` validates it into the
 model (the write routes read fields off it); `agreement_json` serialises it straight to JSON bytes: every value
 already has its type from the columns, so the GET route skips pydantic's per-field validation (the test holds
-the two outputs byte for byte equal). `agreement_etag` answers from one aggregate query whether anything the
-read shows has changed.
+the two outputs byte for byte equal). The GET route's ETag is `api.readcache`'s, a keyed hash of a fingerprint of
+everything the read shows.
 """
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Any
 
 from pydantic_core import to_json
-from sqlalchemy import BindParameter, bindparam, func, or_, select
+from sqlalchemy import BindParameter, bindparam, select
 from sqlmodel import Session, col
 
 from engine.calendar import effective_deadline
@@ -140,26 +139,6 @@ def read_agreement(session: Session, agreement_id: int) -> AgreementRead:
 def agreement_json(session: Session, agreement_id: int) -> bytes:
     """Return what `read_agreement` returns as JSON bytes, without validating the values the columns typed."""
     return to_json(_agreement(session, agreement_id))
-
-
-# What the read shows changes only with a transition or a data update of the agreement or of a party case (each
-# bumps `version` or `updated_at`; revising the text voids decisions and signatures by a transition). Names of
-# people and organisations are not in it: a renamed signatory shows with the next change, hence a weak ETag.
-_CHANGED = select(func.count(), func.sum(col(Case.version)), func.max(col(Case.updated_at))).where(
-    or_(col(Case.id) == _AID, _PARTY_OF_AGREEMENT))
-_ETAG_FORMAT = b"agreement-read-1"  # change it when the response's shape changes
-
-
-def agreement_etag(session: Session, agreement_id: int, key: str) -> str:
-    """Return a weak ETag for an agreement's read, from its and its parties' versions (one query).
-
-    The tag is keyed with the service's secret: it tells a reader only whether anything changed, never how
-    many transitions another party's case has had.
-    """
-    count, versions, changed = session.connection().execute(_CHANGED, {"agreement_id": agreement_id}).one()
-    digest = hashlib.blake2b(f"{agreement_id}:{count}:{versions}:{changed}".encode(), digest_size=16,
-                             key=hashlib.sha256(key.encode()).digest(), person=_ETAG_FORMAT[:16])
-    return f'W/"{digest.hexdigest()}"'
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
