@@ -122,7 +122,7 @@ def metrics_text(session: Session, now: datetime) -> bytes:
         pending_timers, col(Timer.due_at) <= now - LATE_AFTER)).scalar_one())
     by_status = dict(session.execute(select(col(OutboxMessage.status), func.count())
                                      .group_by(col(OutboxMessage.status))).all())
-    for status in ("pending", "sending", "sent", "captured", "failed", "dead", "held", "digested"):
+    for status in ("queued", "pending", "sending", "sent", "captured", "failed", "dead", "held", "digested"):
         outbox.labels(status).set(by_status.get(status, 0))
     failed.set(by_status.get("failed", 0) + by_status.get("dead", 0))
     counts = dict(session.execute(select(col(WebhookDelivery.status), func.count())

@@ -22,7 +22,8 @@ from engine.models import Case, Event, OutboxMessage, Timer, timer_pending
 router = APIRouter(tags=["schedule"], responses=ERROR_RESPONSES, route_class=UnitOfWorkRoute)
 pages = APIRouter(include_in_schema=False, route_class=UnitOfWorkRoute)
 TimerStatus = Literal["pending", "fired", "cancelled", "coalesced", "skipped", "failed"]
-OutboxStatus = Literal["pending", "sending", "sent", "captured", "failed", "dead", "held", "digested"]
+# queued: written by its transition with what its template is given, not rendered yet (the mail job renders it)
+OutboxStatus = Literal["queued", "pending", "sending", "sent", "captured", "failed", "dead", "held", "digested"]
 
 
 class TimerRead(BaseModel):

@@ -86,6 +86,10 @@ def test_metrics_after_a_scripted_day_match_the_database(database, clock, tmp_pa
         morning = _metrics(client, {"Authorization": "Bearer scraper-secret-123"})
         assert morning["vuosikello_timers_due"] == 0 and morning["vuosikello_timers_pending"] > 0
         assert morning["vuosikello_webhook_backlog"] > 0
+        with Session(ctx.db.engine) as session:  # the invitations, not rendered until the mail job runs
+            queued = session.execute(select(func.count()).select_from(OutboxMessage).where(
+                col(OutboxMessage.status) == "queued")).scalar_one()
+        assert queued > 0 and morning["vuosikello_outbox_messages{queued}"] == queued
         # the day passes without a sweep: reminders fall due and are late
         with Session(ctx.db.engine) as session:
             first_due = session.execute(select(func.min(col(Timer.due_at))).where(

@@ -40,6 +40,20 @@ def test_421_three_times_then_250_is_one_delivery(smtp_ctx, smtp_server) -> None
     assert len(smtp_server.messages) == 1
 
 
+def test_an_email_not_rendered_yet_is_listed_as_queued_and_then_as_sent(smtp_ctx, smtp_server) -> None:
+    fx = create_agreement(smtp_ctx, parties=1, deadline=date(2026, 6, 19))
+    admin = make_user(smtp_ctx, roles="admin")
+    client = TestClient(create_app(ctx=smtp_ctx))
+    queued = client.get(f"/api/v1/outbox?status=queued&case_id={fx.id}", headers=admin.headers)
+    assert queued.status_code == 200 and queued.json()["total"] >= 1
+    assert {(m["status"], m["subject"]) for m in queued.json()["items"]} == {("queued", "")}
+    smtp_ctx.tick()  # the mail job renders, then sends
+    assert client.get(f"/api/v1/outbox?status=queued&case_id={fx.id}", headers=admin.headers).json()["total"] == 0
+    sent = client.get(f"/api/v1/outbox?status=sent&case_id={fx.id}", headers=admin.headers).json()["items"]
+    assert len(sent) == queued.json()["total"] and all(m["subject"] for m in sent)
+    assert len(smtp_server.messages) == len(sent)
+
+
 def test_550_is_a_dead_letter_after_one_try_and_shown_on_the_case(smtp_ctx, smtp_server) -> None:
     smtp_server.handler.fail_next(550, "no such mailbox", times=1)
     fx = create_agreement(smtp_ctx, parties=1, deadline=date(2026, 6, 19))
