@@ -4,7 +4,7 @@ A transition's notices (`notify:` in the definition) and a fired reminder timer'
 transaction as outbox rows in status `queued`: the recipient, the language, the dedupe key and `render_context`,
 the template's data exactly as the case was at the transition (the reader's name, the case, the deadline, what
 they are asked to do, the payload). Nothing is rendered while the transaction holds its locks, nor in the request
-or the sweep that caused it (26 emails when a 25-party agreement enters into force: a fifth of the approval's
+or the sweep that caused it (26 emails when a 25-party agreement enters into force: a quarter of the approval's
 time when they were rendered right after its commit). The scheduler leader's mail job renders what is queued just
 before it sends (`render_queued`, called by `Delivery.deliver_due`), in batches of `BATCH` rows, each batch one
 short transaction: the template in the reader's language, their single-use sign-in link, the .ics; the row
