@@ -21,7 +21,9 @@ What holds across kill -9 and leader changes (at least once, never lost):
   the window of any connection, since no accepted message waits for others to make up a batch.
 - Every copy carries the same Message-ID (from the row's dedupe key), so a receiver can drop the second.
 - Each group commit updates only rows still `sending` under this claim: when it finds fewer, a new leader took
-  them and every connection stops before its next DATA; a sender idle for CLAIM_RECHECK checks its claim first.
+  them and every connection stops before its next DATA; a sender idle for CLAIM_RECHECK checks its claim first,
+  and with it the scheduler's lease (a leader frozen and deposed finds its claims standing for the moment between
+  the new leader's takeover and its `release_claims`). A failure recorded on a claim no longer ours stops it too.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from sqlalchemy import Row, bindparam, select, update
 from engine.actors import SYSTEM
 from engine.db import rowcount
 from engine.models import OutboxMessage, table_of
+from engine.scheduler import LostLeadership
 from engine.service import Engine, UnitOfWork
 from engine.settings import Settings
 from notifications.deferred import render_queued
@@ -203,11 +206,23 @@ class Delivery:
             return list(rows)
         return self.engine.run(work)
 
-    def _still_claimed(self, row_id: int, claimed: datetime) -> bool:
-        with self.engine.db.read_session() as session:
-            found = session.execute(select(OUTBOX.c.id).where(OUTBOX.c.id == row_id, OUTBOX.c.status == "sending",
-                                                              OUTBOX.c.claimed_at == claimed)).first()
-        return found is not None
+    def _still_claimed(self, row_id: int, claimed: datetime, fence: Fence | None = None) -> bool:
+        """Tell whether the claim on the row stands and, given the scheduler's `fence`, whether this process still
+        leads: a leader deposed while frozen finds its claims standing until the new leader's `release_claims`
+        runs, a moment after it took the lease, and a message sent in that moment went out twice."""
+        stmt = select(OUTBOX.c.id).where(OUTBOX.c.id == row_id, OUTBOX.c.status == "sending",
+                                         OUTBOX.c.claimed_at == claimed)
+        if fence is None:
+            with self.engine.db.read_session() as session:
+                return session.execute(stmt).first() is not None
+
+        def work(uow: UnitOfWork) -> bool:
+            fence(uow)
+            return uow.session.execute(stmt).first() is not None
+        try:
+            return self.engine.run(work)
+        except LostLeadership:
+            return False
 
     # -- recording ------------------------------------------------------------------------------------------
     def _mark(self, row_id: int, claimed: datetime, **values: Any) -> bool:
@@ -229,36 +244,37 @@ class Delivery:
         with self._autocommit.connect() as conn:
             return rowcount(conn.execute(_RECORD_SENT, params))
 
-    def _failed_permanently(self, row: OutboxRow, error: str, now: datetime, status: str) -> None:
+    def _failed_permanently(self, row: OutboxRow, error: str, now: datetime, status: str) -> bool:
         """Mark the row failed or dead and note it on its case, in one commit, only while the claim stands: a
         sender deposed while frozen must not fail (nor note as failed) a row a new leader has taken over."""
-        def work(uow: UnitOfWork) -> None:
+        def work(uow: UnitOfWork) -> bool:
             marked = rowcount(uow.session.execute(_claimed(row.id, now).values(
                 status=status, last_error=error[:2000], attempts=row.attempts + 1, claimed_at=None)))
             if marked and row.case_id is not None:
                 case = uow.case(row.case_id)
                 uow._record(case, "delivery_failed", "DeliveryFailed", case.state, case.state, SYSTEM,
                             {"outbox_id": row.id, "to": row.to_address, "error": error[:500]}, None)
-        self.engine.run(work)
+            return marked == 1
+        return self.engine.run(work)
 
-    def _outcome(self, row: OutboxRow, now: datetime, exc: DeliveryError | None, refused: dict[str, str]) -> None:
-        """Record one message's outcome on its own: a failure, or an acceptance with refused recipients."""
+    def _outcome(self, row: OutboxRow, now: datetime, exc: DeliveryError | None, refused: dict[str, str]) -> bool:
+        """Record one message's outcome on its own: a failure, or an acceptance with refused recipients.
+        Return whether the claim stood (when not, a new leader has the row and this sender must stop)."""
         if exc is None:
             ours = self._mark(row.id, now, status="sent", sent_at=now, attempts=row.attempts + 1, refused=refused,
                               last_error=None, claimed_at=None)
             if refused and ours:
                 self._failed_note(row, refused)
-            return
+            return ours
         if isinstance(exc, PermanentDeliveryError):
-            self._failed_permanently(row, str(exc), now, "failed")
-            return
+            return self._failed_permanently(row, str(exc), now, "failed")
         attempts = row.attempts + 1
         if now - row.created_at >= RETRY_WINDOW:
-            self._failed_permanently(row, f"gave up after 24 hours: {exc}", now, "dead")
-            return
+            return self._failed_permanently(row, f"gave up after 24 hours: {exc}", now, "dead")
         # this was try number `attempts`, so the wait is before retry number `attempts - 1` (0-based): 0-30 s first
-        self._mark(row.id, now, status="pending", attempts=attempts, last_error=str(exc)[:2000], claimed_at=None,
-                   next_attempt_at=now + timedelta(seconds=backoff_delay(attempts - 1, rng=self.jitter)))
+        return self._mark(row.id, now, status="pending", attempts=attempts, last_error=str(exc)[:2000],
+                          claimed_at=None,
+                          next_attempt_at=now + timedelta(seconds=backoff_delay(attempts - 1, rng=self.jitter)))
 
     def _failed_note(self, row: OutboxRow, refused: dict[str, str]) -> None:
         if row.case_id is None:
@@ -285,7 +301,7 @@ class Delivery:
                 if not rows:
                     return handled
                 if senders:
-                    sent = await self._send_claimed(senders, rows, at, claiming)
+                    sent = await self._send_claimed(senders, rows, at, claiming, fence)
                 else:  # captured locally
                     sent = await asyncio.to_thread(self._mark_sent, [row.id for row in rows], at, "captured")
                 handled += sent
@@ -297,7 +313,7 @@ class Delivery:
             await asyncio.gather(*(sender.close() for sender in senders))
 
     async def _send_claimed(self, senders: list[SmtpSender], rows: list[OutboxRow], at: datetime,
-                            claiming: float) -> int:
+                            claiming: float, fence: Fence | None = None) -> int:
         """Send claimed rows over the pooled connections while the claims stand; return how many were handled.
 
         Rows are taken in claim order by whichever connection is free; a connection is opened only when it takes
@@ -305,7 +321,7 @@ class Delivery:
         """
         queue = deque(rows)
         recorder = _SentRecorder(self, at, claiming)
-        results = await asyncio.gather(*(self._connection_loop(sender, queue, recorder, at)
+        results = await asyncio.gather(*(self._connection_loop(sender, queue, recorder, at, fence)
                                          for sender in senders[:len(rows)]), return_exceptions=True)
         for result in results:  # every connection has stopped: now a failure may propagate
             if isinstance(result, BaseException):
@@ -313,7 +329,7 @@ class Delivery:
         return sum(result for result in results if isinstance(result, int))
 
     async def _connection_loop(self, sender: SmtpSender, queue: deque[OutboxRow], recorder: _SentRecorder,
-                               at: datetime) -> int:
+                               at: datetime, fence: Fence | None = None) -> int:
         """One connection's share of a batch; returns how many of its rows were recorded while claimed."""
         handled = 0
         previous: asyncio.Future[bool] | None = None  # the commit recording this connection's previous message
@@ -339,7 +355,7 @@ class Delivery:
         async def before_data() -> None:
             await settle_previous()
             if time.monotonic() - recorder.confirmed > CLAIM_RECHECK:  # slow, or frozen and woken up
-                if not await asyncio.to_thread(self._still_claimed, row.id, at):
+                if not await asyncio.to_thread(self._still_claimed, row.id, at, fence):
                     recorder.lost = True
                     raise _ClaimsLost
                 recorder.confirmed = time.monotonic()
@@ -362,7 +378,9 @@ class Delivery:
                     continue
                 await settle_previous()  # failures are rare: recorded one by one, in order
                 refused = dict(result.refused) if result is not None else {}
-                await asyncio.to_thread(self._outcome, row, at, error, refused)
+                if not await asyncio.to_thread(self._outcome, row, at, error, refused):
+                    recorder.lost = True  # the row was released: a new leader sends it, and the rest
+                    raise _ClaimsLost
                 handled += 1
             await settle_previous()
         except _ClaimsLost:

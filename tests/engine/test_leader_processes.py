@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -127,8 +128,25 @@ def _assert_each_timer_fired_once(ctx, received, count: int, allowed_duplicates:
     counts = Counter(m.message["Message-ID"] for m in received)
     assert set(counts) == {mid for _c, mid, _s in outbox}, about  # every email delivered
     duplicates = sum(n - 1 for n in counts.values())
-    assert duplicates <= allowed_duplicates, about  # only a kill between SMTP acceptance and the commit, per session
+    # only a kill between SMTP acceptance and the commit, per session
+    assert duplicates <= allowed_duplicates, f"{about}; {_duplicates_seen(received, counts)}"
     return duplicates
+
+
+def _leadership_log(log: Path) -> str:
+    """The services' log lines about leadership and claims (what a duplicate's story is told by)."""
+    words = ("lead", "claim", "terminated", "fence", "epoch", "refused")
+    return "\n".join(line for line in log.read_text(errors="replace").splitlines()
+                     if any(w in line.lower() for w in words))[-6000:]
+
+
+def _duplicates_seen(received, counts: Counter) -> str:
+    """Each message received more than once: the places in the order of arrival and the SMTP session of each."""
+    arrivals: dict[str, list[tuple[int, int]]] = {}
+    for place, m in enumerate(received):
+        if counts[m.message["Message-ID"]] > 1:
+            arrivals.setdefault(m.message["Message-ID"], []).append((place, m.session))
+    return f"{len(received)} received; duplicates (place, session): {sorted(arrivals.values())}"
 
 
 @pytest.mark.slow
@@ -202,10 +220,10 @@ def test_frozen_leader_is_evicted_and_fenced_out(ctx, tmp_path) -> None:
             for s in services.values():
                 s.stop()
         received = smtp.messages
-    about = f"takeover after freezing {takeover:.1f} s"
+    about = f"takeover after freezing {takeover:.1f} s; the services said:\n{_leadership_log(log)}"
     _assert_each_timer_fired_once(ctx, received, FROZEN_TIMERS, CONNECTIONS, about)
     assert 15 <= takeover <= TAKEOVER_LIMIT, about  # evicted for a stale heartbeat (20 s), not before
-    print(f"\nfrozen leader: {about}; {time.monotonic() - started:.1f} s")
+    print(f"\nfrozen leader: takeover after freezing {takeover:.1f} s; {time.monotonic() - started:.1f} s")
 
 
 @on_postgres
@@ -311,3 +329,54 @@ def test_a_sender_whose_claims_were_taken_stops_sending(database, clock, monkeyp
         assert sum(ids.values()) == 5  # the one in flight twice, with the same Message-ID
     else:  # at most one in flight per connection, each sent twice with the same Message-ID
         assert 5 <= sum(ids.values()) <= 4 + connections and max(ids.values()) == 2
+
+
+class DeposingHandler(RecordingHandler):
+    """Accepts mail; on the first message another process takes the scheduler's lease (a new epoch), as a takeover
+    does a moment before its `release_claims`: the claims of the deposed sender still stand."""
+
+    def __init__(self, depose) -> None:  # type: ignore[no-untyped-def]
+        super().__init__()
+        self.depose = depose
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
+        reply = await super().handle_DATA(server, session, envelope)
+        if len(self.messages) == 1:
+            await asyncio.to_thread(self.depose)
+        return reply
+
+
+@on_postgres
+def test_a_deposed_sender_stops_before_its_next_message_while_its_claims_still_stand(database, clock,
+                                                                                     monkeypatch) -> None:
+    from tests.conftest import context_for
+
+    monkeypatch.setattr(delivery, "CLAIM_RECHECK", -1.0)  # check before every message
+    holder: list = []
+
+    def depose() -> None:
+        with holder[0].db.engine.begin() as conn:
+            conn.execute(text("UPDATE scheduler_lease SET epoch = epoch + 1, holder = 'elsewhere:1' "
+                              "WHERE name = 'main'"))
+
+    with SmtpTestServer(DeposingHandler(depose)) as smtp:
+        ctx = context_for(database, clock, smtp_host=smtp.hostname, smtp_port=smtp.port, smtp_timeout=5.0)
+        ctx.delivery.connections = 1
+        holder.append(ctx)
+        leader = Leadership(ctx.engine)
+        assert leader.acquire()
+        try:
+            create_agreement(ctx, parties=4)  # four invitations
+            render_mail(ctx)
+            # the first message is recorded (its claim stood); before the second the lease has moved on
+            assert ctx.delivery.deliver_due_sync(fence=leader.fence) == 1
+            assert leader.epoch is None  # it knows it was deposed
+            assert len(smtp.messages) == 1
+            with Session(ctx.db.engine) as s:
+                assert Counter(s.execute(select(OutboxMessage.status)).scalars()) == {"sent": 1, "sending": 3}
+            assert ctx.delivery.release_claims() == 3  # the new leader takes them over
+            assert ctx.delivery.deliver_due_sync() == 3
+        finally:
+            leader.release()
+        ids = Counter(m.message["Message-ID"] for m in smtp.messages)
+    assert len(ids) == 4 and set(ids.values()) == {1}  # each sent once
