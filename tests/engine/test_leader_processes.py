@@ -294,17 +294,18 @@ def test_a_deposed_leader_may_not_claim_mail(ctx) -> None:
     new.release()
 
 
-class ReleasingHandler(RecordingHandler):
-    """Accepts mail; on the first message a new leader releases every claim (as `release_claims` at takeover)."""
+class OnFirstMessage(RecordingHandler):
+    """Accepts mail; once the first message is accepted, runs `then` (in a thread): what a new leader does at
+    takeover, in the moment the sender's next message is on its way."""
 
-    def __init__(self, release) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, then) -> None:  # type: ignore[no-untyped-def]
         super().__init__()
-        self.release = release
+        self.then = then
 
     async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
         reply = await super().handle_DATA(server, session, envelope)
         if len(self.messages) == 1:
-            self.release()
+            await asyncio.to_thread(self.then)
         return reply
 
 
@@ -314,7 +315,7 @@ def test_a_sender_whose_claims_were_taken_stops_sending(database, clock, monkeyp
 
     monkeypatch.setattr(delivery, "CLAIM_RECHECK", -1.0)  # check the claim before every message
     holder: list = []
-    with SmtpTestServer(ReleasingHandler(lambda: holder[0].delivery.release_claims())) as smtp:
+    with SmtpTestServer(OnFirstMessage(lambda: holder[0].delivery.release_claims())) as smtp:
         ctx = context_for(database, clock, smtp_host=smtp.hostname, smtp_port=smtp.port, smtp_timeout=5.0)
         ctx.delivery.connections = connections
         holder.append(ctx)
@@ -331,21 +332,6 @@ def test_a_sender_whose_claims_were_taken_stops_sending(database, clock, monkeyp
         assert 5 <= sum(ids.values()) <= 4 + connections and max(ids.values()) == 2
 
 
-class DeposingHandler(RecordingHandler):
-    """Accepts mail; on the first message another process takes the scheduler's lease (a new epoch), as a takeover
-    does a moment before its `release_claims`: the claims of the deposed sender still stand."""
-
-    def __init__(self, depose) -> None:  # type: ignore[no-untyped-def]
-        super().__init__()
-        self.depose = depose
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
-        reply = await super().handle_DATA(server, session, envelope)
-        if len(self.messages) == 1:
-            await asyncio.to_thread(self.depose)
-        return reply
-
-
 @on_postgres
 def test_a_deposed_sender_stops_before_its_next_message_while_its_claims_still_stand(database, clock,
                                                                                      monkeypatch) -> None:
@@ -354,12 +340,12 @@ def test_a_deposed_sender_stops_before_its_next_message_while_its_claims_still_s
     monkeypatch.setattr(delivery, "CLAIM_RECHECK", -1.0)  # check before every message
     holder: list = []
 
-    def depose() -> None:
+    def depose() -> None:  # another process takes the lease, a moment before its `release_claims`
         with holder[0].db.engine.begin() as conn:
             conn.execute(text("UPDATE scheduler_lease SET epoch = epoch + 1, holder = 'elsewhere:1' "
                               "WHERE name = 'main'"))
 
-    with SmtpTestServer(DeposingHandler(depose)) as smtp:
+    with SmtpTestServer(OnFirstMessage(depose)) as smtp:
         ctx = context_for(database, clock, smtp_host=smtp.hostname, smtp_port=smtp.port, smtp_timeout=5.0)
         ctx.delivery.connections = 1
         holder.append(ctx)
