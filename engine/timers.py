@@ -5,14 +5,14 @@ SQLite), fires them in one transaction and marks them, so a timer fires exactly 
 Reminders that fell due together (after downtime) are coalesced to the latest one. A batch runs in one savepoint;
 if any timer in it fails, the batch is redone with a savepoint per timer, so one broken timer never stops the others
 (and costs nothing while none is broken). A timer cancelled by an earlier timer of its batch (its state was left)
-does not fire. The cancels of a batch's transitions run together at its end, in one executemany.
+does not fire. The cancels of a batch's transitions run together at its end, in one executemany (on PostgreSQL
+in one statement, with the batch's case writes and events: engine/sweep_writes.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections import Counter
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from datetime import UTC, date, datetime
@@ -20,17 +20,16 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Row, bindparam, event, insert, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import SessionTransaction
 
 from engine.actors import SYSTEM
 from engine.calendar import deadline_instant, parse_offset, relative_instant, reminder_instant
 from engine.definition import TimerSpec
-from engine.errors import Conflict, EngineError
+from engine.errors import EngineError
 from engine.models import Case, Timer, table_of, timer_pending
 from engine.records import CaseRow, TransitionRecord
 from engine.service import Engine, UnitOfWork
-from engine.statements import EVENT, EVENT_FIELDS, Cursor, Statement
+from engine.sweep_writes import DeferredWrites
 
 log = logging.getLogger("vuosikello.timers")
 TIMER = table_of(Timer)
@@ -85,7 +84,7 @@ class _Batch:
 
     __slots__ = ("cancelled", "cancels", "parts", "writer")
 
-    def __init__(self, writer: _DeferredWrites | None = None) -> None:
+    def __init__(self, writer: DeferredWrites | None = None) -> None:
         self.cancelled: set[int] = set()
         self.cancels: list[dict[str, Any]] = []
         self.parts: dict[str, BatchPart] = {}
@@ -255,177 +254,6 @@ def rearm(uow: UnitOfWork, case: CaseRow, note: str = "rescheduled") -> int:
     return arm(uow, case, case.state, case.event_count)
 
 
-_EVENT_IDS = "SELECT nextval(pg_get_serial_sequence('event', 'id')) FROM generate_series(1, 256)"
-_EVENT_WITH_ID: dict[str, Statement] = {}  # by dialect name
-# The cancel with every value a parameter (run on the DBAPI cursor, which knows no statement's own literal values).
-_CANCEL_SENT = (update(TIMER).where(TIMER.c.case_id == bindparam("b_case"), TIMER.c.status == bindparam("b_pending"),
-                                    TIMER.c.armed_seq < bindparam("b_seq"))
-                .values(status=bindparam("b_status"), note=bindparam("b_note"), fired_at=bindparam("b_at")))
-_TRANSITION_NAMES = ("cid", "old_version", "state", "version", "event_count", "head_hash", "updated_at")
-_CANCEL_NAMES = ("b_case", "b_seq", "b_note", "b_at")
-
-
-class _SetBased:
-    """PostgreSQL: the statements a batch sends once with arrays (unnest) instead of once per row in an executemany.
-
-    An executemany of 200 is still 200 statements, each parsed, planned and run by the server and dumped by psycopg
-    (the profile: half of the client's time in psycopg, the server's per-statement work as much as its row work).
-    """
-
-    def __init__(self, dialect: Any) -> None:
-        # S608 below: built once from the table metadata's names and types; every value is a parameter
-        q = dialect.identifier_preparer.quote
-
-        def arrays(cols: Sequence[tuple[str, Any]]) -> str:
-            return ", ".join(f"%({n})s::{t.compile(dialect=dialect)}[]" for n, t in cols)
-
-        case_types = [CASE.c.id.type, CASE.c.version.type, *(CASE.c[n].type for n in _TRANSITION_NAMES[2:])]
-        self.transition = (
-            f"UPDATE {q(CASE.name)} SET " + ", ".join(f"{n} = v.{n}" for n in _TRANSITION_NAMES[2:])  # noqa: S608
-            + f" FROM unnest({arrays(list(zip(_TRANSITION_NAMES, case_types, strict=True)))}) AS v("
-            + ", ".join(_TRANSITION_NAMES) + f") WHERE {q(CASE.name)}.id = v.cid AND {q(CASE.name)}.version = "
-            "v.old_version")
-        event_names = ("id", *EVENT_FIELDS)
-        self.event_names = event_names
-        self.events = (f"INSERT INTO {q(EVENT.name)} ({', '.join(q(n) for n in event_names)}) SELECT * FROM "  # noqa: S608
-                       f"unnest({arrays([(n, EVENT.c[n].type) for n in event_names])})")
-        cancel_types = [TIMER.c.case_id.type, TIMER.c.armed_seq.type, TIMER.c.note.type, TIMER.c.fired_at.type]
-        self.cancel = (
-            f"UPDATE {q(TIMER.name)} SET status = %(b_status)s, note = v.note, fired_at = v.at FROM "  # noqa: S608
-            f"unnest({arrays(list(zip(_CANCEL_NAMES, cancel_types, strict=True)))}) AS v(case_id, seq, note, at) "
-            f"WHERE {q(TIMER.name)}.case_id = v.case_id AND {q(TIMER.name)}.status = %(b_pending)s "
-            f"AND {q(TIMER.name)}.armed_seq < v.seq")
-        self.cancel_one = Statement(_CANCEL_SENT, dialect)
-
-
-_SET_BASED: dict[str, _SetBased] = {}  # by dialect name
-
-
-def _columns(rows: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, list[Any]]:
-    return {n: [r[n] for r in rows] for n in names}
-
-
-class _DeferredWrites(Cursor):
-    """PostgreSQL: a sweep batch's case writes and event inserts, sent as executemany instead of one round trip each.
-
-    The profile of 10,000 deadlines on PostgreSQL: nine tenths of the sweep waited for the two round trips a fired
-    deadline makes (the case's state write and its event). Here they are kept until something else is about to
-    reach the database (any statement on the transaction's Connection, a read of this cursor, the end of the batch)
-    and then sent in order: the case writes as executemany (their rows counted: every transition must have found
-    its case at the version it read, as `_transition` checks one by one), then the events, whose ids were taken
-    from their sequence beforehand (one query per 256). A savepoint rolled back drops what it had kept; one begun
-    sends it first. What the transaction reads therefore always sees what it wrote, as with immediate writes.
-    """
-
-    def __init__(self, uow: UnitOfWork, real: Cursor) -> None:
-        super().__init__(uow.tx.driver, uow.db.statements)
-        self.real = real
-        dialect = uow.session.connection().dialect
-        stmt = _EVENT_WITH_ID.get(dialect.name)
-        if stmt is None:
-            stmt = _EVENT_WITH_ID[dialect.name] = Statement(
-                insert(EVENT).values({n: bindparam(n, type_=EVENT.c[n].type) for n in ("id", *EVENT_FIELDS)}),
-                dialect)
-        self.event_insert = stmt
-        self.set = _SET_BASED.get(dialect.name) or _SET_BASED.setdefault(dialect.name, _SetBased(dialect))
-        self.writes: list[tuple[Statement, Any]] = []
-        self.events: list[Any] = []
-        self.ids: list[int] = []
-        self.transitions = 0
-
-    def rows(self, stmt: Statement, values: dict[str, Any]) -> list[list[Any]]:
-        """Send what is kept, then read."""
-        self.flush()
-        return super().rows(stmt, values)
-
-    def insert(self, stmt: Statement, values: dict[str, Any]) -> int:
-        """Keep an event insert (its id taken from the sequence now); send anything else at once."""
-        if stmt is not self.sql.event:
-            self.flush()
-            return super().insert(stmt, values)
-        if not self.ids:
-            self.cursor.execute(_EVENT_IDS)
-            self.ids = [int(r[0]) for r in self.cursor.fetchall()][::-1]
-        new_id = self.ids.pop()
-        self.events.append(self.event_insert.params({**values, "id": new_id}))
-        return new_id
-
-    def write(self, stmt: Statement, values: dict[str, Any]) -> int:
-        """Keep a case write; its row count is checked when it is sent."""
-        if stmt is self.sql.transition:
-            self.transitions += 1
-        self.writes.append((stmt, stmt.params(values)))
-        return 1
-
-    def flush(self) -> None:
-        """Send what is kept, in order: the case writes, then the events (set-based where they allow it)."""
-        if not self.writes and not self.events:
-            return
-        writes, events, transitions = self.writes, self.events, self.transitions
-        self.discard()
-        moved = 0
-        start = 0
-        while start < len(writes):
-            stmt = writes[start][0]
-            end = start
-            while end < len(writes) and writes[end][0] is stmt:
-                end += 1
-            group = [p for _, p in writes[start:end]]
-            if stmt is self.sql.transition and len(group) > 1 and len({p["cid"] for p in group}) == len(group):
-                self._once(self.set.transition, _columns(group, _TRANSITION_NAMES))  # a case twice: one by one
-            else:
-                self._many(stmt.sql, group)
-            if stmt is self.sql.transition:
-                moved += self.cursor.rowcount
-            start = end
-        if moved != transitions:
-            raise Conflict(f"{transitions - moved} of the batch's cases were changed by someone else; retry",
-                           message_id="error.changed_meanwhile")
-        if len(events) > 1:
-            self._once(self.set.events, _columns(events, self.set.event_names))
-        elif events:
-            self._many(self.event_insert.sql, events)
-
-    def cancel(self, cancels: list[dict[str, Any]]) -> None:
-        """Run a batch's deferred cancels after what is kept: those of cases cancelled once in one statement, a case
-        cancelled more than once (a parent its children moved) by one statement each, in their order."""
-        self.flush()
-        fixed = {"b_status": "cancelled", "b_pending": "pending"}
-        rows = [self.set.cancel_one.params({**c, **fixed}) for c in cancels]
-        times = Counter(r["b_case"] for r in rows)
-        once = [r for r in rows if times[r["b_case"]] == 1]
-        again = [r for r in rows if times[r["b_case"]] > 1]
-        if len(once) > 1:
-            self._once(self.set.cancel, {**_columns(once, _CANCEL_NAMES), **fixed})
-        else:
-            again = once + again
-        if again:
-            self._many(self.set.cancel_one.sql, again)
-
-    def _once(self, sql: str, params: dict[str, Any]) -> None:
-        try:
-            self.cursor.execute(sql, params)
-        except self.sql.dbapi_error as exc:
-            raise DBAPIError.instance(sql, params, exc, self.sql.dbapi_error) from exc
-
-    def discard(self) -> None:
-        """Forget what is kept (its savepoint is being rolled back)."""
-        self.writes, self.events, self.transitions = [], [], 0
-
-    def _many(self, sql: str, params: list[Any]) -> None:
-        try:
-            self.cursor.executemany(sql, params)
-        except self.sql.dbapi_error as exc:
-            raise DBAPIError.instance(sql, params[:1], exc, self.sql.dbapi_error) from exc
-
-    def before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        """Connection hook: send what is kept before any other statement; drop it before a rollback to savepoint."""
-        if statement.startswith("ROLLBACK TO SAVEPOINT"):
-            self.discard()
-        else:
-            self.flush()
-
-
 def _savepoint(uow: UnitOfWork) -> SessionTransaction:
     """Begin a savepoint and emit it now.
 
@@ -503,7 +331,7 @@ class TimerSweep:
         self._lock_cases(uow, conn, {t.case_id for t in timers})
         deferred = None
         if not uow.db.is_sqlite:  # SQLite runs in-process: a statement costs no round trip there
-            deferred = _DeferredWrites(uow, uow.cursor)
+            deferred = DeferredWrites(uow, uow.cursor)
             uow._cursor = deferred
             event.listen(conn, "before_cursor_execute", deferred.before)
         try:
@@ -515,7 +343,7 @@ class TimerSweep:
                 deferred.close()
 
     def _fire_batch(self, uow: UnitOfWork, conn: Connection, timers: Sequence[TimerRow], now: datetime,
-                    later: list[Callable[[], None]] | None, deferred: _DeferredWrites | None) -> int:
+                    later: list[Callable[[], None]] | None, deferred: DeferredWrites | None) -> int:
         superseded = self._superseded(conn, timers, now)
         batch = _Batch(deferred)
         token = _batch.set(batch)
