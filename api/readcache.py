@@ -49,9 +49,9 @@ from engine.errors import CaseNotFound, NotFound
 from engine.models import Case, Organisation, Person, table_of
 from engine.permissions import ReadAccess, case_access
 from engine.statements import Statement
+from workflows.agreement.cases import AGREEMENT
 from workflows.agreement.models import Decision, PartySignatory, Signature
 from workflows.agreement.read import agreement_json
-from workflows.agreement.service import AGREEMENT
 
 if TYPE_CHECKING:
     from sqlalchemy.sql import ColumnElement

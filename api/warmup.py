@@ -40,8 +40,8 @@ from api.web.views import warm_shared
 from engine.calendar import HELSINKI, format_date
 from engine.models import Case, Person
 from engine.permissions import ReadAccess
+from workflows.agreement.cases import AGREEMENT
 from workflows.agreement.models import PartySignatory
-from workflows.agreement.service import AGREEMENT
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

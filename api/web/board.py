@@ -19,7 +19,7 @@ from engine.actors import Actor
 from engine.calendar import effective_deadline
 from engine.models import Case, Organisation, OutboxMessage
 from engine.registry import Registry
-from workflows.agreement.service import AGREEMENT, PARTY
+from workflows.agreement.cases import AGREEMENT, PARTY
 from workflows.cycle.models import STATUSES, Measure
 from workflows.cycle.service import CYCLE
 from workflows.nomination.service import NOMINATION, PROPOSAL

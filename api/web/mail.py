@@ -20,7 +20,7 @@ from engine.models import Case, OutboxMessage, Person
 from engine.service import UnitOfWork, actor_roles
 from notifications import reminders
 from notifications.outbox import mail_config, queue_email
-from workflows.agreement.service import agreement_case
+from workflows.agreement.cases import agreement_case
 
 LINK_TEMPLATE = "sign_in_link"
 REMINDER_TEMPLATE = "party_reminder"

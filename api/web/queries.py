@@ -23,8 +23,8 @@ from engine.calendar import effective_deadline
 from engine.models import Case, Event, Organisation, Person
 from engine.permissions import permitted_now
 from engine.registry import Registry
+from workflows.agreement.cases import AGREEMENT, PARTY
 from workflows.agreement.models import PartySignatory, Signature
-from workflows.agreement.service import AGREEMENT, PARTY
 
 
 @dataclass(frozen=True)

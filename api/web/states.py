@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.registry import Registry
-from workflows.agreement.service import AGREEMENT, PARTY
+from workflows.agreement.cases import AGREEMENT, PARTY
 
 NOMINATION = "nomination"
 

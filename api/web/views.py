@@ -24,10 +24,10 @@ from engine.errors import CaseNotFound, NotFound, NotPermitted
 from engine.models import Case, Organisation, Person
 from engine.permissions import CaseReader, ReadAccess, case_access
 from engine.registry import Registry
+from workflows.agreement.cases import AGREEMENT
 from workflows.agreement.models import DocumentVersion
 from workflows.agreement.read import read_agreement
 from workflows.agreement.schemas import AgreementRead, PartyRead
-from workflows.agreement.service import AGREEMENT
 from workflows.review.schemas import ReviewRead
 from workflows.review.service import list_reviews
 from workflows.review.terms import term_of

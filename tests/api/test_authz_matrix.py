@@ -18,7 +18,7 @@ from api.app import create_app
 from api.context import AppContext
 from engine.models import AccessDenial, Case, OutboxMessage, Person
 from tests.support.builders import AgreementFixture, User, create_agreement, decision, make_user
-from workflows.agreement import service
+from workflows.agreement import cases
 
 SHA = "cd" * 32
 PARTY_TRIGGERS: dict[str, dict[str, Any]] = {
@@ -73,7 +73,7 @@ class Scene:
 def scene(ctx: AppContext) -> Scene:
     fx = create_agreement(ctx, parties=2, signatures=1)
     a_key, b_key = fx.keys
-    b_case = ctx.engine.run(lambda uow: service.party_case(uow, fx.id, b_key).id)
+    b_case = ctx.engine.run(lambda uow: cases.party_case(uow, fx.id, b_key).id)
     return Scene(ctx, TestClient(create_app(ctx=ctx)), fx, fx.signatories[a_key][0], b_key, b_case)
 
 

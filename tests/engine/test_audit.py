@@ -17,7 +17,7 @@ from engine.audit import AuditProblem, verify_all
 from engine.models import Event
 from engine.settings import get_settings
 from tests.support.builders import AgreementFixture, create_agreement, make_user
-from workflows.agreement import service
+from workflows.agreement import cases, service
 from workflows.agreement.schemas import DecisionIn
 
 Tamper = Callable[[Connection, Event], None]
@@ -44,7 +44,7 @@ def events_of(ctx: AppContext, case_id: int) -> list[Event]:
 
 
 def party_case(ctx: AppContext, fx: AgreementFixture, key: str) -> int:
-    return int(ctx.engine.run(lambda uow: service.party_case(uow, fx.id, key).id))
+    return int(ctx.engine.run(lambda uow: cases.party_case(uow, fx.id, key).id))
 
 
 def problems_after(ctx: AppContext, tamper: Callable[[Connection], None]) -> list[AuditProblem]:

@@ -34,7 +34,7 @@ from engine.models import Person
 from engine.settings import get_settings
 from tests.conftest import context_for
 from tests.support.builders import AgreementFixture, User, create_agreement, make_user
-from workflows.agreement import service
+from workflows.agreement import cases, service
 from workflows.agreement.schemas import DecisionIn
 
 KEY = "k" * 40
@@ -90,7 +90,7 @@ class World:
         self.own_party = self.party(self.own_key)
 
     def party(self, key: str) -> int:
-        return int(self.ctx.engine.run(lambda uow: service.party_case(uow, self.fx.id, key).id))
+        return int(self.ctx.engine.run(lambda uow: cases.party_case(uow, self.fx.id, key).id))
 
     def q(self, sql: str, **params: Any) -> list[Any]:
         with self.ctx.db.engine.connect() as conn:

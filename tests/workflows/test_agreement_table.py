@@ -26,7 +26,7 @@ from engine.service import UnitOfWork
 from engine.versions import store_version
 from tests.support.builders import AgreementFixture, User, create_agreement, make_user
 from tests.support.task_agreements import approve_all, create_task_agreement
-from workflows.agreement import claims, service
+from workflows.agreement import cases, claims, service
 from workflows.agreement.models import Signature
 from workflows.agreement.schemas import ClaimIn, DecisionIn, DocumentIn, TerminateIn, WithdrawIn
 
@@ -270,7 +270,7 @@ def state_of(ctx: AppContext, case_id: int) -> str:
 
 
 def party_case_id(ctx: AppContext, fx: AgreementFixture, key: str) -> int:
-    return int(ctx.engine.run(lambda uow: service.party_case(uow, fx.id, key).id))
+    return int(ctx.engine.run(lambda uow: cases.party_case(uow, fx.id, key).id))
 
 
 def event_count(ctx: AppContext) -> int:

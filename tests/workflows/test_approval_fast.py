@@ -17,7 +17,7 @@ from api.context import AppContext
 from engine.errors import Conflict, NotFound, NotPermitted
 from engine.models import Event
 from tests.support.builders import create_agreement, make_user
-from workflows.agreement import service
+from workflows.agreement import cases, service
 from workflows.agreement.models import Decision, Signature
 from workflows.agreement.schemas import DecisionIn
 
@@ -93,7 +93,7 @@ def test_a_decision_sees_what_the_orm_wrote_earlier_in_its_transaction(ctx: AppC
     signer = fx.signatories[key][0]
 
     def both(uow: object) -> tuple[Decision, bool]:
-        party = service.party_case(uow, fx.id, key)  # type: ignore[arg-type]
+        party = cases.party_case(uow, fx.id, key)  # type: ignore[arg-type]
         parent = uow.case(fx.id)  # type: ignore[attr-defined]
         # the same decision, added through the ORM and not flushed: the repeat check must find it
         uow.session.add(Decision(  # type: ignore[attr-defined]
@@ -112,14 +112,14 @@ def test_a_party_needing_two_signatures_is_signed_by_the_second(ctx: AppContext)
     first, second = fx.signatories[key]
     ctx.engine.run(lambda uow: service.decide(uow, fx.id, key, _decision(), first.actor))
     ctx.engine.run(lambda uow: service.sign(uow, fx.id, key, first.actor))
-    state = ctx.engine.run(lambda uow: service.party_case(uow, fx.id, key).state)
+    state = ctx.engine.run(lambda uow: cases.party_case(uow, fx.id, key).state)
     machine = ctx.registry.machine("agreement_party")
     assert not machine.definition.has_tag(state, "signed")
     ctx.engine.run(lambda uow: service.sign(uow, fx.id, key, second.actor))
-    state = ctx.engine.run(lambda uow: service.party_case(uow, fx.id, key).state)
+    state = ctx.engine.run(lambda uow: cases.party_case(uow, fx.id, key).state)
     assert machine.definition.has_tag(state, "signed")
     # the count a signature brings to its own guard is not left for another one
-    assert service._COUNTED.get() is None
+    assert cases.COUNTED.get() is None
 
 
 def test_refusals_write_nothing(ctx: AppContext) -> None:
@@ -139,7 +139,7 @@ def test_refusals_write_nothing(ctx: AppContext) -> None:
     with pytest.raises(NotFound):
         ctx.engine.run(lambda uow: service.sign(uow, fx.id, "municipality:091", signer.actor))
     with pytest.raises(NotFound):
-        ctx.engine.run(lambda uow: service.party_case(uow, 999_999, key))
+        ctx.engine.run(lambda uow: cases.party_case(uow, 999_999, key))
 
 
 def test_the_party_comes_with_its_agreement_and_framework(ctx: AppContext) -> None:
@@ -155,7 +155,7 @@ def test_the_party_comes_with_its_agreement_and_framework(ctx: AppContext) -> No
     key = fx.keys[1]
 
     def read(uow: object) -> list[int]:
-        party = service.party_case(uow, fx.id, key)  # type: ignore[arg-type]
+        party = cases.party_case(uow, fx.id, key)  # type: ignore[arg-type]
         assert party.data["organisation_key"] == key and party.parent_id == fx.id
         return sorted(uow._rows)  # type: ignore[attr-defined]
     rows = ctx.engine.run(read)

@@ -20,7 +20,7 @@ from engine.errors import Conflict, InvalidInput, NotPermitted
 from engine.models import OutboxMessage, Timer
 from engine.versions import store_version
 from tests.support.builders import AgreementFixture, User, create_agreement, make_user
-from workflows.agreement import claims, service
+from workflows.agreement import cases, claims, service
 from workflows.agreement.finality import (
     SimpleClaim,
     SimpleDecision,
@@ -136,7 +136,7 @@ def state(ctx: AppContext, case_id: int) -> str:
 
 
 def party_id(ctx: AppContext, fx: AgreementFixture, key: str) -> int:
-    return int(ctx.engine.run(lambda uow: service.party_case(uow, fx.id, key).id))
+    return int(ctx.engine.run(lambda uow: cases.party_case(uow, fx.id, key).id))
 
 
 def record_claim(ctx: AppContext, fx: AgreementFixture, key: str, filed: date, coordinator: User) -> int:

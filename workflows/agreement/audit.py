@@ -16,8 +16,9 @@ from sqlmodel import col
 
 from engine.audit import ON_BEHALF_OF, AuditCheck, AuditProblem, Scope, merge_by_case, payload_of, stream
 from engine.models import Case, Event, table_of
+from workflows.agreement.cases import AGREEMENT, PARTY
 from workflows.agreement.models import Decision, DocumentVersion, Signature
-from workflows.agreement.service import AGREEMENT, PARTY, sha256_text
+from workflows.agreement.service import sha256_text
 
 _EVENT = (col(Event.case_id), col(Event.seq), col(Event.at), col(Event.actor_id), col(Event.trigger),
           col(Event.payload), col(Event.document_hash))

@@ -32,17 +32,17 @@ from engine.plugin import TriggerHandler
 from engine.records import CaseRow, TransitionRecord
 from engine.service import FireContext, UnitOfWork, actor_roles
 from engine.timers import rearm
+from workflows.agreement.cases import (
+    PARTY,
+    agreement_case,
+    count_signatures,
+    current_decision,
+    has_tag,
+    party_case,
+)
 from workflows.agreement.finality import Finality, SimpleDecision, finality_of
 from workflows.agreement.models import Decision, DecisionClaim, Signature
 from workflows.agreement.schemas import ClaimIn, ClaimOutcomeIn, PublicationIn
-from workflows.agreement.service import (
-    PARTY,
-    _current_decision,
-    _has,
-    agreement_case,
-    count_signatures,
-    party_case,
-)
 from workflows.common.dates import today
 from workflows.triggers import child_key, parse
 
@@ -68,7 +68,7 @@ def decision_finality(session: Any, decision: Decision, today: date) -> Finality
 
 
 def _current_decisions(uow: UnitOfWork, parties: list[CaseRow]) -> dict[int, Decision | None]:
-    return {p.id: _current_decision(uow, p) for p in parties}
+    return {p.id: current_decision(uow, p) for p in parties}
 
 
 def parties_finality(uow: UnitOfWork, parent: CaseRow) -> list[Finality | None]:
@@ -123,7 +123,7 @@ def _all_decisions_final(ctx: FireContext) -> bool:
 
 
 def _claim_pending(ctx: FireContext) -> bool:
-    decision = _current_decision(ctx.uow, ctx.case)
+    decision = current_decision(ctx.uow, ctx.case)
     pending = decision is not None and any(c.outcome == "pending"
                                            for c in claims_of(ctx.uow.session, [decision.id or 0])[decision.id or 0])
     if not pending:
@@ -132,7 +132,7 @@ def _claim_pending(ctx: FireContext) -> bool:
 
 
 def _decision_approved(ctx: FireContext) -> bool:
-    decision = _current_decision(ctx.uow, ctx.case)
+    decision = current_decision(ctx.uow, ctx.case)
     if decision is None or decision.outcome != "approved":
         return ctx.refuse("the party's body did not approve the current text", "agreement.error.not_approved")
     return True
@@ -170,7 +170,7 @@ def refresh_party(uow: UnitOfWork, party: CaseRow, record: TransitionRecord | No
         changes: dict[str, Any] = {
             "claims": [], "claim_deadline": f.claim_deadline.isoformat() if f.claim_deadline else None,
             "final_on": f.expected_final_on.isoformat() if f.expected_final_on else None}
-    elif (found := _current_decision(uow, party)) is None:
+    elif (found := current_decision(uow, party)) is None:
         changes = {"claims": [], "claim_deadline": None, "final_on": None}
     else:
         claims = claims_of(uow.session, [found.id or 0])[found.id or 0]
@@ -199,7 +199,8 @@ def refresh_parent(uow: UnitOfWork, parent: CaseRow) -> None:
 
 def enter_when_all_signed(uow: UnitOfWork, parent: CaseRow) -> None:
     """After a party returned to signed: enter into force (or wait for finality) when every party has signed."""
-    if not (_has(uow, parent, "open_for_parties") and all(_has(uow, c, "signed") for c in uow.children(parent.id))):
+    if not (has_tag(uow, parent, "open_for_parties")
+            and all(has_tag(uow, c, "signed") for c in uow.children(parent.id))):
         return
     if finality_awaited(uow, parent):
         uow.fire(parent.id, "await_finality", actor=SYSTEM, document_hash=parent.data["sha256"])
@@ -221,7 +222,7 @@ def on_party(uow: UnitOfWork, record: TransitionRecord) -> None:
                  payload={"party": party.data.get("organisation_key", ""), "claim_id": record.payload["claim_id"]})
         uow.set_data(parent, in_force_sha256=None, in_force_at=None, final_at=None)
         return
-    if record.event_name == "ClaimSettled" and _has(uow, party, "signed"):
+    if record.event_name == "ClaimSettled" and has_tag(uow, party, "signed"):
         enter_when_all_signed(uow, parent)
     refresh_parent(uow, parent)
 
@@ -247,7 +248,7 @@ def _may(uow: UnitOfWork, party: CaseRow, actor: Actor, trigger: str, organisati
 
 
 def _decision_of(uow: UnitOfWork, party: CaseRow, organisation_key: str) -> Decision:
-    decision = _current_decision(uow, party)
+    decision = current_decision(uow, party)
     if decision is None:
         raise Conflict(f"{organisation_key} has no recorded decision on the current text",
                        message_id="agreement.error.no_decision")

@@ -11,6 +11,7 @@ from engine.plugin import TriggerHandler, WorkflowPlugin
 from engine.service import UnitOfWork
 from workflows.agreement import audit, claims, record
 from workflows.agreement import service as agreement
+from workflows.agreement.cases import AGREEMENT, PARTY
 from workflows.agreement.models import Decision, DecisionClaim, DocumentVersion, PartySignatory, Signature
 from workflows.agreement.schemas import DecisionIn, DocumentIn, TerminateIn, WithdrawIn
 from workflows.agreement.sealed import SealedRecord
@@ -37,10 +38,10 @@ PLUGIN = WorkflowPlugin(
     name="agreement",
     definitions={WORKFLOWS_DIR / "agreement": {**agreement.AGREEMENT_GUARDS, **claims.AGREEMENT_GUARDS},
                  WORKFLOWS_DIR / "agreement_party": {**agreement.PARTY_GUARDS, **claims.PARTY_GUARDS}},
-    child_listeners={agreement.AGREEMENT: agreement.react_to_party},
-    listeners={agreement.AGREEMENT: (claims.on_agreement, record.queue_on_entry),  # the sealed record's pending row
-               agreement.PARTY: (claims.on_party,)},  # finality: claims, publication dates, the wait
-    recipients={agreement.AGREEMENT: agreement.recipients, agreement.PARTY: agreement.recipients},
+    child_listeners={AGREEMENT: agreement.react_to_party},
+    listeners={AGREEMENT: (claims.on_agreement, record.queue_on_entry),  # the sealed record's pending row
+               PARTY: (claims.on_party,)},  # finality: claims, publication dates, the wait
+    recipients={AGREEMENT: agreement.recipients, PARTY: agreement.recipients},
     triggers={
         ("agreement", "circulate"): lambda uow, cid, actor, p, v: agreement.circulate(uow, cid, actor, v),
         ("agreement", "revise"): lambda uow, cid, actor, p, v: agreement.revise(uow, cid, parse(DocumentIn, p),

@@ -20,10 +20,11 @@ from sqlmodel import Session, col
 from engine.calendar import effective_deadline
 from engine.errors import NotFound
 from engine.models import Case, Organisation, Person
+from workflows.agreement.cases import AGREEMENT
 from workflows.agreement.finality import read_fields
 from workflows.agreement.models import Decision, DocumentVersion, PartySignatory, Signature
 from workflows.agreement.schemas import AgreementRead, DecisionRead, DocumentVersionRead
-from workflows.agreement.service import AGREEMENT, decision_citation
+from workflows.agreement.service import decision_citation
 
 _AID: BindParameter[int] = bindparam("agreement_id")
 _PARTY_OF_AGREEMENT = (col(Case.parent_id) == _AID)

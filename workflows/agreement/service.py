@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import hashlib
-from contextvars import ContextVar
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
-from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import configure_mappers, make_transient_to_detached
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlmodel import col
 
 from engine.actors import SYSTEM, Actor
 from engine.calendar import HELSINKI
 from engine.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from engine.models import Case, Organisation, Person, table_of
-from engine.permissions import CaseReader
 from engine.records import CaseRow, TransitionRecord
 from engine.service import FireContext, UnitOfWork, actor_roles
-from engine.statements import Cursor, Statement
+from workflows.agreement import claims
+from workflows.agreement.cases import (
+    AGREEMENT,
+    COUNTED,
+    LISTED,
+    PARTY,
+    SIGNED,
+    agreement_case,
+    count_signatures,
+    detached,
+    has_tag,
+    hot,
+    party_case,
+)
 from workflows.agreement.models import Decision, DocumentVersion, PartySignatory, Signature
 from workflows.agreement.schemas import (
     AgreementCreate,
@@ -30,106 +39,7 @@ from workflows.agreement.schemas import (
     WithdrawIn,
 )
 
-AGREEMENT = "agreement"
-PARTY = "agreement_party"
-
-# The statements of a decision, a signature and its mail, built once (building one costs more than SQLite running
-# it). Those of the recipients run on the unit of work's connection; those of a decision and a signature, on the
-# hot path of every approval, are compiled once per dialect and run on the transaction's own cursor (as the
-# engine's are: engine/statements.py), with the ORM's pending rows flushed first.
 _CASE = table_of(Case)
-_SIGNATORY = table_of(PartySignatory)
-_SIGNATURE = table_of(Signature)
-_DECISION = table_of(Decision)
-_LISTED = (select(_SIGNATORY.c.party_case_id, _SIGNATORY.c.person_id)
-           .where(_SIGNATORY.c.party_case_id.in_(bindparam("parties", expanding=True))).order_by(_SIGNATORY.c.id))
-_SIGNED = (select(_SIGNATURE.c.party_case_id, _SIGNATURE.c.person_id)
-           .where(_SIGNATURE.c.party_case_id.in_(bindparam("parties", expanding=True)),
-                  _SIGNATURE.c.voided_at.is_(None)))
-_DECISION_FIELDS = ("party_case_id", "outcome", "body", "decided_on", "section", "minutes_url", "published_on",
-                    "notice_sent_on", "note", "document_version_id", "document_sha256", "recorded_by",
-                    "on_behalf_of_person_id", "recorded_at")
-_SIGNATURE_FIELDS = ("party_case_id", "person_id", "on_behalf_of_person_id", "document_version_id",
-                     "document_sha256", "signed_at")
-_CURRENT_DECISION = (select(Decision).where(col(Decision.party_case_id) == bindparam("party"),
-                                            col(Decision.voided_at).is_(None))
-                     .order_by(col(Decision.id).desc()).limit(1))
-# what a repeated decision is compared on (the stored decision itself is loaded only when it is one)
-_REPEAT_COLS = [_DECISION.c[n] for n in ("id", "outcome", "body", "decided_on", "section", "minutes_url", "note")]
-
-
-def _param(column: Any) -> Any:
-    return bindparam(column.name, type_=column.type)
-
-
-class _Statements:
-    """The statements of a decision and a signature, compiled for one dialect."""
-
-    def __init__(self, dialect: Dialect) -> None:
-        party = bindparam("party", type_=_SIGNATURE.c.party_case_id.type)
-        version = bindparam("version", type_=_SIGNATURE.c.document_version_id.type)
-        # the party's valid decisions, newest first (one, unless a claim is being settled): no LIMIT bind to fill
-        self.current_decision = Statement(
-            select(*_REPEAT_COLS).where(_DECISION.c.party_case_id == bindparam("party", type_=_DECISION.c.id.type),
-                                        _DECISION.c.voided_at.is_(None)).order_by(_DECISION.c.id.desc()),
-            dialect, _REPEAT_COLS)
-        self.decision = Statement(insert(_DECISION).values({n: _param(_DECISION.c[n]) for n in _DECISION_FIELDS}),
-                                  dialect, returns_id=True)
-        self.count_signatures = Statement(
-            select(func.count()).select_from(_SIGNATURE).where(
-                _SIGNATURE.c.party_case_id == party, _SIGNATURE.c.document_version_id == version,
-                _SIGNATURE.c.voided_at.is_(None)),
-            dialect)
-        # is the signer listed for the party, have they signed this version already, and how many valid
-        # signatures has the party on it (the guard's count, known then without a query): one statement
-        self.listed = Statement(
-            select(_SIGNATORY.c.id, _SIGNATURE.c.id, _signature_count(party, version))
-            .select_from(_SIGNATORY.outerjoin(_SIGNATURE, and_(
-                _SIGNATURE.c.party_case_id == _SIGNATORY.c.party_case_id,
-                _SIGNATURE.c.person_id == _SIGNATORY.c.person_id,
-                _SIGNATURE.c.document_version_id == version, _SIGNATURE.c.voided_at.is_(None))))
-            .where(_SIGNATORY.c.party_case_id == party,
-                   _SIGNATORY.c.person_id == bindparam("person", type_=_SIGNATORY.c.person_id.type)),
-            dialect)
-        self.signature = Statement(
-            insert(_SIGNATURE).values({n: _param(_SIGNATURE.c[n]) for n in _SIGNATURE_FIELDS}), dialect,
-            returns_id=True)
-
-
-def _signature_count(party: Any, version: Any) -> Any:
-    """The number of a party's valid signatures on a version, as a scalar subquery."""
-    counted = _SIGNATURE.alias("counted")
-    return (select(func.count()).select_from(counted)
-            .where(counted.c.party_case_id == party, counted.c.document_version_id == version,
-                   counted.c.voided_at.is_(None)).scalar_subquery())
-
-
-_COMPILED: dict[str, _Statements] = {}
-
-
-def _hot(uow: UnitOfWork) -> tuple[_Statements, Cursor]:
-    """Return the compiled statements and the transaction's cursor, the ORM's pending rows written first."""
-    dialect = uow.db.engine.dialect
-    compiled = _COMPILED.get(dialect.name)
-    if compiled is None:
-        configure_mappers()  # _detached builds instances the way the ORM loads them
-        compiled = _COMPILED[dialect.name] = _Statements(dialect)
-    session = uow.open_session
-    if session is not None and (session.new or session.dirty or session.deleted):
-        session.flush()
-    return compiled, uow.cursor
-
-
-M = TypeVar("M", Decision, Signature)
-
-
-def _detached(model: type[M], values: dict[str, Any]) -> M:
-    """Return the row just inserted as a detached ORM instance (as a load gives it, ~6 µs against ~55 µs for
-    the constructor and its validation): adding it to a session attaches it, it never inserts it again."""
-    obj: M = model._sa_class_manager.new_instance()  # type: ignore[attr-defined]
-    obj.__dict__.update(values)
-    make_transient_to_detached(obj)
-    return obj
 
 
 def sha256_text(text: str) -> str:
@@ -171,7 +81,7 @@ def _signatures_complete(ctx: FireContext) -> bool:
 
 def _all_parties_signed(ctx: FireContext) -> bool:
     children = ctx.uow.children(ctx.case.id)
-    ok = bool(children) and all(_has(ctx.uow, c, "signed") for c in children)
+    ok = bool(children) and all(has_tag(ctx.uow, c, "signed") for c in children)
     if not ok:
         return ctx.refuse("not every party has approved and signed the current text",
                           "agreement.error.not_all_signed")
@@ -189,37 +99,13 @@ AGREEMENT_GUARDS = {"all_parties_signed": _all_parties_signed, "framework_flagge
 PARTY_GUARDS = {"parent_circulating": _parent_circulating, "signatures_complete": _signatures_complete}
 
 
-def _has(uow: UnitOfWork | CaseReader, case: CaseRow, tag: str) -> bool:
-    """Tell whether a case's state carries a tag in its definition (the YAML says what counts as signed)."""
-    return uow.machine_of(case).definition.has_tag(case.state, tag)
-
-
-# (party case id, document version id, valid signatures): what `sign` counted in its own statement, for the
-# guard of the one trigger it fires next (read once, then forgotten: any other count is read from the database)
-_COUNTED: ContextVar[tuple[int, int, int] | None] = ContextVar("agreement_signatures_counted", default=None)
-
-
-def count_signatures(uow: UnitOfWork, party: CaseRow) -> int:
-    """Count valid signatures of a party on the agreement's current version."""
-    version_id = uow.case(party.parent_id or 0).data["document_version_id"]
-    counted = _COUNTED.get()
-    if counted is not None:
-        _COUNTED.set(None)
-        if counted[:2] == (party.id, version_id):
-            return counted[2]
-    if not hasattr(uow, "db"):  # a read-side CaseReader (the page's buttons): no transaction cursor, its session
-        return int(uow.session.execute(select(_signature_count(party.id, version_id))).scalar_one())
-    compiled, cursor = _hot(uow)
-    return int(cursor.rows(compiled.count_signatures, {"party": party.id, "version": version_id})[0][0])
-
-
 # -- the parent reacts to its parties ------------------------------------------------------------------
 
 
 def react_to_party(uow: UnitOfWork, record: TransitionRecord) -> None:
     """Move the agreement when a party declines or when the last party has signed."""
     parent = uow.case(record.case.parent_id or 0)
-    if not _has(uow, parent, "open_for_parties"):
+    if not has_tag(uow, parent, "open_for_parties"):
         return
     org_key = record.case.data.get("organisation_key", "")
     if record.event_name == "PartyDeclined":
@@ -229,8 +115,6 @@ def react_to_party(uow: UnitOfWork, record: TransitionRecord) -> None:
     elif record.event_name == "PartySigned":
         # the first sibling not signed, if any (not 25 rows of states): the guard reads them in full when all have
         if _all_parties_signed_now(uow, parent.id):
-            from workflows.agreement import claims  # late: claims builds on this module
-
             if claims.finality_awaited(uow, parent):  # the definition's enter_into_force_when_final
                 uow.fire(parent.id, "await_finality", actor=SYSTEM, document_hash=parent.data["sha256"])
                 return
@@ -383,14 +267,6 @@ def _check_offsets(offsets: list[str] | None) -> list[str] | None:
 # -- operations on the agreement ------------------------------------------------------------------------
 
 
-def agreement_case(uow: UnitOfWork, agreement_id: int) -> CaseRow:
-    """Return a locked agreement case or raise NotFound."""
-    case = uow.case(agreement_id)
-    if case.workflow != AGREEMENT:
-        raise NotFound(f"case {agreement_id} is not an agreement")
-    return case
-
-
 def circulate(uow: UnitOfWork, agreement_id: int, actor: Actor, expected_version: int | None = None) -> None:
     """Send a draft to the parties."""
     case = agreement_case(uow, agreement_id)
@@ -429,7 +305,7 @@ def revise(uow: UnitOfWork, agreement_id: int, data: DocumentIn, actor: Actor,
         uow.session.execute(update(table).where(col(table.party_case_id).in_(ids),
                                                 col(table.voided_at).is_(None)).values(voided_at=uow.now))
     for child in children:
-        if _has(uow, child, "acted"):  # a party still asked on the old text is simply asked on the new one
+        if has_tag(uow, child, "acted"):  # a party still asked on the old text is simply asked on the new one
             uow.fire(child.id, "reinvite", actor=SYSTEM, payload={"sha256": digest}, document_hash=digest)
     return doc
 
@@ -463,20 +339,6 @@ def _release_parties(uow: UnitOfWork, case: CaseRow) -> None:
 # -- operations of a party ----------------------------------------------------------------------------------
 
 
-def party_case(uow: UnitOfWork, agreement_id: int, organisation_key: str) -> CaseRow:
-    """Return the locked approval case of one party, or raise NotFound."""
-    child = uow.child(agreement_id, organisation_key)  # with the agreement: the one row a decision needs
-    agreement_case(uow, agreement_id)  # read above
-    if child is not None and child.data.get("organisation_key") == organisation_key:
-        return child
-    raise NotFound(f"{organisation_key!r} is not a party of agreement {agreement_id}")
-
-
-def _current_decision(uow: UnitOfWork, party: CaseRow) -> Decision | None:
-    """Return a party's valid decision as an ORM row (claims and finality read it whole)."""
-    return uow.session.execute(_CURRENT_DECISION, {"party": party.id}).scalars().first()
-
-
 def check_text_seen(parent: CaseRow, seen_sha256: str | None) -> None:
     """Refuse an act on a text other than the current one (checked under the lock, so no revision slips in)."""
     if seen_sha256 is not None and seen_sha256 != parent.data["sha256"]:
@@ -501,10 +363,8 @@ def decide(uow: UnitOfWork, agreement_id: int, organisation_key: str, data: Deci
         raise InvalidInput("decided_on", f"{data.decided_on.isoformat()} is in the future")
     section = normalise_section(data.section)
     minutes = str(data.minutes_url) if data.minutes_url else None
-    from workflows.agreement import claims  # late: claims builds on this module
-
     claims.check_publication(data.decided_on, data.published_on, data.notice_sent_on)
-    compiled, cursor = _hot(uow)
+    compiled, cursor = hot(uow)
     current = cursor.rows(compiled.current_decision, {"party": party.id})
     if current and tuple(current[0][1:]) == (data.outcome, data.body, data.decided_on, section, minutes, data.note):
         existing = uow.session.get(Decision, current[0][0])
@@ -534,7 +394,7 @@ def decide(uow: UnitOfWork, agreement_id: int, organisation_key: str, data: Deci
     decision_id = cursor.insert(compiled.decision, dict(values))
     payload["decision_id"] = decision_id
     uow.fire(party.id, trigger, actor=actor, payload=payload, document_hash=parent.data["sha256"])
-    return _detached(Decision, {"id": decision_id, **values, "voided_at": None}), True
+    return detached(Decision, {"id": decision_id, **values, "voided_at": None}), True
 
 
 def _may_decide(uow: UnitOfWork, party: CaseRow, actor: Actor, organisation_key: str) -> None:
@@ -555,7 +415,7 @@ def sign(uow: UnitOfWork, agreement_id: int, organisation_key: str, actor: Actor
         raise NotPermitted(f"you may sign only for your own organisation, not {organisation_key}",
                            case_id=party.id, action="sign")
     version_id = parent.data["document_version_id"]
-    compiled, cursor = _hot(uow)
+    compiled, cursor = hot(uow)
     listed = cursor.rows(compiled.listed, {"party": party.id, "person": signer_id, "version": version_id})
     if not listed:
         raise NotPermitted(f"you are not a listed signatory of {organisation_key} on this agreement",
@@ -576,13 +436,13 @@ def sign(uow: UnitOfWork, agreement_id: int, organisation_key: str, actor: Actor
         on_behalf_of_person_id=actor.person_id if actor.on_behalf_of_person_id else None,
         document_version_id=version_id, document_sha256=parent.data["sha256"], signed_at=uow.now)
     signature_id = cursor.insert(compiled.signature, dict(values))
-    token = _COUNTED.set((party.id, version_id, int(listed[0][2]) + 1))  # the one just written counts too
+    token = COUNTED.set((party.id, version_id, int(listed[0][2]) + 1))  # the one just written counts too
     try:
         uow.fire(party.id, "sign", actor=actor, payload={"signature_id": signature_id, "signatory": signer_id},
                  document_hash=parent.data["sha256"])
     finally:
-        _COUNTED.reset(token)
-    return _detached(Signature, {"id": signature_id, **values, "voided_at": None}), True
+        COUNTED.reset(token)
+    return detached(Signature, {"id": signature_id, **values, "voided_at": None}), True
 
 
 def decision_citation(decision: Decision) -> str:
@@ -615,10 +475,10 @@ def recipients(uow: UnitOfWork, case: CaseRow, role: str) -> list[int]:
         if not asked:
             return []
         conn = uow.session.connection()
-        signed = ({(p, s) for p, s in conn.execute(_SIGNED, {"parties": sorted(approved)})} if approved
+        signed = ({(p, s) for p, s in conn.execute(SIGNED, {"parties": sorted(approved)})} if approved
                   else set())
         listed: dict[int, list[int]] = {}
-        for party_id, person_id in conn.execute(_LISTED, {"parties": asked}):
+        for party_id, person_id in conn.execute(LISTED, {"parties": asked}):
             if (party_id, person_id) not in signed:
                 listed.setdefault(party_id, []).append(person_id)
         out: dict[int, None] = {}  # in party order, then listing order; a person listed twice comes once

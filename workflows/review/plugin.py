@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.plugin import WorkflowPlugin
-from workflows.agreement.service import AGREEMENT
+from workflows.agreement.cases import AGREEMENT
 from workflows.review import service as review
 from workflows.review.schemas import ConfirmIn, ReviseIn
 from workflows.triggers import parse

@@ -15,6 +15,7 @@ from engine.models import Case
 from engine.permissions import permitted_for
 from engine.records import CaseRow, TransitionRecord
 from engine.service import UnitOfWork
+from workflows.agreement import cases as agreement_cases
 from workflows.agreement import service as agreements
 from workflows.agreement.schemas import DocumentIn
 from workflows.common.dates import set_deadline, today
@@ -92,7 +93,7 @@ def start_now(uow: UnitOfWork, agreement_id: int, data: ReviewStart, actor: Acto
 
     Firing `open` as the actor checks they coordinate the agreement or are an administrator.
     """
-    agreement = agreements.agreement_case(uow, agreement_id)
+    agreement = agreement_cases.agreement_case(uow, agreement_id)
     if not uow.may(agreement, "start_review"):
         raise _refusal(uow, agreement, "start_review", f"only an agreement in force is reviewed; this one is "
                        f"{agreement.state}", "review.error.agreement_not_in_force")

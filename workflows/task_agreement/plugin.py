@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from engine.errors import InvalidInput
 from engine.plugin import WorkflowPlugin
-from workflows.agreement.service import AGREEMENT
+from workflows.agreement.cases import AGREEMENT
 from workflows.task_agreement import service
 from workflows.task_agreement.models import TaskAgreementLink
 from workflows.task_agreement.schemas import ContinueIn, TaskAgreementCreate

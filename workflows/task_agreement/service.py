@@ -22,6 +22,7 @@ from engine.errors import CaseNotFound, InvalidInput, NotFound, NotPermitted
 from engine.models import Case, Organisation
 from engine.records import CaseRow, TransitionRecord
 from engine.service import UnitOfWork
+from workflows.agreement import cases as agreement_cases
 from workflows.agreement import service as agreements
 from workflows.common.dates import today
 from workflows.review.service import schedule_review
@@ -29,7 +30,7 @@ from workflows.review.terms import next_term
 from workflows.task_agreement.models import TaskAgreementLink
 from workflows.task_agreement.schemas import ContinueIn, PartyWarning, TaskAgreementCreate
 
-AGREEMENT = agreements.AGREEMENT
+AGREEMENT = agreement_cases.AGREEMENT
 
 
 def framework_case(uow: UnitOfWork, framework_id: int) -> CaseRow:
@@ -185,7 +186,7 @@ def _flagged(case: CaseRow) -> bool:
 
 def continue_alone(uow: UnitOfWork, agreement_id: int, data: ContinueIn, actor: Actor) -> None:
     """Go on without the terminated framework, with the reason recorded; it is reviewed on its own from now on."""
-    case = agreements.agreement_case(uow, agreement_id)
+    case = agreement_cases.agreement_case(uow, agreement_id)
     uow.fire(case.id, "continue_alone", actor=actor, payload={"reason": data.reason}, document_hash=case.data["sha256"])
     uow.set_data(case, continued_alone=True, continued_alone_reason=data.reason, reviewed_with_framework=None)
     if uow.may(case, "start_review"):  # back in force on its own: its own council-term review from the next term
@@ -194,7 +195,7 @@ def continue_alone(uow: UnitOfWork, agreement_id: int, data: ContinueIn, actor: 
 
 def confirm_unchanged(uow: UnitOfWork, agreement_id: int, actor: Actor) -> None:
     """Confirm an agreement under review unchanged (a task-specific one in its framework's review)."""
-    case = agreements.agreement_case(uow, agreement_id)
+    case = agreement_cases.agreement_case(uow, agreement_id)
     uow.fire(case.id, "confirm_unchanged", actor=actor, document_hash=case.data["sha256"])
 
 

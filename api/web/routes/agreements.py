@@ -25,6 +25,7 @@ from api.web.views import agreement_view, readable_by_any
 from engine.calendar import HELSINKI
 from engine.errors import InvalidInput, NotFound
 from engine.service import UnitOfWork
+from workflows.agreement import cases as agreement_cases
 from workflows.agreement import service
 from workflows.agreement.record import download_name, record_to_download
 
@@ -131,8 +132,8 @@ def sign(work: WorkDep, request: Request, agreement_id: int, user: User, session
 
     def signed(uow: UnitOfWork) -> int:
         service.sign(uow, agreement_id, party, actor, sha256)
-        case = service.party_case(uow, agreement_id, party)
-        return max(int(case.data.get("required_signatures", 1)) - service.count_signatures(uow, case), 0)
+        case = agreement_cases.party_case(uow, agreement_id, party)
+        return max(int(case.data.get("required_signatures", 1)) - agreement_cases.count_signatures(uow, case), 0)
 
     missing = work.run(signed)
     if missing:

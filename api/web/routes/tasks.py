@@ -20,7 +20,7 @@ from api.web.views import readable_by_any
 from engine.calendar import HELSINKI
 from engine.errors import CaseNotFound
 from engine.models import Case
-from workflows.agreement.service import AGREEMENT, PARTY
+from workflows.agreement.cases import AGREEMENT, PARTY
 
 router = web_router()
 
