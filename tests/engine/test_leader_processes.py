@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import signal
@@ -295,8 +294,9 @@ def test_a_deposed_leader_may_not_claim_mail(ctx) -> None:
 
 
 class OnFirstMessage(RecordingHandler):
-    """Accepts mail; once the first message is accepted, runs `then` (in a thread): what a new leader does at
-    takeover, in the moment the sender's next message is on its way."""
+    """Accepts mail; once the first message is accepted, runs `then` before answering it: what a new leader does at
+    takeover, in the moment the sender's next message is on its way. It blocks the server's loop on purpose: no
+    other session's message is accepted (and its `sent` committed) while `then` runs."""
 
     def __init__(self, then) -> None:  # type: ignore[no-untyped-def]
         super().__init__()
@@ -305,7 +305,7 @@ class OnFirstMessage(RecordingHandler):
     async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
         reply = await super().handle_DATA(server, session, envelope)
         if len(self.messages) == 1:
-            await asyncio.to_thread(self.then)
+            self.then()
         return reply
 
 
