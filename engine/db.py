@@ -111,9 +111,9 @@ def _spoke_while_idle(dbapi_conn: Any) -> bool:
     """Tell whether an idle connection's socket has something to read (or hung up): nothing is sent on it."""
     try:
         poller = select.poll()
-        poller.register(dbapi_conn.fileno(), select.POLLIN | select.POLLPRI)
+        poller.register(dbapi_conn, select.POLLIN | select.POLLPRI)  # a descriptor, or anything with fileno()
         return bool(poller.poll(0))
-    except (OSError, ValueError, AttributeError):  # closed already: no descriptor to ask
+    except Exception:  # noqa: BLE001 - closed already (psycopg raises its own error): the ping decides
         return True
 
 

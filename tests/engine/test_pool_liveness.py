@@ -18,16 +18,6 @@ from tests.support.waiting import wait_until
 pytestmark = pytest.mark.postgres
 
 
-class _Fd:
-    """Something with a fileno(), as the DBAPI connection is."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def fileno(self) -> int:
-        return self.fd
-
-
 @pytest.fixture
 def pool_of_one(pg_database: Database) -> Iterator[Database]:
     """A Database of its own over the test database with one pooled connection, so each checkout takes it."""
@@ -79,7 +69,7 @@ def test_a_connection_whose_backend_was_terminated_is_replaced_before_use(pool_o
         wait_until(ended, within=10, poll=0.02, what=f"backend {gone} ended")
     # the server's notice reaches the socket a moment after the backend has gone from pg_stat_activity (on a loaded
     # machine, later than the next checkout here); a request in that moment would fail as it would with a ping
-    wait_until(lambda: engine_db._spoke_while_idle(_Fd(socket)), within=10, poll=0.01,
+    wait_until(lambda: engine_db._spoke_while_idle(socket), within=10, poll=0.01,
                what=f"the pooled connection of backend {gone} readable")
     replaced = _backend(pool_of_one)  # no OperationalError: the checkout saw the socket speak and reconnected
     assert replaced != gone
