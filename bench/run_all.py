@@ -96,7 +96,18 @@ def _row_http(rec: dict[str, Any], target: str) -> str:
         text += f"; p95 {_fmt(s['p95_ms_median'], 0)} ms"
     return (f"{text}; {_fmt(s['cpu_ms_per_request_median'])} ms CPU/request; first request "
             f"{_fmt(first['first_ms'], 1)} ms, later {_fmt(first['later_median_ms'], 1)} ms (each on a new "
-            f"connection, as the first{_first_request_beside(first)})")
+            f"connection, as the first{_first_request_beside(first)}){_after_pause(rec, first)}")
+
+
+def _after_pause(rec: dict[str, Any], first: dict[str, Any]) -> str:
+    """The later requests that came after a pause, as the first one does, and the bare endpoint's own first and
+    later requests, when the record has them (older ones do not)."""
+    paused, bare = first.get("after_pause_median_ms"), rec["figures"].get("first_request_bare")
+    if paused is None or bare is None:
+        return ""
+    return (f"; later after a pause {_fmt(paused, 1)} ms, first/after-pause {_fmt(first['first_over_after_pause'])}x "
+            f"(the bare endpoint: first {_fmt(bare['first_ms'], 1)} ms, later {_fmt(bare['later_median_ms'], 1)} ms, "
+            f"after a pause {_fmt(bare['after_pause_median_ms'], 1)} ms)")
 
 
 def _first_request_beside(first: dict[str, Any]) -> str:

@@ -45,7 +45,10 @@ def test_run_all_quick_writes_every_benchmarks_figures_and_the_table(tmp_path: P
     for target in ("api_agreement", "page_tasks", "page_agreement"):
         s = http["summary"][target]
         assert len(s["ratio_rounds"]) == http["rounds"] and s["ratio"] > 0 and s["p95_ms_median"] > 0
-        assert http["first_request"][target]["first_ms"] > 0
+        first = http["first_request"][target]
+        assert first["first_ms"] > 0 and first["after_pause_median_ms"] > 0
+        assert abs(first["first_over_after_pause"] - first["first_ms"] / first["after_pause_median_ms"]) < 0.05
+    assert http["first_request_bare"]["first_ms"] > 0 and http["first_request_bare"]["after_pause_median_ms"] > 0
     assert http["summary"]["bare"]["rps_median"] > 0
     scale = benches["transitions_scale"]["figures"]
     assert scale["sqlite"]["ratio"] > 0 and scale["sqlite_default_pragmas"]["ratio"] > 0
