@@ -389,7 +389,8 @@ class UnitOfWork:
         source = case.state
         seq, digest, event_values = self._seal(case, trigger, event_name, source, dest, actor, payload,
                                                document_hash)
-        changed = self.cursor.write(self.db.statements.transition, {
+        statements = self.db.statements
+        changed = self.cursor.write(statements.transition if dest != source else statements.transition_same_state, {
             "cid": case.id, "old_version": case.version, "state": dest, "version": case.version + 1,
             "updated_at": self.now, "event_count": seq, "head_hash": digest})
         if changed != 1:
