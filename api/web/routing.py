@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -26,6 +27,7 @@ from api.web.i18n import choose_language
 from api.web.render import render
 from api.web.sessions import SessionInfo
 from engine.actors import Actor
+from engine.calendar import HELSINKI
 from engine.errors import EngineError, Unauthenticated
 from engine.models import Person
 
@@ -56,6 +58,11 @@ class WebUser:
     def coordinates(self) -> bool:
         """Tell whether the person may create and run agreements."""
         return "coordinator" in self.person.role_set or "admin" in self.person.role_set
+
+
+def today_of(request: Request) -> date:
+    """Return today's Helsinki date by the service's clock."""
+    return request.app.state.ctx.clock.now().astimezone(HELSINKI).date()  # type: ignore[no-any-return]
 
 
 def load_user(request: Request, session: Session) -> WebUser | None:

@@ -8,7 +8,6 @@ A substitute acts with `on_behalf_of`.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import Form, Request
@@ -20,9 +19,9 @@ from api.web.delegation import acting_actor
 from api.web.forms import Form as WebForm
 from api.web.forms import read_decision
 from api.web.render import render, render_markdown
-from api.web.routing import User, WebUser, read_page, web_router
+from api.web.routing import User, WebUser, read_page, today_of, web_router
+from api.web.task_views import task_section
 from api.web.views import agreement_view, readable_by_any
-from engine.calendar import HELSINKI
 from engine.errors import InvalidInput, NotFound
 from engine.service import UnitOfWork
 from workflows.agreement import cases as agreement_cases
@@ -38,11 +37,6 @@ OWN_NOTICES = {"signed_partial": "agreement.notice.signed_partial", "reminded_no
                "record_pending": "agreement.notice.record_pending", "record_none": "agreement.notice.record_none"}
 
 
-def today_of(request: Request) -> date:
-    """Return today's Helsinki date by the service's clock."""
-    return request.app.state.ctx.clock.now().astimezone(HELSINKI).date()  # type: ignore[no-any-return]
-
-
 def show_agreement(request: Request, session: Session, user: WebUser, agreement_id: int, *, status: int = 200,
                    form: WebForm | None = None, form_party: str | None = None, notice: str | None = None,
                    count: int | None = None, hours: int | None = None) -> Response:
@@ -50,8 +44,6 @@ def show_agreement(request: Request, session: Session, user: WebUser, agreement_
     view = agreement_view(session, request.app.state.ctx.registry, user, agreement_id,
                           request.app.state.ctx.clock.now(), user.lang, reads=request.app.state.agreement_reads)
     own = OWN_NOTICES.get(notice or "")
-    from api.web.routes.task_agreements import task_section  # that module builds on this one
-
     task = task_section(request, session, user, agreement_id, view.permitted)
     return render(request, "agreement.html", user.lang, status=status, user=user, view=view, task=task,
                   document=render_markdown(view.agreement.document), form=form or WebForm({}), empty_form=WebForm({}),

@@ -18,8 +18,7 @@ from api.deps import SessionDep
 from api.web.board import cycles
 from api.web.i18n import translate
 from api.web.render import render
-from api.web.routes.agreements import today_of
-from api.web.routing import User, WebUser, web_router
+from api.web.routing import User, WebUser, today_of, web_router
 from engine.calendar import effective_deadline
 from engine.errors import InvalidInput
 from engine.models import Case

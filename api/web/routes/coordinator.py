@@ -15,8 +15,7 @@ from api.web.forms import Form as WebForm
 from api.web.forms import read_agreement_form, region_parties
 from api.web.mail import REMIND_AGAIN_AFTER, remind_now
 from api.web.render import render, render_markdown
-from api.web.routes.agreements import today_of
-from api.web.routing import User, WebUser, web_router
+from api.web.routing import User, WebUser, today_of, web_router
 from api.web.views import agreement_view
 from engine.errors import InvalidInput, NotPermitted
 from engine.models import Organisation

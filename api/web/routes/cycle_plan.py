@@ -29,9 +29,8 @@ from api.web.cycle_forms import (
 from api.web.cycle_views import acting_for, cycle_view, responsible_label, responsible_options
 from api.web.forms import Form as WebForm
 from api.web.render import render
-from api.web.routes.agreements import today_of
 from api.web.routes.cycles import show_cycle
-from api.web.routing import User, WebUser, web_router
+from api.web.routing import User, WebUser, today_of, web_router
 from engine.errors import CaseNotFound, EngineError, InvalidInput, NotPermitted
 from engine.permissions import CaseReader
 from workflows.cycle import reports, service

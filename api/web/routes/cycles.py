@@ -20,9 +20,8 @@ from api.web import board
 from api.web.cycle_views import cycle_view, responsible_label, responsible_options
 from api.web.forms import Form as WebForm
 from api.web.render import render
-from api.web.routes.agreements import today_of
 from api.web.routes.dashboards import require_coordinator
-from api.web.routing import User, WebUser, web_router
+from api.web.routing import User, WebUser, today_of, web_router
 from engine.errors import Conflict
 from workflows.cycle import service
 from workflows.cycle.annual_report import latest_reports

@@ -10,8 +10,8 @@ from api.routes.schedule import retry_outbox
 from api.web import board
 from api.web.render import render
 from api.web.routes.admin import require_admin
-from api.web.routes.agreements import today_of
-from api.web.routing import User, WebUser, web_router
+from api.web.routing import User, WebUser, today_of, web_router
+from api.web.task_views import under_frameworks
 from engine.errors import NotPermitted
 
 router = web_router()
@@ -32,8 +32,6 @@ def dashboard(request: Request, user: User, session: SessionDep, cycle: int | No
     shown = board.current_cycle(all_cycles, cycle)
     measures = board.measures_by_status(session, shown[0]) if shown else {}
     registry = request.app.state.ctx.registry
-    from api.web.routes.task_agreements import under_frameworks  # task-specific agreements under their framework
-
     circulating, framework_of = under_frameworks(
         session, user.actor, board.circulating(session, registry, user.actor, today, user.lang))
     in_force, more = under_frameworks(session, user.actor, board.in_force(session, registry, user.actor))

@@ -21,8 +21,7 @@ from starlette.responses import RedirectResponse, Response
 from api.deps import SessionDep, WorkDep
 from api.web.forms import Form as WebForm
 from api.web.render import render
-from api.web.routes.agreements import today_of
-from api.web.routing import User, WebUser, web_router
+from api.web.routing import User, WebUser, today_of, web_router
 from api.web.views import AgreementView, PartyView, agreement_view, require_permitted
 from engine.errors import NotPermitted
 from engine.permissions import CaseReader

@@ -38,9 +38,8 @@ from api.web.nomination_forms import (
 from api.web.nomination_views import candidates_of, coordinates, names_of, nomination_of, nomination_view
 from api.web.render import render
 from api.web.routes import nomination_proposals
-from api.web.routes.agreements import today_of
 from api.web.routes.dashboards import require_coordinator
-from api.web.routing import User, WebUser, web_router
+from api.web.routing import User, WebUser, today_of, web_router
 from engine.errors import Conflict, InvalidInput, NotPermitted
 from engine.models import Case
 from engine.service import UnitOfWork

@@ -22,8 +22,8 @@ from api.deps import SessionDep, WorkDep
 from api.web.forms import URL
 from api.web.forms import Form as WebForm
 from api.web.render import render
-from api.web.routes.agreements import today_of
-from api.web.routing import User, WebUser, web_router
+from api.web.routing import User, WebUser, today_of, web_router
+from api.web.task_views import task_section
 from api.web.views import AgreementView, agreement_view, require_permitted
 from engine.errors import CaseNotFound, InvalidInput
 from workflows.agreement import service as agreements
@@ -80,8 +80,6 @@ def show_review(request: Request, session: Session, user: WebUser, agreement_id:
                 form: WebForm | None = None, failed: str | None = None, notice: str | None = None) -> Response:
     """Render the review page, optionally with the form that failed (`failed` names it) and its errors."""
     data = review_page_data(request, session, user, agreement_id)
-    from api.web.routes.task_agreements import task_section  # that module builds on the agreement page's
-
     task = task_section(request, session, user, agreement_id, data.view.permitted)
     return render(request, "agreement_review.html", user.lang, status=status, user=user, page=data, task=task,
                   view=data.view, form=form or WebForm({}), empty_form=WebForm({}), failed=failed,

@@ -16,8 +16,7 @@ from api.web.admin_read import Problem, problems_of
 from api.web.forms import Form as WebForm
 from api.web.render import render
 from api.web.routes.admin import MAX_SOURCE, require_admin
-from api.web.routes.agreements import today_of
-from api.web.routing import User, WebUser, web_router
+from api.web.routing import User, WebUser, today_of, web_router
 from engine.calendar import parse_offset
 from engine.definition import WorkflowDefinition, parse_definition
 from engine.errors import DefinitionError

@@ -12,8 +12,7 @@ from api.deps import SessionDep, WorkDep
 from api.web.delegation import create_delegation, delegations_of, revoke_delegation
 from api.web.forms import Form as WebForm
 from api.web.render import render
-from api.web.routes.agreements import today_of
-from api.web.routing import User, WebUser, web_router
+from api.web.routing import User, WebUser, today_of, web_router
 from engine.errors import InvalidInput
 
 router = web_router()

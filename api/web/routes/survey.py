@@ -21,8 +21,7 @@ from api.web.case_forms import SurveyFormIn, read_survey_form
 from api.web.forms import Form as WebForm
 from api.web.queries import org_name
 from api.web.render import render
-from api.web.routes.agreements import today_of
-from api.web.routing import User, WebUser, web_router
+from api.web.routing import User, WebUser, today_of, web_router
 from engine.calendar import effective_deadline
 from engine.errors import Conflict, InvalidInput
 from engine.models import Organisation

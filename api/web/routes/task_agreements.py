@@ -8,12 +8,11 @@ Every button comes from the engine's answer to "what may this person fire now" o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import Annotated
 
 from fastapi import Form, Request
 from pydantic import ValidationError
-from sqlalchemy import BindParameter, bindparam, or_, select
+from sqlalchemy import select
 from sqlmodel import Session, col
 from starlette.responses import RedirectResponse, Response
 
@@ -22,65 +21,16 @@ from api.deps import SessionDep, WorkDep
 from api.web.forms import Form as WebForm
 from api.web.forms import read_agreement_form
 from api.web.render import render
-from api.web.routes.agreements import today_of
-from api.web.routing import User, WebUser, web_router
+from api.web.routes.agreements import show_agreement
+from api.web.routing import User, WebUser, today_of, web_router
 from api.web.views import agreement_view, require_permitted
 from engine.errors import InvalidInput, NotPermitted
 from engine.models import Case, Organisation
-from engine.permissions import CaseReader, visible_cases
+from engine.permissions import CaseReader
 from workflows.task_agreement import service
-from workflows.task_agreement.models import TaskAgreementLink
-from workflows.task_agreement.read import framework_of, frameworks_of, task_agreements_of
-from workflows.task_agreement.schemas import ContinueIn, FrameworkRef, TaskAgreementCreate, TaskAgreementSummary
+from workflows.task_agreement.schemas import ContinueIn, TaskAgreementCreate
 
 router = web_router()
-
-
-class _Listed(Protocol):
-    """A dashboard row: an agreement by its case id."""
-
-    @property
-    def id(self) -> int: ...
-
-
-T = TypeVar("T", bound=_Listed)
-
-
-@dataclass
-class TaskSection:
-    """What the agreement page shows of the link: its framework (if task-specific) or its task agreements."""
-
-    framework: FrameworkRef | None
-    tasks: list[TaskAgreementSummary]
-    may_start: bool
-    outside_names: list[str]
-
-
-_AID: BindParameter[int] = bindparam("aid")
-_LINKED = select(col(TaskAgreementLink.id)).where(
-    or_(col(TaskAgreementLink.agreement_id) == _AID, col(TaskAgreementLink.framework_id) == _AID)).limit(1)
-
-
-def task_section(
-    request: Request, session: Session, user: WebUser, agreement_id: int, permitted: list[str]
-) -> TaskSection:
-    """Assemble the task-specific part of an agreement page for a viewer."""
-    ctx = request.app.state.ctx
-    if session.execute(_LINKED, {"aid": agreement_id}).first() is None:  # most agreements: neither side of a link
-        return TaskSection(None, [], "start_task_agreement" in permitted, [])
-    framework = framework_of(session, user.actor, agreement_id)
-    tasks = [] if framework else task_agreements_of(session, ctx.registry, user.actor, agreement_id, ctx.clock.now())
-    names: list[str] = []
-    if framework and framework.outside_framework:
-        rows = dict(
-            session.execute(
-                select(col(Organisation.key), col(Organisation.name_fi)).where(
-                    col(Organisation.key).in_(framework.outside_framework)
-                )
-            ).all()
-        )
-        names = [rows.get(k, k) for k in framework.outside_framework]
-    return TaskSection(framework, tasks, framework is None and "start_task_agreement" in permitted, names)
 
 
 def _may_start(request: Request, session: Session, user: WebUser, framework_id: int) -> None:
@@ -179,8 +129,6 @@ def create_task_agreement(
 
 
 def _show(request: Request, session: Session, user: WebUser, agreement_id: int, form: WebForm) -> Response:
-    from api.web.routes.agreements import show_agreement  # the agreement page, with this form's errors
-
     return show_agreement(request, session, user, agreement_id, status=422, form=form, form_party="continue")
 
 
@@ -211,33 +159,3 @@ def confirm_unchanged(work: WorkDep, request: Request, agreement_id: int, user: 
     require_permitted(request, session, user, agreement_id, "confirm_unchanged")
     work.run(lambda uow: service.confirm_unchanged(uow, agreement_id, user.actor))
     return RedirectResponse(f"/agreements/{agreement_id}?notice=task_confirmed", status_code=303)
-
-
-def review_tasks(request: Request, session: Session, user: WebUser, framework_id: int) -> list[Any]:
-    """List the task-specific agreements a framework's review page shows (those the viewer may open)."""
-    ctx = request.app.state.ctx
-    return list(task_agreements_of(session, ctx.registry, user.actor, framework_id, ctx.clock.now()))
-
-
-def under_frameworks(session: Session, actor: Any, items: list[T]) -> tuple[list[T], dict[int, str]]:
-    """Order a dashboard list so each task-specific agreement follows its framework (or its siblings), and name
-    the framework of each (only a framework the viewer may open is named: {task id: framework title})."""
-    ids = [i.id for i in items]
-    links = frameworks_of(session, ids)
-    titles = dict(
-        session.execute(
-            select(col(Case.id), col(Case.title)).where(col(Case.id).in_(set(links.values())), visible_cases(actor))
-        ).all()
-    )
-    first = {i: n for n, i in enumerate(ids)}
-    # a task agreement sits after its framework if listed, else after the first of its siblings
-    anchor: dict[int, int] = {}
-    for n, i in enumerate(ids):
-        framework = links.get(i)
-        if framework is not None:
-            anchor.setdefault(framework, first.get(framework, n))
-    order = sorted(
-        range(len(ids)),
-        key=lambda n: (anchor[links[ids[n]]], 1, n) if ids[n] in links else (anchor.get(ids[n], n), 0, n),
-    )
-    return [items[n] for n in order], {i: titles[f] for i, f in links.items() if f in titles}
