@@ -44,8 +44,10 @@ class _SetBased:
         # S608 below: built once from the table metadata's names and types; every value is a parameter
         q = dialect.identifier_preparer.quote
 
+        # %b: each array goes in psycopg's binary format. In text format every element is quoted through a
+        # regular expression (psycopg's ListDumper): a fifth of a 3,000-deadline sweep's time on PostgreSQL.
         def arrays(cols: Sequence[tuple[str, Any]]) -> str:
-            return ", ".join(f"%({n})s::{t.compile(dialect=dialect)}[]" for n, t in cols)
+            return ", ".join(f"%({n})b::{t.compile(dialect=dialect)}[]" for n, t in cols)
 
         case_types = [CASE.c.id.type, CASE.c.version.type, *(CASE.c[n].type for n in _TRANSITION_NAMES[2:])]
         self.transition = (
