@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import fresh_sqlite, load_average, loop_registry
-from bench.transitions import create_cases, raw_sqlite
+from bench.raw_loop import create_cases, raw_sqlite
 from engine.clock import SystemClock
 from engine.db import Database
 from engine.service import Engine

@@ -62,7 +62,7 @@ def build(workdir: Path, cases: int) -> Path:
     import sqlite3
 
     from bench.common import fresh_sqlite, loop_registry
-    from bench.transitions import create_cases
+    from bench.raw_loop import create_cases
     from engine.clock import SystemClock
     from engine.service import Engine
 

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import hashlib
 import json
 import pstats
-import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,93 +29,13 @@ from bench.common import (
     loop_registry,
     machine_facts,
     print_facts,
-    psycopg_url,
 )
-from engine.actors import SYSTEM
+from bench.raw_loop import create_cases, raw_postgres, raw_sqlite
 from engine.clock import SystemClock
 from engine.db import Database
 from engine.service import Engine
 
 CASES = 1000
-SELECT = ('SELECT id, workflow, workflow_version, state, version, parent_id, organisation_id, coordinator_id, '
-          'title, deadline, data, event_count, head_hash FROM "case" WHERE id = {p}')
-UPDATE = ('UPDATE "case" SET state = {p}, version = {p}, updated_at = {p}, event_count = {p}, head_hash = {p} '
-          'WHERE id = {p} AND version = {p}')
-INSERT = ('INSERT INTO event (case_id, seq, at, actor_id, on_behalf_of_id, trigger, name, from_state, to_state, '
-          'payload, document_hash, prev_hash, hash) VALUES ({ps})')
-
-
-def _sql(template: str, p: str) -> str:
-    return template.format(p=p, ps=", ".join([p] * 13))
-
-
-def create_cases(engine: Engine, count: int) -> list[int]:
-    """Create `count` loop cases in batches; return their ids."""
-    ids: list[int] = []
-    for start in range(0, count, 500):
-        batch = min(500, count - start)
-        ids += engine.run(lambda uow, b=batch: [uow.create_case("bench_loop", actor=SYSTEM).id for _ in range(b)])
-    return ids
-
-
-def _sealed(row: Any, n: int, now: datetime) -> tuple[int, str, str]:
-    """Compute what the engine computes for an event: sequence, payload JSON and chained hash."""
-    seq = row[11] + 1
-    payload = json.dumps({"n": n}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    body = "\x1f".join([str(row[0]), str(seq), now.isoformat(), "None", "None", "touch", "Touched", "open",
-                        "open", payload, "None", row[12]])
-    return seq, payload, hashlib.sha256(body.encode()).hexdigest()
-
-
-def raw_sqlite(path: Path, ids: list[int]) -> Callable[[int], None]:
-    """Return a runner doing the engine's writes with bare sqlite3."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
-        conn.execute(f"PRAGMA {pragma}")
-    select, update, insert = (_sql(t, "?") for t in (SELECT, UPDATE, INSERT))
-    counter = iter(range(10**9))
-
-    def run(count: int) -> None:
-        for _ in range(count):
-            n = next(counter)
-            cid = ids[n % len(ids)]
-            conn.execute("BEGIN IMMEDIATE")
-            row = conn.execute(select, (cid,)).fetchone()
-            now = datetime.now(UTC)
-            stamp = now.replace(tzinfo=None).isoformat(" ")
-            seq, payload, digest = _sealed(row, n, now)
-            conn.execute(update, ("open", row[4] + 1, stamp, seq, digest, cid, row[4]))
-            conn.execute(insert, (cid, seq, stamp, None, None, "touch", "Touched", "open", "open", payload, None,
-                                  row[12], digest))
-            conn.execute("COMMIT")
-
-    return run
-
-
-def raw_postgres(url: str, ids: list[int]) -> Callable[[int], None]:
-    """Return a runner doing the engine's writes with bare psycopg."""
-    import psycopg
-
-    conn = psycopg.connect(psycopg_url(url))
-    select, update, insert = (_sql(t, "%s") for t in (SELECT, UPDATE, INSERT))
-    select += " FOR UPDATE"
-    counter = iter(range(10**9))
-
-    def run(count: int) -> None:
-        for _ in range(count):
-            n = next(counter)
-            cid = ids[n % len(ids)]
-            row = conn.execute(select, (cid,)).fetchone()
-            now = datetime.now(UTC)
-            seq, payload, digest = _sealed(row, n, now)
-            conn.execute(update, ("open", row[4] + 1, now.replace(tzinfo=None), seq, digest, cid, row[4]))
-            conn.execute(insert, (cid, seq, now.replace(tzinfo=None), None, None, "touch", "Touched", "open",
-                                  "open", payload, None, row[12], digest))
-            conn.commit()
-
-    return run
-
-
 def through_engine(engine: Engine, ids: list[int]) -> Callable[[int], None]:
     """Return a runner firing `touch` through the engine, one transaction each."""
     counter = iter(range(10**9))
