@@ -104,20 +104,16 @@ class CaseStatements:
         self.case = Statement(case, dialect, CASE_COLS)
         self.children = Statement(children, dialect, CASE_COLS)
         self.child = Statement(child, dialect, CASE_COLS)
-        self.transition = Statement(
-            update(CASE).where(CASE.c.id == cid, CASE.c.version == _param(CASE.c.version, "old_version"))
-            .values(state=_param(CASE.c.state), version=_param(CASE.c.version), updated_at=_param(CASE.c.updated_at),
-                    event_count=_param(CASE.c.event_count), head_hash=_param(CASE.c.head_hash)),
-            dialect)
-        # A transition back to the same state: SQLite rewrites the entry of every index whose column the UPDATE
-        # sets, changed or not, so setting `state` to what it was dirties a page of ix_case_workflow_state on each
-        # commit (2 WAL pages against 1 for the case alone; at 100,000 cases a different page each time, copied
-        # again by the checkpoint). PostgreSQL compares the values (a HOT update either way): one statement there.
-        self.transition_same_state = self.transition if dialect.name != "sqlite" else Statement(
-            update(CASE).where(CASE.c.id == cid, CASE.c.version == _param(CASE.c.version, "old_version"))
-            .values(version=_param(CASE.c.version), updated_at=_param(CASE.c.updated_at),
-                    event_count=_param(CASE.c.event_count), head_hash=_param(CASE.c.head_hash)),
-            dialect)
+        # A transition's write; back to the same state, without `state`: SQLite rewrites the entry of every index
+        # whose column the UPDATE sets, changed or not, so setting `state` to what it was dirties a page of
+        # ix_case_workflow_state on each commit (2 WAL pages against 1 for the case alone; at 100,000 cases a
+        # different page each time, copied again by the checkpoint). PostgreSQL compares the values (a HOT update
+        # either way): one statement there.
+        moved = update(CASE).where(CASE.c.id == cid, CASE.c.version == _param(CASE.c.version, "old_version"))
+        counted = {n: _param(CASE.c[n]) for n in ("version", "updated_at", "event_count", "head_hash")}
+        self.transition = Statement(moved.values(state=_param(CASE.c.state), **counted), dialect)
+        self.transition_same_state = (self.transition if dialect.name != "sqlite"
+                                      else Statement(moved.values(**counted), dialect))
         self.create = Statement(insert(CASE).values({n: _param(CASE.c[n]) for n in NEW_CASE_FIELDS}), dialect,
                                 returns_id=True)
         self.data = Statement(

@@ -75,8 +75,8 @@ _OF_CASES = {pg: select(TIMER.c.id, TIMER.c.case_id, TIMER.c.armed_seq, TIMER.c.
                         TIMER.c.due_at).where(_one_of(TIMER.c.case_id, "b_cases", pg)) for pg in (False, True)}
 # The batch's cases: their parents' ids, then all of them locked in id order (`_lock_cases`)
 _PARENTS = {pg: select(CASE.c.parent_id).where(_one_of(CASE.c.id, "b_ids", pg)) for pg in (False, True)}
-_LOCK = {False: select(*_CASE_COLS).where(_one_of(CASE.c.id, "b_ids", False)).order_by(CASE.c.id),
-         True: select(*_CASE_COLS).where(_one_of(CASE.c.id, "b_ids", True)).order_by(CASE.c.id).with_for_update()}
+_LOCK = {pg: select(*_CASE_COLS).where(_one_of(CASE.c.id, "b_ids", pg)).order_by(CASE.c.id) for pg in (False, True)}
+_LOCK[True] = _LOCK[True].with_for_update()
 
 
 class BatchPart(Protocol):
