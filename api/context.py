@@ -87,7 +87,7 @@ class AppContext:
 def _wire(registry: Registry, settings: Settings) -> None:
     registry.on_transition(timers.on_transition)
     registry.on_transition(reminders.on_transition)
-    registry.on_transition(webhook_events.on_transition)  # queued in the transition's transaction
+    webhook_events.install(registry)  # queued in the transition's transaction
     registry.services["mail"] = MailConfig(base_url=settings.base_url, sender=settings.mail_from,
                                            domain=settings.mail_domain)
 

@@ -264,6 +264,11 @@ class WriteTransaction:
             raise DBAPIError.instance(str(args[0]) if args else None, (), exc, self._error) from exc
 
     @property
+    def has_connection(self) -> bool:
+        """Tell whether an SQLAlchemy Connection has joined the transaction (it then owns the commit)."""
+        return self._conn is not None
+
+    @property
     def connection(self) -> Connection:
         """Return an SQLAlchemy Connection inside this transaction (for Core statements and Sessions)."""
         if self._conn is None:

@@ -35,6 +35,8 @@ class Registry:
     services: dict[str, Any] = field(default_factory=dict)  # shared helpers, e.g. the mail configuration
     guards: dict[str, dict[str, Guard]] = field(default_factory=dict)  # per workflow, for later versions
     audit_checks: list[AuditCheck] = field(default_factory=list)  # records checked against their events
+    # prebuilt SELECTs without parameters that listeners read in nearly every transaction (`read_first`)
+    prefetch: dict[str, Any] = field(default_factory=dict)
 
     def register(self, definition: WorkflowDefinition, guards: dict[str, Guard] | None = None,
                  source: Path | None = None) -> WorkflowMachine:
@@ -114,6 +116,12 @@ class Registry:
                 self.triggers[key] = handler
             self.audit_checks += [c for c in plugin.audit_checks if c not in self.audit_checks]
             self.plugins.append(plugin)
+
+    def read_first(self, key: str, select: Any) -> None:
+        """Declare a read (a prebuilt Core SELECT without parameters) that listeners make in nearly every
+        transaction, read with `UnitOfWork.prefetched(key)`: on PostgreSQL it is sent with the transaction's first
+        statement, in the same round trip; elsewhere it runs when first asked for."""
+        self.prefetch[key] = select
 
     def on_transition(self, listener: Listener, *, workflow: str | None = None) -> None:
         """Call a listener after every transition (or only those of one workflow's cases), in the same transaction."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, event, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -79,11 +79,20 @@ class UnitOfWork:
     _cursor: Cursor | None = None
     _ended: bool = False
     info: dict[str, Any] = field(default_factory=dict)  # what a listener keeps for this transaction (Session.info)
+    _ordered: bool = False  # the cursor's kept writes are hooked to go out before the Connection's statements
 
     @property
     def conn(self) -> Connection:
         """Return an SQLAlchemy Connection inside this transaction, for Core statements."""
-        return self.tx.connection
+        conn = self.tx.connection
+        if self._cursor is not None and self._cursor.later and not self._ordered:
+            self._order_writes(conn)
+        return conn
+
+    def _order_writes(self, conn: Connection) -> None:
+        # the cursor's kept writes go out before anything the Connection sends (a Session's flush, a savepoint)
+        event.listen(conn, "before_cursor_execute", self.cursor.before)
+        self._ordered = True
 
     @property
     def session(self) -> Session:
@@ -101,8 +110,24 @@ class UnitOfWork:
     def cursor(self) -> Cursor:
         """Return the transaction's DBAPI cursor for the engine's own compiled statements."""
         if self._cursor is None:
-            self._cursor = Cursor(self.tx.driver, self.db.statements)
+            prefetch = None
+            if self.registry.prefetch and self.db.statements.pipelined:
+                prefetch = [(key, entry) for key, stmt in self.registry.prefetch.items()
+                            if (entry := self._compiled(stmt)) is not None]
+            self._cursor = Cursor(self.tx.driver, self.db.statements, prefetch)
         return self._cursor
+
+    def prefetched(self, key: str) -> list[tuple[Any, ...]]:
+        """Return the rows of a read declared with `Registry.read_first`, read once per transaction: with the
+        transaction's first statement on PostgreSQL, or now."""
+        cached: list[tuple[Any, ...]] | None = self.info.get(f"prefetch:{key}")
+        if cached is None:
+            cursor = self._cursor
+            cached = cursor.prefetched.pop(key, None) if cursor is not None and cursor.prefetched else None
+            if cached is None:
+                cached = self.select(self.registry.prefetch[key])
+            self.info[f"prefetch:{key}"] = cached
+        return cached
 
     def execute(self, stmt: Executable, params: dict[str, Any] | None = None) -> int:
         """Run a prebuilt Core UPDATE, INSERT or DELETE in this transaction; return how many rows it touched.
@@ -119,6 +144,23 @@ class UnitOfWork:
         compiled, defaults = fast
         return self.cursor.write(compiled, {**defaults, **(params or {})})
 
+    def execute_later(self, stmt: Executable, params: dict[str, Any] | None = None) -> None:
+        """Run a prebuilt Core UPDATE, INSERT or DELETE whose row count nobody reads.
+
+        On PostgreSQL it is kept and sent with the transaction's next statement, whichever way that goes, or with
+        its COMMIT: one round trip for both, in the order written, so what the transaction reads next sees it. A
+        refusal of it comes out of that next statement or the commit, and then nothing of the transaction is
+        committed. On SQLite it runs at once, as `execute`.
+        """
+        fast = self._fast(stmt)
+        if fast is None:
+            self.session.connection().execute(stmt, params or {})
+            return
+        compiled, defaults = fast
+        self.cursor.write_later(compiled, {**defaults, **(params or {})})
+        if not self._ordered and self.cursor.later and self.tx.has_connection:
+            self._order_writes(self.tx.connection)
+
     def select(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a prebuilt Core SELECT in this transaction; return its rows (values as the ORM reads them).
 
@@ -134,6 +176,13 @@ class UnitOfWork:
         """Return the statement compiled for this dialect with its literal values, or None for the slow path."""
         if self._cursor is not None and type(self._cursor) is not Cursor:
             return None  # someone else's cursor (the sweep's deferred writes): their ordering, their Connection
+        entry = self._compiled(stmt)
+        if entry is not None and self._session is not None and (
+                self._session.new or self._session.dirty or self._session.deleted):
+            self._session.flush()
+        return entry
+
+    def _compiled(self, stmt: Executable) -> tuple[Statement, dict[str, Any]] | None:
         dialect = self.db.engine.dialect
         key = (dialect.name, id(stmt))
         entry = _COMPILED.get(key)
@@ -148,9 +197,6 @@ class UnitOfWork:
                 defaults = {name: b.effective_value for name, b in compiled.binds.items() if not b.required}
                 entry = (stmt, (Statement(stmt, dialect, columns), defaults))
             _COMPILED[key] = entry
-        if entry[1] is not None and self._session is not None and (
-                self._session.new or self._session.dirty or self._session.deleted):
-            self._session.flush()
         return entry[1]
 
     def _close(self) -> None:
@@ -193,7 +239,13 @@ class UnitOfWork:
         try:
             if self._session is not None:
                 self._session.flush()
-            self.tx.commit()
+            cursor = self._cursor
+            if cursor is not None and cursor.later and not self.tx.has_connection:
+                cursor.commit()  # PostgreSQL: the kept writes and COMMIT in one round trip
+            else:
+                if cursor is not None:
+                    cursor.flush()
+                self.tx.commit()
         except (IntegrityError, OperationalError) as exc:
             self.rollback()
             _raise_translated(exc)
@@ -390,16 +442,19 @@ class UnitOfWork:
         seq, digest, event_values = self._seal(case, trigger, event_name, source, dest, actor, payload,
                                                document_hash)
         statements = self.db.statements
-        changed = self.cursor.write(statements.transition if dest != source else statements.transition_same_state, {
-            "cid": case.id, "old_version": case.version, "state": dest, "version": case.version + 1,
-            "updated_at": self.now, "event_count": seq, "head_hash": digest})
-        if changed != 1:
+        event_id = self.cursor.move(
+            statements.transition if dest != source else statements.transition_same_state, {
+                "cid": case.id, "old_version": case.version, "state": dest, "version": case.version + 1,
+                "updated_at": self.now, "event_count": seq, "head_hash": digest}, event_values)
+        if event_id is None:
             raise Conflict(f"case {case.id} was changed by someone else; reload and retry",
                            message_id="error.changed_meanwhile")
         case.state = dest
         case.version += 1
-        record = self._append(case, event_values, seq, digest, trigger, event_name, source, dest, actor, payload,
-                              document_hash)
+        case.event_count = seq
+        case.head_hash = digest
+        record = TransitionRecord(case, trigger, event_name, source, dest, actor, payload, event_id, seq, self.now,
+                                  document_hash)
         self._notify(record)
         return record
 

@@ -29,6 +29,7 @@ EVENT_FIELDS = ("case_id", "seq", "at", "actor_id", "on_behalf_of_id", "trigger"
                 "payload", "document_hash", "prev_hash", "hash")
 
 Processor = Callable[[Any], Any]
+_IDLE = 0  # libpq's PQTRANS_IDLE (psycopg.pq.TransactionStatus.IDLE): no transaction begun on the connection
 
 
 def _param(column: Any, name: str | None = None) -> Any:
@@ -126,22 +127,114 @@ class CaseStatements:
             dialect)
         self.event = Statement(insert(EVENT).values({n: _param(EVENT.c[n]) for n in EVENT_FIELDS}), dialect,
                                returns_id=True)
+        # PostgreSQL: the transition's case write and its event in one statement, one round trip instead of two
+        # (the event is inserted only when the UPDATE found the case at the version read, and its id comes back;
+        # no row back is the same refusal as an UPDATE that touched none). SQLite, in-process, has no DML in WITH.
+        self.moved_event: Statement | None = None
+        if lock:
+            moved_cte = moved.values(state=_param(CASE.c.state), **counted).returning(CASE.c.id).cte("moved")
+            rest = select(moved_cte.c.id, *[_param(EVENT.c[n]) for n in EVENT_FIELDS[1:]]).select_from(moved_cte)
+            self.moved_event = Statement(insert(EVENT).from_select(list(EVENT_FIELDS), rest).add_cte(moved_cte),
+                                         dialect, returns_id=True)
+        # PostgreSQL through psycopg: statements may be sent together in pipeline mode (engine.statements.Cursor)
+        self.pipelined = lock and dialect.driver == "psycopg"
 
 
 class Cursor:
     """The DBAPI cursor of one transaction's connection; DBAPI errors come out as SQLAlchemy's."""
 
-    def __init__(self, driver_connection: Any, statements: CaseStatements) -> None:
+    def __init__(self, driver_connection: Any, statements: CaseStatements,
+                 prefetch: Sequence[tuple[str, tuple[Statement, dict[str, Any]]]] | None = None) -> None:
+        self.driver = driver_connection
         self.cursor = driver_connection.cursor()
         self.sql = statements
+        self.later: list[tuple[str, Any]] = []  # PostgreSQL: writes nobody reads the result of, not yet sent
+        self._later_cursor: Any = None
+        self.prefetch = prefetch  # PostgreSQL: reads sent with the transaction's first statement
+        self.prefetched: dict[str, list[tuple[Any, ...]]] = {}
 
     def _execute(self, stmt: Statement, values: dict[str, Any]) -> Any:
         params = stmt.params(values)
         try:
-            self.cursor.execute(stmt.sql, params)
+            if self.later or (self.prefetch and self.driver.info.transaction_status == _IDLE):
+                # the writes kept, this statement and (the transaction's first) the declared first reads in one
+                # round trip; the results are read when the pipeline ends. (psycopg waits for a BEGIN's answer
+                # before anything else, in pipeline mode too: that round trip stays.)
+                reads = []
+                with self.driver.pipeline():
+                    self._send_later()
+                    self.cursor.execute(stmt.sql, params)
+                    if self.prefetch:
+                        for key, (read, defaults) in self.prefetch:
+                            cursor = self.driver.cursor()
+                            cursor.execute(read.sql, read.params(dict(defaults)))
+                            reads.append((key, read, cursor))
+                        self.prefetch = None
+                for key, read, cursor in reads:
+                    self.prefetched[key] = [tuple(read.row(r)) for r in cursor.fetchall()]
+                    cursor.close()
+            else:
+                self.cursor.execute(stmt.sql, params)
         except self.sql.dbapi_error as exc:
             raise DBAPIError.instance(stmt.sql, params, exc, self.sql.dbapi_error) from exc
         return self.cursor
+
+    def write_later(self, stmt: Statement, values: dict[str, Any]) -> None:
+        """A write whose row count nobody reads: on PostgreSQL kept and sent with the transaction's next statement
+        or its COMMIT, in order (`flush`); on SQLite, in-process, at once."""
+        if self.sql.pipelined:
+            self.later.append((stmt.sql, stmt.params(values)))
+        else:
+            self.write(stmt, values)
+
+    def _send_later(self) -> None:
+        if self.later:
+            later, self.later = self.later, []
+            if self._later_cursor is None:
+                self._later_cursor = self.driver.cursor()
+            for sql, params in later:
+                self._later_cursor.execute(sql, params)
+
+    def flush(self) -> None:
+        """Send the writes kept (before a statement of the transaction's SQLAlchemy Connection, or a savepoint)."""
+        if self.later:
+            sql = self.later[0][0]
+            try:
+                with self.driver.pipeline():
+                    self._send_later()
+            except self.sql.dbapi_error as exc:
+                raise DBAPIError.instance(sql, (), exc, self.sql.dbapi_error) from exc
+
+    def commit(self) -> None:
+        """Commit on the DBAPI connection: on PostgreSQL with the writes kept, in one round trip. A write refused
+        there aborts the pipeline before its COMMIT: nothing of the transaction is committed."""
+        if not self.later:
+            self.driver.commit()
+            return
+        sql = self.later[0][0]
+        try:
+            with self.driver.pipeline():
+                self._send_later()
+                # as a statement: Connection.commit() in pipeline mode waits for its answer, and the pipeline's
+                # end then makes a second round trip
+                self._later_cursor.execute("COMMIT")
+        except self.sql.dbapi_error as exc:
+            raise DBAPIError.instance(sql, (), exc, self.sql.dbapi_error) from exc
+
+    def before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        """Connection hook (`before_cursor_execute`): send the writes kept before any other statement."""
+        self.flush()
+
+    def move(self, update: Statement, values: dict[str, Any], event: dict[str, Any]) -> int | None:
+        """A transition's case write (`values`, with its version check) and its event; return the event's id, or None
+        when the case was not at the version read (then nothing is written)."""
+        combined = self.sql.moved_event
+        if combined is None:
+            if self.write(update, values) != 1:
+                return None
+            return self.insert(self.sql.event, event)
+        row = self._execute(combined, {**event, **values}).fetchone()
+        return None if row is None else int(row[0])
 
     def rows(self, stmt: Statement, values: dict[str, Any]) -> list[list[Any]]:
         """Run a query; return its converted rows."""
@@ -159,5 +252,8 @@ class Cursor:
         return count
 
     def close(self) -> None:
-        """Release the cursor."""
+        """Release the cursor; writes kept and not sent are dropped (the transaction was rolled back)."""
+        self.later = []
         self.cursor.close()
+        if self._later_cursor is not None:
+            self._later_cursor.close()

@@ -120,6 +120,11 @@ class DeferredWrites(Cursor):
         self.events.append(self.event_insert.params({**values, "id": new_id}))
         return new_id
 
+    def move(self, update: Statement, values: dict[str, Any], event: dict[str, Any]) -> int | None:
+        """Keep a transition's case write and its event, apart: the batch sends each kind set-based."""
+        self.write(update, values)
+        return self.insert(self.sql.event, event)
+
     def write(self, stmt: Statement, values: dict[str, Any]) -> int:
         """Keep a case write; its row count is checked when it is sent."""
         if stmt is self.sql.transition:

@@ -245,7 +245,7 @@ def cancel(uow: UnitOfWork, case_id: int, note: str, before_seq: int | None = No
             batch.cancels.append({"b_case": case_id, "b_note": note, "b_at": uow.now, "b_seq": before_seq})
             return
         batch.flush(uow.session.connection())
-    uow.execute(_CANCEL, {"b_case": case_id, "b_note": note, "b_at": uow.now})
+    uow.execute_later(_CANCEL, {"b_case": case_id, "b_note": note, "b_at": uow.now})
 
 
 def on_transition(uow: UnitOfWork, record: TransitionRecord) -> None:
@@ -261,7 +261,7 @@ def on_transition(uow: UnitOfWork, record: TransitionRecord) -> None:
         states = uow.machine_of(record.case).definition.states
         left, entered = states.get(record.from_state), states.get(record.to_state)
         if left is not None and entered is not None and left.timers and left.timers == entered.timers:
-            uow.execute(_RELABEL, {"b_case": record.case.id, "b_state": record.to_state})
+            uow.execute_later(_RELABEL, {"b_case": record.case.id, "b_state": record.to_state})
             return
         cancel(uow, record.case.id, f"left {record.from_state} ({record.event_name})", before_seq=record.seq)
     arm(uow, record.case, record.to_state, record.seq)
@@ -350,6 +350,7 @@ class TimerSweep:
         self._lock_cases(uow, conn, {t.case_id for t in timers})
         deferred = None
         if not uow.db.is_sqlite:  # SQLite runs in-process: a statement costs no round trip there
+            uow.cursor.flush()  # what the unit of work kept goes first
             deferred = DeferredWrites(uow, uow.cursor)
             uow._cursor = deferred
             event.listen(conn, "before_cursor_execute", deferred.before)

@@ -17,10 +17,11 @@ from sqlmodel import col
 
 from engine.models import Case, Organisation, Person, table_of
 from engine.records import TransitionRecord
+from engine.registry import Registry
 from engine.service import UnitOfWork
 from notifications.webhooks.models import WebhookDelivery, WebhookSubscription
 
-__all__ = ["EVENT_TYPE_PREFIX", "cloud_event", "on_transition"]
+__all__ = ["EVENT_TYPE_PREFIX", "cloud_event", "install", "on_transition"]
 
 EVENT_TYPE_PREFIX = "fi.vuosikello."
 _CACHE = "webhook_subscriptions"
@@ -33,12 +34,22 @@ _ACTIVE = select(_SUBSCRIPTION.c.id, _SUBSCRIPTION.c.workflows, _SUBSCRIPTION.c.
 
 
 def _subscriptions(uow: UnitOfWork) -> list[tuple[int, list[str], list[str], list[str]]]:
-    # read once per transaction: a 25-party approval fires several triggers, the subscriptions do not change
+    # read once per transaction (a 25-party approval fires several triggers, the subscriptions do not change),
+    # on PostgreSQL with the transaction's first statement (`install`), on the transaction's cursor elsewhere: an
+    # approval then opens no ORM session at all
     cached = uow.info.get(_CACHE)
-    if cached is None:  # on the transaction's cursor: an approval then opens no ORM session at all
-        cached = [(int(i), list(w or ()), list(o or ()), list(e or ())) for i, w, o, e in uow.select(_ACTIVE)]
+    if cached is None:
+        cached = [(int(i), list(w or ()), list(o or ()), list(e or ()))
+                  for i, w, o, e in uow.prefetched(_CACHE)]
         uow.info[_CACHE] = cached
     return cached
+
+
+def install(registry: Registry) -> None:
+    """Queue webhook deliveries from every transition; the active subscriptions are read with the transaction's
+    first statement on PostgreSQL (no round trip of their own)."""
+    registry.read_first(_CACHE, _ACTIVE)
+    registry.on_transition(on_transition)
 
 
 def _organisations(uow: UnitOfWork, record: TransitionRecord) -> set[str]:
