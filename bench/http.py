@@ -19,9 +19,12 @@ median of the next ones each on a new connection as the first is (templates are 
 agreements' bodies and pages built at start-up: the first read should cost what later ones do); the median on
 one kept-alive connection is reported beside it, and the median of later ones that each came after a pause
 (`PAUSE_S`), as the first one does: on this machine any request after a pause costs about twice one sent back to
-back, the bare endpoint's too, whose own first and later requests are timed the same way.
+back, the bare endpoint's too, whose own first and later requests are timed the same way. A first request is
+one sample per start, so each server is started `--starts` times, one at a time, and the first request's figures
+are medians over the starts.
 
-    .venv/bin/python -m bench.http [--duration 4] [--rounds 5] [--clients 50] [--workers 1] [--json FILE]
+    .venv/bin/python -m bench.http [--duration 4] [--rounds 5] [--clients 50] [--workers 1] [--starts 5]
+                                   [--json FILE]
 
 Goals (issue 11): the agreement read >= 0.3x the bare endpoint with p95 <= 100 ms; the pages >= 0.1x.
 """
@@ -57,6 +60,10 @@ OPEN_CASES = 50
 # request always comes after a pause (the start), so it is also compared with later ones that came after one.
 PAUSE_S = 0.2
 PAUSES = 7
+# The first request is one sample per start, and one request here varies by half a millisecond either way: the
+# server is started STARTS times and each figure of the first request is the median over the starts (the ratios:
+# the median of each start's own ratio), the one server the load rounds use being the first of them.
+STARTS = 5
 
 
 @dataclass
@@ -333,6 +340,30 @@ async def _first_and_later(port: int, path: str, request: bytes, later: int) -> 
             "after_pause_median_ms": round(after_pause, 2), "first_over_after_pause": round(first / after_pause, 2)}
 
 
+def over_starts(per_start: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure of `_first_and_later` (and `after_other_paths_ms`) as its median over the server's starts;
+    the ratios as the median of each start's own ratio; every start's figures kept under `per_start`."""
+    out: dict[str, Any] = {key: round(statistics.median(s[key] for s in per_start), 2) for key in per_start[0]}
+    out["starts"] = len(per_start)
+    out["per_start"] = per_start
+    return out
+
+
+def _first_over_starts(runner: Any, kind: str, db_path: Path, workers: int, probe: str,
+                       paths: dict[str, tuple[str, dict[str, str]]], starts: int,
+                       first: dict[str, Any]) -> dict[str, Any]:
+    """`first` timed on the server the load rounds use, then `starts - 1` more starts of a server of that kind,
+    one at a time; per path, the figures over all starts (`over_starts`)."""
+    per_start = [first]
+    for _ in range(starts - 1):
+        server = Server(kind, db_path, workers, probe)
+        try:
+            per_start.append(runner(first_requests(server.port, paths, later=20)))
+        finally:
+            server.stop()
+    return {name: over_starts([s[name] for s in per_start]) for name in paths}
+
+
 def _runner() -> Any:
     try:
         import uvloop
@@ -343,8 +374,9 @@ def _runner() -> Any:
 
 
 def run(duration: float = 4.0, rounds: int = 5, clients: int = 50, workers: int = 1,
-        targets: tuple[str, ...] = TARGETS) -> dict[str, Any]:
-    """Prepare, start both servers, time first requests, alternate the load; return every figure."""
+        targets: tuple[str, ...] = TARGETS, starts: int = STARTS) -> dict[str, Any]:
+    """Prepare, start both servers, time first requests (over `starts` starts), alternate the load; return every
+    figure."""
     from bench.common import load_average
 
     runner = _runner()
@@ -365,11 +397,20 @@ def run(duration: float = 4.0, rounds: int = 5, clients: int = 50, workers: int 
                      "page_agreement": (f"/agreements/{prep.agreement_id}", sessions)}
             paths = {k: v for k, v in paths.items() if k in targets}
             result["server_ready_s"] = round(real.ready_s, 2)
-            result["first_request"] = runner(first_requests(real.port, {k: (p, h[0]) for k, (p, h) in paths.items()},
-                                                            later=20))
+            first_paths = {k: (p, h[0]) for k, (p, h) in paths.items()}
+            first = runner(first_requests(real.port, first_paths, later=20))
+            real.stop()  # one server at a time while first requests are timed
+            result["first_request"] = _first_over_starts(runner, "real", db_path, workers, "/healthz", first_paths,
+                                                         starts, first)
+            real = Server("real", db_path, workers, "/healthz")
+            bare_paths = {"bare": (f"/bare/{prep.bare_case_id}", {})}
             bare = Server("bare", db_path, workers, f"/bare/{prep.bare_case_id}")
-            result["first_request_bare"] = runner(first_requests(bare.port, {"bare": (f"/bare/{prep.bare_case_id}",
-                                                                                      {})}, later=20))["bare"]
+            first = runner(first_requests(bare.port, bare_paths, later=20))
+            bare.stop()
+            result["first_request_bare"] = _first_over_starts(runner, "bare", db_path, workers,
+                                                              f"/bare/{prep.bare_case_id}", bare_paths, starts,
+                                                              first)["bare"]
+            bare = Server("bare", db_path, workers, f"/bare/{prep.bare_case_id}")
             plan: list[tuple[str, Server, str, list[dict[str, str]]]] = [
                 ("bare", bare, f"/bare/{prep.bare_case_id}", [{}])]
             plan += [(name, real, path, headers) for name, (path, headers) in paths.items()]
@@ -409,16 +450,19 @@ def run(duration: float = 4.0, rounds: int = 5, clients: int = 50, workers: int 
     for name in paths:
         s, goal = summary[name], GOALS[name]
         extra = f", p95 {s['p95_ms_median']:.0f} ms (goal <= {goal['p95_ms']:.0f})" if "p95_ms" in goal else ""
+        fr = result["first_request"][name]
         print(f"  {name:<15} {s['ratio']:.3f}x the bare endpoint (median of {rounds} rounds; goal >= "
               f"{goal['ratio']}x){extra}; {s['cpu_ms_per_request_median']:.2f} ms server CPU per request; first "
-              f"request {result['first_request'][name]['first_ms']:.1f} ms vs "
+              f"request (median of {fr['starts']} starts; first/after-pause {fr['first_over_after_pause']:.2f}x) "
+              f"{result['first_request'][name]['first_ms']:.1f} ms vs "
               f"{result['first_request'][name]['later_median_ms']:.1f} ms later (each on a new connection, as the "
               f"first; {result['first_request'][name]['later_kept_alive_median_ms']:.1f} ms kept alive; "
               f"{result['first_request'][name]['after_other_paths_ms']:.1f} ms again after the other paths; "
               f"{result['first_request'][name]['after_pause_median_ms']:.1f} ms later after a {PAUSE_S:g} s pause)")
     fb = result["first_request_bare"]
     print(f"  {'bare':<15} first request {fb['first_ms']:.1f} ms vs {fb['later_median_ms']:.1f} ms later; "
-          f"{fb['after_pause_median_ms']:.1f} ms later after a {PAUSE_S:g} s pause")
+          f"{fb['after_pause_median_ms']:.1f} ms later after a {PAUSE_S:g} s pause (first/after-pause "
+          f"{fb['first_over_after_pause']:.2f}x; medians of {fb['starts']} starts)")
     print(f"  load {result['load_start']} -> {result['load_end']}")
     return result
 
@@ -431,13 +475,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (both servers)")
     parser.add_argument("--only", choices=["api", "pages"], help="only the agreement read, or only the pages")
-    parser.add_argument("--quick", action="store_true", help="1 s per endpoint, 2 rounds, 10 clients (smoke test)")
+    parser.add_argument("--starts", type=int, default=STARTS, help="server starts over which first requests are timed")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 s per endpoint, 2 rounds, 10 clients, 2 starts (smoke test)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
     if args.quick:
-        args.duration, args.rounds, args.clients = 1.0, 2, 10
+        args.duration, args.rounds, args.clients, args.starts = 1.0, 2, 10, 2
     targets = {"api": ("api_agreement",), "pages": ("page_tasks", "page_agreement"), None: TARGETS}[args.only]
-    result = run(args.duration, args.rounds, args.clients, args.workers, targets)
+    result = run(args.duration, args.rounds, args.clients, args.workers, targets, max(1, args.starts))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return result

@@ -94,7 +94,8 @@ def _row_http(rec: dict[str, Any], target: str) -> str:
     text = f"{_fmt(s['ratio'])}x (rounds {', '.join(_fmt(r) for r in s['ratio_rounds'])})"
     if target == "api_agreement":
         text += f"; p95 {_fmt(s['p95_ms_median'], 0)} ms"
-    return (f"{text}; {_fmt(s['cpu_ms_per_request_median'])} ms CPU/request; first request "
+    starts = f" (medians of {first['starts']} starts)" if "starts" in first else ""
+    return (f"{text}; {_fmt(s['cpu_ms_per_request_median'])} ms CPU/request; first request{starts} "
             f"{_fmt(first['first_ms'], 1)} ms, later {_fmt(first['later_median_ms'], 1)} ms (each on a new "
             f"connection, as the first{_first_request_beside(first)}){_after_pause(rec, first)}")
 
