@@ -62,7 +62,8 @@ PAUSE_S = 0.2
 PAUSES = 7
 # The first request is one sample per start, and one request here varies by half a millisecond either way: the
 # server is started STARTS times and each figure of the first request is the median over the starts (the ratios:
-# the median of each start's own ratio), the one server the load rounds use being the first of them.
+# the median of each start's own ratio). Only one server runs while first requests are timed; the load rounds
+# then start their own.
 STARTS = 5
 
 
