@@ -93,6 +93,36 @@ def _encode(value: Any) -> Any:
     return value
 
 
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain_json(value: Any, depth: int) -> Any:
+    """`_encode(plain(value, depth))` in one pass over what an email's context holds (dicts, lists, strings,
+    numbers, dates); anything else, and anything `plain` refuses, takes that path itself.
+
+    The two passes were a fifth of a 10,000-reminder sweep's time on PostgreSQL (cProfile, CPU): every reminder
+    has a context of its own.
+    """
+    kind = type(value)
+    if kind in _JSON_SCALARS:
+        return value
+    if kind is datetime:
+        return {"$datetime": value.isoformat()}
+    if kind is date:
+        return {"$date": value.isoformat()}
+    if kind is dict and depth <= 20:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                break  # refused by plain() below
+            out[key] = _plain_json(item, depth + 1)
+        else:
+            return out
+    elif (kind is list or kind is tuple) and depth <= 20:
+        return [_plain_json(item, depth + 1) for item in value]
+    return _encode(plain(value, depth))
+
+
 def _decode(value: Any) -> Any:
     if isinstance(value, dict):
         if len(value) == 1 and "$datetime" in value:
@@ -118,7 +148,7 @@ def _checked(context: dict[str, Any], seen: dict[int, tuple[Any, Any]]) -> dict[
     for key, value in context.items():
         done = seen.get(id(value))
         if done is None or done[0] is not value:
-            done = seen[id(value)] = (value, _encode(plain(value, 1)))  # depth 1: a value of the context dict
+            done = seen[id(value)] = (value, _plain_json(value, 1))  # depth 1: a value of the context dict
         out[key] = done[1]
     return out
 
@@ -135,8 +165,8 @@ def queue(uow: UnitOfWork, mails: Sequence[Mail]) -> int:
     if not mails:
         return 0
     conn = uow.session.connection()
-    existing = set(conn.execute(_EXISTING, {"keys": [m.key for m in mails]}).scalars())
-    people = {row.id: row for row in conn.execute(_PEOPLE, {"ids": sorted({m.person_id for m in mails})})}
+    existing = set(conn.execute(_EXISTING, {"keys": [m.key for m in mails]}).scalars().all())
+    people = {row.id: row for row in conn.execute(_PEOPLE, {"ids": sorted({m.person_id for m in mails})}).all()}
     config = mail_config(uow)
     checked: dict[int, tuple[Any, Any]] = {}
     rows: list[dict[str, Any]] = []

@@ -7,10 +7,13 @@ is not plain data is refused, shared or not.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from api.context import AppContext
@@ -60,3 +63,42 @@ def test_what_is_not_plain_is_refused_shared_or_not(ctx: AppContext, bad: str) -
                          context={2: "x"} if bad == "key" else {"x": object()})]  # type: ignore[dict-item]
     with pytest.raises(NotPlainData):
         ctx.engine.run(lambda uow: deferred.queue(uow, top))
+
+
+# -- the one-pass encoder against the two passes it replaces ----------------------------------------------------
+
+
+@dataclass
+class _Point:
+    x: int
+    when: date
+
+
+_leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=5),
+                    st.dates(), st.datetimes(), st.times(), st.timedeltas(), st.decimals(allow_nan=False),
+                    st.builds(_Point, st.integers(), st.dates()))
+_plain_data = st.recursive(_leaves, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.lists(inner, max_size=3).map(tuple),
+    st.dictionaries(st.text(max_size=4), inner, max_size=4)), max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_plain_data)
+def test_one_pass_encoding_equals_plain_then_encode(value: Any) -> None:
+    assert deferred._plain_json(value, 1) == deferred._encode(plain(value, 1))
+
+
+@pytest.mark.parametrize("bad", [{1: "a"}, {"a": {2: "b"}}, [object()], {"a": [{"b": object()}]}])
+def test_one_pass_encoding_refuses_what_plain_refuses(bad: Any) -> None:
+    with pytest.raises(NotPlainData):
+        deferred._plain_json(bad, 1)
+    with pytest.raises(NotPlainData):
+        plain(bad, 1)
+
+
+def test_one_pass_encoding_refuses_data_nested_too_deep() -> None:
+    deep: Any = "leaf"
+    for _ in range(25):
+        deep = {"k": deep}
+    with pytest.raises(NotPlainData, match="too deep"):
+        deferred._plain_json(deep, 1)
