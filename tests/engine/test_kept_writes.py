@@ -36,7 +36,7 @@ from engine.models import Case, Event, Person, Timer, table_of
 from engine.service import UnitOfWork
 from tests.engine.test_timer_batches import assert_chains_intact
 from tests.support.builders import create_agreement
-from tests.support.service_process import READY_TIMEOUT, ROOT, log_tail
+from tests.support.service_process import READY_TIMEOUT, ROOT, log_tail, reaped
 
 TIMER = table_of(Timer)
 _NOTE = (update(TIMER).where(TIMER.c.case_id == bindparam("case"), TIMER.c.status == "pending")
@@ -198,28 +198,15 @@ def test_kill_9_with_a_transition_kept_commits_none_of_it_and_the_rest_once(ctx:
     env = {"VUOSIKELLO_DATABASE_URL": ctx.db.url, "VUOSIKELLO_ENVIRONMENT": "test",
            "VUOSIKELLO_BASE_URL": "http://testserver", "VUOSIKELLO_SCHEDULER_ENABLED": "false",
            "VK_AGREEMENT": str(fx.id), "VK_SIGNERS": json.dumps(signers)}
-    first = _start({**env, "VK_STALL_PARTY": stall}, log)
-    try:
-        _wait_for(first, b"stalled", log)
-        first.kill()
-    finally:
-        first.kill()
-        first.wait()
-        if first.stdout is not None:
-            first.stdout.close()
+    with reaped(_start({**env, "VK_STALL_PARTY": stall}, log)) as first:
+        _wait_for(first, b"stalled", log)  # inside the stalled party's transaction, its timer write kept
     parties = _parties(ctx, fx.id)
     decided = {k for k, (state, *_rest) in parties.items() if state != "invited"}
     assert decided == set(fx.keys[:PARTIES // 2]), parties  # those before the stalled one, not it
     _assert_consistent(ctx, parties)
 
-    second = _start(env, log)  # the rest, the stalled party included: each decided once
-    try:
+    with reaped(_start(env, log)) as second:  # the rest, the stalled party included: each decided once
         assert second.wait(READY_TIMEOUT) == 0, log_tail(log)
-    finally:
-        second.kill()
-        second.wait()
-        if second.stdout is not None:
-            second.stdout.close()
     parties = _parties(ctx, fx.id)
     assert {state for state, *_rest in parties.values()} == {"approved"}, parties
     assert all(approvals == 1 for _state, approvals, _labels, _counted in parties.values()), parties

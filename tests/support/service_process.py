@@ -16,6 +16,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -156,6 +158,19 @@ class ServiceProcess:
     def log_tail(self, lines: int = 40) -> str:
         """Return the end of the process's log, for failure messages."""
         return log_tail(self.log_path, lines)
+
+
+@contextmanager
+def reaped(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    """Kill a child process and wait for it however the block ends (killing one already gone is harmless), and
+    close its stdout."""
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def log_tail(path: Path, lines: int = 40) -> str:
